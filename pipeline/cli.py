@@ -1,0 +1,150 @@
+"""Command line: `python -m pipeline train | evaluate | export | predict`.
+
+This is the only place that parses arguments; each verb calls an importable function. TensorFlow is
+imported only after the config has been read and checked, so bad input fails in a fraction of a second.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import typing
+
+from pipeline import config as config_lib
+
+logger = logging.getLogger("pipeline")
+
+_PREDICT_BATCH_SIZE = 64
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    train = verbs.add_parser("train", help="train, evaluate and export a run from YAML config files",
+                             description="Train (resuming from the run directory's last checkpoint), "
+                             "evaluate, and export when export.on_train_end is true. Prints the run directory.")
+    train.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files, merged left to right")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override one key, e.g. --set train.epochs=3 (value parsed as YAML); repeatable")
+
+    evaluate = verbs.add_parser("evaluate", help="evaluate a trained run and update its metrics.json")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--split", action="append", dest="splits", metavar="NAME",
+                          help="split to evaluate (validation, test, train); repeatable; default: held-out")
+
+    export = verbs.add_parser("export", help="export a trained run as a TF Serving SavedModel")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--version", type=int, help="integer version (default: the next free one)")
+
+    predict = verbs.add_parser("predict", help="run an export on raw inputs, one JSON object per input",
+                               description="PATH is an export (exports/NAME/VERSION), a model base path "
+                               "(exports/NAME, latest version) or a run directory (its latest export). "
+                               "Inputs are texts; with none, stdin is read one input per line.")
+    predict.add_argument("path", metavar="PATH")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT")
+    predict.add_argument("--signature", default="serving_default", help="signature to call")
+    return parser
+
+
+def main(argv: typing.Optional[list[str]] = None) -> int:
+    arguments = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return _run(arguments)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    except (config_lib.ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    if arguments.verb == "train":
+        config = config_lib.load_config(arguments.configs, arguments.overrides)
+        return _train(config)
+    if arguments.verb == "evaluate":
+        from pipeline import training
+        results = training.evaluate(arguments.run_dir, arguments.splits)
+        print(json.dumps(results, indent=2))
+        return 0
+    if arguments.verb == "export":
+        from pipeline import export
+        print(export.export_run(arguments.run_dir, version=arguments.version))
+        return 0
+    return _predict(arguments.path, arguments.inputs, arguments.signature)
+
+
+def _train(config: config_lib.RunConfig) -> int:
+    from pipeline import export
+    from pipeline import run_files
+    from pipeline import training
+    run_dir = training.train(config)
+    if config.export.on_train_end:
+        path = export.export_run(run_dir)
+        inputs = [text for text in run_files.load_sample_inputs(run_dir) if text][-4:]
+        for row in predict_rows(load_export(path), inputs):
+            logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
+    print(run_dir)
+    return 0
+
+
+def resolve_export(path: str) -> str:
+    """Finds the SavedModel for an export path, a model base path or a run directory."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.exists(os.path.join(path, "config.yaml")):
+        config = config_lib.load_config([os.path.join(path, "config.yaml")])
+        return resolve_export(os.path.join(config.export.dir, config.model_name))
+    versions = [int(name) for name in os.listdir(path) if name.isdigit()] if os.path.isdir(path) else []
+    if not versions:
+        raise FileNotFoundError(f"{path}: no SavedModel, run directory or numbered export versions here; "
+                                "export with `python -m pipeline export RUN_DIR`")
+    return os.path.join(path, str(max(versions)))
+
+
+def load_export(path: str, signature: str = "serving_default"):
+    import tensorflow as tf
+    loaded = tf.saved_model.load(resolve_export(path))
+    if signature not in loaded.signatures:
+        raise ValueError(f"signature {signature!r} not in the export; it has {sorted(loaded.signatures)}")
+    return loaded.signatures[signature]
+
+
+def predict_rows(function, inputs: list[str]) -> typing.Iterator[dict]:
+    """Runs a single-input string signature over inputs in batches, yielding readable rows."""
+    import tensorflow as tf
+    input_name = next(iter(function.structured_input_signature[1]))
+    for start in range(0, len(inputs), _PREDICT_BATCH_SIZE):
+        batch = inputs[start:start + _PREDICT_BATCH_SIZE]
+        outputs = {key: value.numpy() for key, value in
+                   function(**{input_name: tf.constant(batch, dtype=tf.string)}).items()}
+        for row, text in enumerate(batch):
+            yield {input_name: text, **{key: _plain(value[row]) for key, value in sorted(outputs.items())}}
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if hasattr(value, "tolist"):
+        listed = value.tolist()
+        if isinstance(listed, list):
+            return [_plain(item) for item in listed]
+        return _plain(listed)
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _predict(path: str, inputs: list[str], signature: str) -> int:
+    function = load_export(path, signature)
+    if not inputs:
+        inputs = [line.rstrip("\n") for line in sys.stdin]
+    for row in predict_rows(function, inputs):
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 0

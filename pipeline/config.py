@@ -1,0 +1,458 @@
+"""Typed, frozen run configuration: YAML files merged left to right, `--set a.b=c` overrides, strict checks.
+
+A run is described by one `RunConfig`. Its `data` and `model` blocks depend on the task, picked by the
+top-level `task:` key through `TASK_CONFIG_CLASSES`. Every error names the dotted path of the key, what was
+expected and what was found, with a did-you-mean hint for misspelt keys and choices.
+"""
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from typing import Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run: unknown key, wrong type, bad value or impossible combination."""
+
+
+def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{matches[0]}'?" if matches else ""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+# === Blocks shared by every task ===
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        epochs: Passes over the training set.
+        batch_size: Examples per training step.
+        optimizer: Optimizer name.
+        learning_rate: Peak step size.
+        learning_rate_schedule: `constant`, or `cosine` decay to zero over all training steps.
+        clipnorm: Clip each gradient to this L2 norm; null disables clipping.
+        early_stopping_patience: Epochs without improvement of `monitor` before stopping; 0 disables.
+        monitor: Validation metric that picks the best checkpoint and drives early stopping.
+        steps_per_epoch: Cap on training steps per epoch; null uses the whole training split.
+    """
+
+    epochs: int = 5
+    batch_size: int = 32
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    learning_rate: float = 1e-3
+    learning_rate_schedule: Literal["constant", "cosine"] = "constant"
+    clipnorm: Optional[float] = 1.0
+    early_stopping_patience: int = 3
+    monitor: str = "val_accuracy"
+    steps_per_epoch: Optional[int] = None
+
+    def __post_init__(self):
+        _require(self.epochs >= 1, f"train.epochs: must be >= 1 (got {self.epochs})")
+        _require(self.batch_size >= 1, f"train.batch_size: must be >= 1 (got {self.batch_size})")
+        _require(self.learning_rate > 0, f"train.learning_rate: must be > 0 (got {self.learning_rate})")
+        _require(self.clipnorm is None or self.clipnorm > 0,
+                 f"train.clipnorm: must be > 0 or null (got {self.clipnorm})")
+        _require(self.early_stopping_patience >= 0,
+                 f"train.early_stopping_patience: must be >= 0 (got {self.early_stopping_patience})")
+        _require(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+                 f"train.steps_per_epoch: must be >= 1 or null (got {self.steps_per_epoch})")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Where and how the SavedModel is written.
+
+    Attributes:
+        dir: Root of the TF Serving tree; exports go to `<dir>/<model_name>/<version>/`.
+        model_name: TF Serving model name; null uses the run's `name`.
+        on_train_end: Export automatically when `train` finishes.
+        self_check: Load the export in a fresh process and compare it with the in-memory model.
+    """
+
+    dir: str = "exports"
+    model_name: Optional[str] = None
+    on_train_end: bool = True
+    self_check: bool = True
+
+    def __post_init__(self):
+        _require(self.model_name is None or (self.model_name and "/" not in self.model_name),
+                 f"export.model_name: must be a non-empty name without '/' (got {self.model_name!r})")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the run lives and how TensorFlow executes it.
+
+    Attributes:
+        run_dir: Run directory; null uses `runs/<name>`.
+        seed: Seeds Python, NumPy, TensorFlow, shuffling and the validation split.
+        deterministic: Make TensorFlow ops deterministic (same seed, same weights).
+        jit_compile: Compile the training step with XLA (slower on CPU; see README).
+        mixed_precision: Keras dtype policy (bfloat16 is slower on most CPUs; see README).
+    """
+
+    run_dir: Optional[str] = None
+    seed: int = 42
+    deterministic: bool = True
+    jit_compile: bool = False
+    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+
+
+# === Recurrent models ===
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentConfig:
+    """Embedding and recurrent stack settings shared by every recurrent model.
+
+    Attributes:
+        embedding_dim: Size of the token embedding.
+        cell: Recurrent cell type.
+        units: Units per recurrent layer and direction.
+        layers: Number of stacked recurrent layers.
+        bidirectional: Run each layer forwards and backwards and concatenate.
+        dropout: Dropout rate after the embedding and between recurrent layers.
+    """
+
+    embedding_dim: int = 64
+    cell: Literal["simple_rnn", "lstm", "gru"] = "lstm"
+    units: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        for key in ("embedding_dim", "units", "layers"):
+            value = getattr(self, key)
+            _require(value >= 1, f"model.{key}: must be >= 1 (got {value})")
+        _require(0.0 <= self.dropout < 1.0, f"model.dropout: must be in [0, 1) (got {self.dropout})")
+
+
+@dataclasses.dataclass(frozen=True)
+class SentimentModelConfig(RecurrentConfig):
+    """Many-to-one classifier: embedding, recurrent stack, pooling over time, softmax.
+
+    Attributes:
+        pooling: How the sequence becomes one vector: the final state (`last`), a masked `mean` or
+            `max` over time, or learned `attention` weights over time steps.
+    """
+
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+
+
+# === Data ===
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where examples come from and how they are batched.
+
+    Attributes:
+        source: `files`, `tfds:<name>` or `synthetic:<task>`.
+        train: Training file (source `files`).
+        validation: Validation file; null carves `validation_fraction` of train (seeded).
+        test: Test file; null skips the test split.
+        tfds_data_dir: TFDS data directory; null uses TFDS's default.
+        validation_fraction: Share of train carved out when no validation split is given.
+        synthetic_examples: Number of generated examples (source `synthetic:<task>`).
+        on_bad_rows: `error` stops at the first malformed row naming file and line; `skip` skips and
+            counts malformed rows (in the log and in metrics.json).
+        bucketing: Batch examples of similar length together instead of padding to the longest.
+        num_buckets: Number of length buckets (boundaries from quantiles of the training lengths).
+        shuffle_buffer: Shuffle buffer size in examples.
+        cache: Cache vectorized examples in memory after the first epoch.
+    """
+
+    source: str = "files"
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    tfds_data_dir: Optional[str] = None
+    validation_fraction: float = 0.1
+    synthetic_examples: int = 4000
+    on_bad_rows: Literal["error", "skip"] = "error"
+    bucketing: bool = True
+    num_buckets: int = 8
+    shuffle_buffer: int = 10000
+    cache: bool = True
+
+    def __post_init__(self):
+        kind = self.source.split(":", 1)[0]
+        _require(kind in ("files", "tfds", "synthetic"),
+                 f"data.source: expected 'files', 'tfds:<name>' or 'synthetic:<task>', got {self.source!r}."
+                 + _did_you_mean(kind, ("files", "tfds", "synthetic")))
+        _require(kind != "files" or self.train is not None,
+                 "data.train: required when data.source is 'files'")
+        _require(0.0 < self.validation_fraction < 1.0,
+                 f"data.validation_fraction: must be in (0, 1) (got {self.validation_fraction})")
+        _require(self.synthetic_examples >= 10,
+                 f"data.synthetic_examples: must be >= 10 (got {self.synthetic_examples})")
+        _require(self.num_buckets >= 1, f"data.num_buckets: must be >= 1 (got {self.num_buckets})")
+        _require(self.shuffle_buffer >= 1, f"data.shuffle_buffer: must be >= 1 (got {self.shuffle_buffer})")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextClassificationDataConfig(DataConfig):
+    """Labelled texts (CSV, TSV, JSONL, `label text` lines, TFDS or synthetic) and their vectorization.
+
+    Attributes:
+        file_format: File layout; `auto` picks it from the extension (a trailing .gz is ignored).
+        header: CSV/TSV files start with a header row naming the columns.
+        text_column: Column name (or 0-based index) of the text.
+        label_column: Column name (or 0-based index) of the label.
+        labels: Class names in class-index order; integer labels in files index this list. Null
+            collects them from the training split (sorted; numerically when all are integers).
+        vocabulary_size: Largest vocabulary, including the padding and out-of-vocabulary tokens.
+        max_sequence_length: Tokens kept per text (the first ones).
+        lowercase: Lower-case text before splitting.
+        strip_punctuation: Remove ASCII punctuation (and `<br />` tags) before splitting.
+    """
+
+    file_format: Literal["auto", "csv", "tsv", "jsonl", "label_text"] = "auto"
+    header: bool = True
+    text_column: Union[str, int] = "text"
+    label_column: Union[str, int] = "label"
+    labels: Optional[tuple[str, ...]] = None
+    vocabulary_size: int = 20000
+    max_sequence_length: int = 256
+    lowercase: bool = True
+    strip_punctuation: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self.vocabulary_size >= 3, f"data.vocabulary_size: must be >= 3 (got {self.vocabulary_size})")
+        _require(self.max_sequence_length >= 1,
+                 f"data.max_sequence_length: must be >= 1 (got {self.max_sequence_length})")
+        if self.labels is not None:
+            _require(len(self.labels) >= 2, f"data.labels: needs at least 2 classes (got {list(self.labels)})")
+            _require(len(set(self.labels)) == len(self.labels),
+                     f"data.labels: class names must be unique (got {list(self.labels)})")
+
+
+# === The whole run ===
+
+TASK_CONFIG_CLASSES = {
+    "sentiment": (TextClassificationDataConfig, SentimentModelConfig),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One run: what to learn from, what to build, how to train it and where to export it.
+
+    Attributes:
+        name: Run name; the default run directory and TF Serving model name.
+        task: Which task's data and model blocks apply.
+        data: Data block of the task.
+        model: Model block of the task.
+        train: Optimisation settings.
+        export: SavedModel export settings.
+        runtime: Run directory, seed and execution settings.
+    """
+
+    name: str
+    task: str
+    data: DataConfig
+    model: RecurrentConfig
+    train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def __post_init__(self):
+        _require(bool(self.name) and "/" not in self.name,
+                 f"name: must be a non-empty name without '/' (got {self.name!r})")
+        kind, _, detail = self.data.source.partition(":")
+        if kind == "synthetic":
+            _require(detail == self.task,
+                     f"data.source: {self.data.source!r} does not match task {self.task!r}; "
+                     f"use 'synthetic:{self.task}'")
+
+    @property
+    def run_dir(self) -> str:
+        return self.runtime.run_dir or os.path.join("runs", self.name)
+
+    @property
+    def model_name(self) -> str:
+        return self.export.model_name or self.name
+
+
+# === Loading ===
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Merges `update` into a copy of `base`; nested dicts merge, everything else is replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_override(tree: dict, override: str) -> dict:
+    """Applies one `a.b.c=value` override; the value is parsed as YAML (`3`, `0.1`, `true`, `[1, 2]`, `null`)."""
+    key, separator, text = override.partition("=")
+    if not separator or not key.strip():
+        raise ConfigError(f"--set {override!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML ({error})") from None
+    parts = key.strip().split(".")
+    update = value
+    for part in reversed(parts):
+        update = {part: update}
+    return merge(tree, update)
+
+
+def read_yaml(path: str) -> dict:
+    """Reads one YAML config file as a dict, with errors that name the file."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            tree = yaml.safe_load(stream)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of config blocks, found {type(tree).__name__}")
+    return tree
+
+
+def load_config(paths: typing.Sequence[str], overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """Loads YAML files (later ones win), applies `--set` overrides and builds a checked `RunConfig`."""
+    tree: dict = {}
+    for path in paths:
+        tree = merge(tree, read_yaml(path))
+    for override in overrides:
+        tree = apply_override(tree, override)
+    return from_tree(tree)
+
+
+def from_tree(tree: dict) -> RunConfig:
+    """Builds a `RunConfig` from a plain dict, picking the task's data and model blocks."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config: expected a mapping, found {type(tree).__name__}")
+    task = tree.get("task")
+    if task is None:
+        raise ConfigError(f"task: required field is missing; one of {sorted(TASK_CONFIG_CLASSES)}")
+    if task not in TASK_CONFIG_CLASSES:
+        raise ConfigError(f"task: {task!r} is not one of {sorted(TASK_CONFIG_CLASSES)}."
+                          + _did_you_mean(task, TASK_CONFIG_CLASSES))
+    data_class, model_class = TASK_CONFIG_CLASSES[task]
+    hints = {"data": data_class, "model": model_class}
+    return _build_dataclass(RunConfig, tree, "", hints)
+
+
+def _build_dataclass(cls, values, path: str, overrides: Optional[dict] = None):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, found {values!r} "
+                          f"({type(values).__name__})")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"{where}: unknown key.{_did_you_mean(key, fields)} "
+                              f"Valid keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    hints.update(overrides or {})
+    arguments = {}
+    for name, field in fields.items():
+        where = f"{path}.{name}" if path else name
+        if name in values:
+            arguments[name] = _convert(values[name], hints[name], where)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if dataclasses.is_dataclass(hints[name]):
+                arguments[name] = _convert({}, hints[name], where)
+            else:
+                raise ConfigError(f"{where}: required field is missing")
+    return cls(**arguments)
+
+
+def _type_name(hint) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(member) for member in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _convert(value, hint, path: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build_dataclass(hint, value, path)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{path}: {value!r} is not one of {list(choices)}."
+                              + _did_you_mean(value, [str(choice) for choice in choices]))
+        return value
+    if origin in (Union, types.UnionType):
+        members = typing.get_args(hint)
+        if value is None and type(None) in members:
+            return None
+        for member in members:
+            if member is type(None):
+                continue
+            try:
+                return _convert(value, member, path)
+            except ConfigError:
+                continue
+        raise _type_error(value, hint, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(value, hint, path)
+        item_hint = typing.get_args(hint)[0]
+        return tuple(_convert(item, item_hint, f"{path}[{index}]") for index, item in enumerate(value))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    raise _type_error(value, hint, path)
+
+
+def _type_error(value, hint, path: str) -> ConfigError:
+    return ConfigError(f"{path}: expected {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+
+
+# === Writing ===
+
+
+def to_tree(config) -> dict:
+    """Returns the config as plain YAML-ready data (tuples become lists)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: RunConfig, path: str) -> None:
+    """Writes the resolved config; loading it back gives an equal `RunConfig`."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        yaml.safe_dump(to_tree(config), stream, sort_keys=False)
+    os.replace(temporary, path)

@@ -1,0 +1,496 @@
+"""Reading labelled text examples from CSV, TSV, JSON Lines and label-text files.
+
+Every reader reports bad input as a :class:`DataError` whose message starts
+with ``<path>:<line>:`` so the user can jump straight to the offending record.
+Files may be gzip-compressed; compression is recognised by the file's magic
+bytes, so a compressed file does not need a ``.gz`` suffix.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import csv
+import dataclasses
+import difflib
+import gzip
+import io
+import json
+import os
+import typing
+import zlib
+
+FILE_FORMATS = ("csv", "tsv", "jsonl", "label_text")
+"""Formats accepted by :func:`read_labeled_texts` besides ``"auto"``."""
+
+BAD_ROW_POLICIES = ("error", "skip")
+"""Values accepted by the ``on_bad_rows`` argument of :func:`read_labeled_texts`."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "label_text",
+}
+
+
+class DataError(ValueError):
+    """Bad input data.
+
+    The message has the form ``<path>:<line>: <what is wrong>``; the line is
+    left out when the problem does not belong to a single line.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class LabeledTexts:
+    """Texts and their labels read from one file.
+
+    Attributes:
+        texts: The example texts, in file order.
+        labels: The raw label strings, stripped of surrounding whitespace
+            (an integer label ``1`` becomes ``"1"``).
+        skipped_rows: Number of bad rows skipped under ``on_bad_rows="skip"``.
+        source: The path that was read.
+    """
+
+    texts: list[str]
+    labels: list[str]
+    skipped_rows: int
+    source: str
+
+
+class _BadRow(Exception):
+    """Raised while parsing one record; the message says what is wrong with it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Line:
+    """One physical line of a file, decoded as UTF-8."""
+
+    number: int
+    text: str
+    decode_problem: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Record:
+    """One parsed example, or the reason it could not be parsed."""
+
+    line: int
+    text: str = ""
+    label: str = ""
+    problem: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _DelimitedRow:
+    """The fields of one CSV or TSV record and the line on which it starts."""
+
+    line: int
+    fields: list[str]
+    problem: str | None
+
+
+def _located(path: str, line: int | None, reason: str) -> str:
+    """Formats an error message as ``path:line: reason``."""
+    if line is None:
+        return f"{path}: {reason}"
+    return f"{path}:{line}: {reason}"
+
+
+def _open_binary(path: str) -> typing.BinaryIO:
+    """Opens a file for binary reading, decompressing it if it is gzip data."""
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(len(_GZIP_MAGIC))
+        if magic == _GZIP_MAGIC:
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(_located(path, None, "file not found")) from None
+    except IsADirectoryError:
+        raise DataError(_located(path, None, "is a directory, expected a file")) from None
+
+
+def open_text(path: str) -> typing.TextIO:
+    """Opens a UTF-8 text file for reading, decompressing gzip data transparently.
+
+    Gzip files are recognised by their magic bytes (``1f 8b``), not by their
+    suffix. The file is opened with ``newline=""`` so that the ``csv`` module
+    can handle newlines inside quoted fields. A leading byte order mark is
+    dropped.
+
+    Args:
+        path: The file to open.
+
+    Returns:
+        A text stream; the caller closes it.
+
+    Raises:
+        DataError: If the file does not exist or is a directory.
+    """
+    path = os.fspath(path)
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
+
+
+def _raw_lines(binary: typing.BinaryIO, path: str) -> collections.abc.Iterator[bytes]:
+    """Yields the raw lines of a binary stream, turning read failures into DataError."""
+    try:
+        yield from binary
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(_located(path, None, f"cannot read the file: {error}")) from error
+
+
+def _decode_line(raw: bytes, number: int) -> _Line:
+    """Decodes one raw line, remembering where invalid UTF-8 was found."""
+    try:
+        text = raw.decode("utf-8")
+        problem = None
+    except UnicodeDecodeError as error:
+        text = raw.decode("utf-8", errors="replace")
+        problem = f"invalid UTF-8: byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line"
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    return _Line(number, text, problem)
+
+
+def _read_lines(path: str) -> collections.abc.Iterator[_Line]:
+    """Yields the decoded physical lines of a file, keeping their line endings."""
+    with _open_binary(path) as binary:
+        for number, raw in enumerate(_raw_lines(binary, path), start=1):
+            yield _decode_line(raw, number)
+
+
+def _strip_newline(text: str) -> str:
+    """Removes one trailing ``\\n`` or ``\\r\\n``."""
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _clean_label(raw: str) -> str:
+    """Strips a label and rejects it when nothing is left."""
+    label = raw.strip()
+    if not label:
+        raise _BadRow("empty label")
+    return label
+
+
+def _to_record(line: int, parse: collections.abc.Callable[..., tuple[str, str]], *arguments) -> _Record:
+    """Runs a parser for one record and captures its complaint, if any."""
+    try:
+        text, label = parse(*arguments)
+    except _BadRow as bad_row:
+        return _Record(line, problem=str(bad_row))
+    return _Record(line, text, label)
+
+
+# JSON Lines -----------------------------------------------------------------
+
+
+def _type_name(value: object) -> str:
+    """Names the type of a decoded JSON value for error messages."""
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _json_text(value: object) -> str:
+    """Validates a JSON text value."""
+    if not isinstance(value, str):
+        raise _BadRow(f"text must be a string, found {_type_name(value)}")
+    return value
+
+
+def _json_label(value: object) -> str:
+    """Converts a JSON label value to its string form."""
+    if isinstance(value, str):
+        return _clean_label(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _BadRow(f"label must be a string or an integer, found {_type_name(value)}")
+
+
+def _json_field(record: dict, key: str) -> object:
+    """Looks up a key in a JSON object."""
+    if key not in record:
+        raise _BadRow(f"missing key {key!r}")
+    return record[key]
+
+
+def _parse_json_line(line: _Line, text_key: str, label_key: str) -> tuple[str, str]:
+    """Extracts the text and label from one JSON Lines record."""
+    if line.decode_problem is not None:
+        raise _BadRow(line.decode_problem)
+    try:
+        record = json.loads(_strip_newline(line.text))
+    except json.JSONDecodeError as error:
+        raise _BadRow(f"invalid JSON: {error.msg} at column {error.colno}") from None
+    if not isinstance(record, dict):
+        raise _BadRow(f"expected a JSON object, found {_type_name(record)}")
+    text = _json_text(_json_field(record, text_key))
+    label = _json_label(_json_field(record, label_key))
+    return text, label
+
+
+def _jsonl_records(lines: collections.abc.Iterable[_Line], text_key: str,
+                   label_key: str) -> collections.abc.Iterator[_Record]:
+    """Parses a JSON Lines file; blank lines are ignored."""
+    for line in lines:
+        if not line.text.strip():
+            continue
+        yield _to_record(line.number, _parse_json_line, line, text_key, label_key)
+
+
+# Label-text -----------------------------------------------------------------
+
+
+def _parse_label_text_line(line: _Line) -> tuple[str, str]:
+    """Splits ``<label> <text>`` at the first space."""
+    if line.decode_problem is not None:
+        raise _BadRow(line.decode_problem)
+    label, _, text = _strip_newline(line.text).partition(" ")
+    if not label.strip():
+        raise _BadRow("empty label (the line must start with '<label> ')")
+    return text, label.strip()
+
+
+def _label_text_records(lines: collections.abc.Iterable[_Line]) -> collections.abc.Iterator[_Record]:
+    """Parses a label-text file; blank lines are ignored."""
+    for line in lines:
+        if not line.text.strip():
+            continue
+        yield _to_record(line.number, _parse_label_text_line, line)
+
+
+# CSV and TSV ----------------------------------------------------------------
+
+
+class _LineFeed:
+    """Feeds line texts to ``csv.reader`` and remembers which lines failed to decode."""
+
+    def __init__(self, lines: collections.abc.Iterator[_Line]):
+        self._lines = lines
+        self._decode_problems: dict[int, str] = {}
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        if line.decode_problem is not None:
+            self._decode_problems[line.number] = line.decode_problem
+        return line.text
+
+    def problem_between(self, first_line: int, last_line: int) -> str | None:
+        """Returns the first decoding problem in a range of lines, if any."""
+        for number in range(first_line, last_line + 1):
+            if number in self._decode_problems:
+                return self._decode_problems[number]
+        return None
+
+
+def _csv_reader(feed: _LineFeed, file_format: str) -> typing.Any:
+    """Creates a reader for RFC 4180 CSV or for unquoted tab-separated values."""
+    if file_format == "tsv":
+        return csv.reader(feed, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(feed, strict=True)
+
+
+def _delimited_rows(lines: collections.abc.Iterator[_Line],
+                    file_format: str) -> collections.abc.Iterator[_DelimitedRow]:
+    """Yields the non-blank records of a CSV or TSV file with their first line numbers."""
+    feed = _LineFeed(lines)
+    reader = _csv_reader(feed, file_format)
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield _DelimitedRow(first_line, [], f"malformed {file_format.upper()}: {error}")
+            if reader.line_num < first_line:
+                return
+            continue
+        problem = feed.problem_between(first_line, reader.line_num)
+        if fields or problem is not None:
+            yield _DelimitedRow(first_line, fields, problem)
+
+
+def _check_column_argument(column: str | int, argument: str) -> None:
+    """Rejects column selectors that are neither names nor non-negative indices."""
+    if isinstance(column, bool) or not isinstance(column, (str, int)):
+        raise ValueError(f"{argument} must be a column name or a 0-based index, got {column!r}")
+    if isinstance(column, int) and column < 0:
+        raise ValueError(f"{argument} must be a non-negative 0-based index, got {column}")
+
+
+def _column_by_name(path: str, header: _DelimitedRow, name: str, argument: str) -> int:
+    """Finds a named column in the header row."""
+    names = [field.strip() for field in header.fields]
+    if name.strip() in names:
+        return names.index(name.strip())
+    reason = f"{argument} {name!r} is not a column in the header"
+    suggestions = difflib.get_close_matches(name, names, n=1)
+    if suggestions:
+        reason += f"; did you mean {suggestions[0]!r}?"
+    reason += f" Available columns: {', '.join(repr(column) for column in names)}"
+    raise DataError(_located(path, header.line, reason))
+
+
+def _column_in_header(path: str, header: _DelimitedRow, column: str | int, argument: str) -> int:
+    """Resolves a column name or index against the header row."""
+    if isinstance(column, str):
+        return _column_by_name(path, header, column, argument)
+    if column >= len(header.fields):
+        reason = (f"{argument} index {column} is out of range: the header has "
+                  f"{len(header.fields)} columns ({', '.join(header.fields)})")
+        raise DataError(_located(path, header.line, reason))
+    return column
+
+
+def _column_without_header(path: str, column: str | int, argument: str) -> int:
+    """Checks that a column is given by index when the file has no header."""
+    if isinstance(column, str):
+        reason = (f"{argument} is {column!r}, but without a header columns are selected "
+                  f"by 0-based index; pass an integer or set header=True")
+        raise DataError(_located(path, None, reason))
+    return column
+
+
+def _parse_delimited_row(row: _DelimitedRow, text_index: int, label_index: int) -> tuple[str, str]:
+    """Extracts the text and label fields from one CSV or TSV record."""
+    if row.problem is not None:
+        raise _BadRow(row.problem)
+    needed = max(text_index, label_index) + 1
+    if len(row.fields) < needed:
+        raise _BadRow(f"expected at least {needed} fields, found {len(row.fields)}")
+    return row.fields[text_index], _clean_label(row.fields[label_index])
+
+
+def _header_row(path: str, rows: collections.abc.Iterator[_DelimitedRow]) -> _DelimitedRow | None:
+    """Reads the header row, or returns None for an empty file."""
+    header = next(rows, None)
+    if header is not None and header.problem is not None:
+        raise DataError(_located(path, header.line, f"cannot read the header: {header.problem}"))
+    return header
+
+
+def _delimited_records(path: str, lines: collections.abc.Iterator[_Line], file_format: str,
+                       text_column: str | int, label_column: str | int,
+                       header: bool) -> collections.abc.Iterator[_Record]:
+    """Parses a CSV or TSV file."""
+    rows = _delimited_rows(lines, file_format)
+    if header:
+        header_row = _header_row(path, rows)
+        if header_row is None:
+            return
+        text_index = _column_in_header(path, header_row, text_column, "text_column")
+        label_index = _column_in_header(path, header_row, label_column, "label_column")
+    else:
+        text_index = _column_without_header(path, text_column, "text_column")
+        label_index = _column_without_header(path, label_column, "label_column")
+    for row in rows:
+        yield _to_record(row.line, _parse_delimited_row, row, text_index, label_index)
+
+
+# Entry point ----------------------------------------------------------------
+
+
+def _resolve_format(path: str, file_format: str) -> str:
+    """Returns the explicit format, or infers it from the file name for ``"auto"``."""
+    if file_format != "auto":
+        if file_format not in FILE_FORMATS:
+            raise ValueError(f"file_format must be 'auto' or one of {', '.join(FILE_FORMATS)}; "
+                             f"got {file_format!r}")
+        return file_format
+    name = os.path.basename(path).lower().removesuffix(".gz")
+    suffix = os.path.splitext(name)[1]
+    if suffix in _FORMAT_BY_SUFFIX:
+        return _FORMAT_BY_SUFFIX[suffix]
+    described = f"extension {suffix!r}" if suffix else "no extension"
+    reason = (f"cannot infer the file format from the name ({described}); set the format "
+              f"explicitly to one of: {', '.join(FILE_FORMATS)}")
+    raise DataError(_located(path, None, reason))
+
+
+def _json_key(column: str | int, argument: str) -> str:
+    """Checks that a JSON Lines column selector is a key name."""
+    if not isinstance(column, str):
+        raise ValueError(f"jsonl records are JSON objects, so {argument} must be a key name, "
+                         f"got {column!r}")
+    return column
+
+
+def _records(path: str, file_format: str, text_column: str | int, label_column: str | int,
+             header: bool) -> collections.abc.Iterator[_Record]:
+    """Dispatches to the parser for a file format."""
+    lines = _read_lines(path)
+    if file_format == "jsonl":
+        return _jsonl_records(lines, _json_key(text_column, "text_column"),
+                              _json_key(label_column, "label_column"))
+    if file_format == "label_text":
+        return _label_text_records(lines)
+    return _delimited_records(path, lines, file_format, text_column, label_column, header)
+
+
+def read_labeled_texts(path: str, *, file_format: str = "auto", text_column: str | int = "text",
+                       label_column: str | int = "label", header: bool = True,
+                       on_bad_rows: str = "error") -> LabeledTexts:
+    """Reads texts and their labels from a CSV, TSV, JSON Lines or label-text file.
+
+    Formats:
+        * ``"csv"``: RFC 4180; quoted fields may hold commas, doubled quotes
+          and newlines.
+        * ``"tsv"``: tab-separated and unquoted; quote characters are text.
+        * ``"jsonl"``: one JSON object per line; the columns are keys.
+        * ``"label_text"``: one ``<label> <text>`` example per line, as in
+          the SST ``stsa.*.txt`` files; the columns and ``header`` are ignored.
+        * ``"auto"``: chosen from the file name without a trailing ``.gz``:
+          ``.csv``, ``.tsv``/``.tab``, ``.jsonl``/``.ndjson`` or ``.txt``.
+
+    Blank lines are ignored. Texts are kept as they are; labels are stripped
+    of surrounding whitespace. An empty file yields empty lists.
+
+    Args:
+        path: The file to read; it may be gzip-compressed.
+        file_format: One of ``"auto"``, ``"csv"``, ``"tsv"``, ``"jsonl"``,
+            ``"label_text"``.
+        text_column: Column holding the text: a header name or a 0-based
+            index for CSV/TSV (an index when ``header`` is False), a key for
+            JSON Lines.
+        label_column: Column holding the label, selected like ``text_column``.
+        header: Whether the first CSV/TSV row names the columns.
+        on_bad_rows: ``"error"`` to raise on the first bad row, ``"skip"`` to
+            skip bad rows and count them.
+
+    Returns:
+        The texts, their labels and the number of skipped rows.
+
+    Raises:
+        DataError: If the file is missing or unreadable, its format cannot be
+            inferred, a column does not exist, or a row is bad and
+            ``on_bad_rows`` is ``"error"``. The message names the file and,
+            where it applies, the line on which the record starts.
+        ValueError: If an argument has an invalid value.
+    """
+    path = os.fspath(path)
+    if on_bad_rows not in BAD_ROW_POLICIES:
+        raise ValueError(f"on_bad_rows must be one of {', '.join(BAD_ROW_POLICIES)}; got {on_bad_rows!r}")
+    _check_column_argument(text_column, "text_column")
+    _check_column_argument(label_column, "label_column")
+    file_format = _resolve_format(path, file_format)
+    texts: list[str] = []
+    labels: list[str] = []
+    skipped_rows = 0
+    for record in _records(path, file_format, text_column, label_column, header):
+        if record.problem is None:
+            texts.append(record.text)
+            labels.append(record.label)
+        elif on_bad_rows == "skip":
+            skipped_rows += 1
+        else:
+            raise DataError(_located(path, record.line, record.problem))
+    return LabeledTexts(texts=texts, labels=labels, skipped_rows=skipped_rows, source=path)

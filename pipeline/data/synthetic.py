@@ -1,0 +1,238 @@
+"""Synthetic sentiment reviews that need word order and memory to classify.
+
+Each review opens with one or two opinion clauses such as ``the acting was
+not very good`` and ends with a neutral filler tail of 10 to 40 tokens, so the
+decisive words sit far from the end of the sequence. The label depends on
+negation and on intensity modifiers attached to particular adjectives, which a
+bag of words cannot recover: ``not`` flips the adjective that follows it, and
+with two clauses the weighted sum of their polarities decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy
+
+SENTIMENT_LABELS = ("negative", "positive")
+"""Label names, indexed by class id."""
+
+ASPECTS = ("acting", "plot", "music", "ending", "dialogue", "cast", "story", "script", "pacing",
+           "direction")
+POSITIVE_ADJECTIVES = ("good", "great", "excellent", "wonderful", "brilliant", "superb", "charming",
+                       "delightful")
+NEGATIVE_ADJECTIVES = ("bad", "awful", "terrible", "boring", "dull", "poor", "weak", "dreadful")
+NEGATIONS = ("not", "never")
+INTENSIFIERS = ("very", "extremely", "really", "truly")
+DOWNTONERS = ("slightly", "somewhat", "a bit")
+CONNECTIVES = ("but", "and")
+
+INTENSIFIER_WEIGHT = 2.0
+DOWNTONER_WEIGHT = 0.5
+PLAIN_WEIGHT = 1.0
+
+FILLER_PHRASES = (
+    "the film runs for two hours",
+    "it was shown in the city",
+    "it was released in the spring",
+    "the events take place in a small town",
+    "near the river during the summer",
+    "most scenes were shot on location",
+    "the director also wrote the screenplay",
+    "we saw it on a rainy evening",
+    "with a group of friends from work",
+    "the theater was about half full",
+    "it opens with a long view of the harbor",
+    "there is a short break in the middle",
+    "the credits list several hundred names",
+    "it is based on a novel from the last century",
+    "the main character works at a train station",
+    "some of the actors appeared in earlier films",
+)
+MIN_FILLER_TOKENS = 10
+MAX_FILLER_TOKENS = 40
+_MAX_CLAUSES = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class _Clause:
+    """One opinion clause: ``the <aspect> was [negation] [modifier] <adjective>``."""
+
+    aspect: str
+    negation: str | None
+    modifier: str | None
+    adjective: str
+
+    def words(self) -> str:
+        """Renders the clause as space-separated words."""
+        parts = ["the", self.aspect, "was", self.negation, self.modifier, self.adjective]
+        return " ".join(part for part in parts if part)
+
+
+def _modifier_weight(modifier: str | None) -> float:
+    """Returns how strongly a modifier scales its adjective."""
+    if modifier in INTENSIFIERS:
+        return INTENSIFIER_WEIGHT
+    if modifier in DOWNTONERS:
+        return DOWNTONER_WEIGHT
+    return PLAIN_WEIGHT
+
+
+def _adjective_polarity(adjective: str) -> float:
+    """Returns +1 for a positive adjective and -1 for a negative one."""
+    return 1.0 if adjective in POSITIVE_ADJECTIVES else -1.0
+
+
+def _clause_score(clause: _Clause) -> float:
+    """Scores a clause: adjective polarity times modifier weight, flipped by negation."""
+    sign = -1.0 if clause.negation else 1.0
+    return sign * _adjective_polarity(clause.adjective) * _modifier_weight(clause.modifier)
+
+
+def _modifier_before(words: list[str], end: int) -> tuple[str | None, int]:
+    """Finds a modifier ending just before ``end``; returns it and where it starts."""
+    for modifier in INTENSIFIERS + DOWNTONERS:
+        modifier_words = modifier.split()
+        start = end - len(modifier_words)
+        if start >= 0 and words[start:end] == modifier_words:
+            return modifier, start
+    return None, end
+
+
+def _clause_ending_at(words: list[str], position: int) -> _Clause:
+    """Reads the modifier and negation in front of the adjective at ``position``."""
+    modifier, start = _modifier_before(words, position)
+    negation = words[start - 1] if start > 0 and words[start - 1] in NEGATIONS else None
+    return _Clause(aspect="", negation=negation, modifier=modifier, adjective=words[position])
+
+
+def sentiment_score(text: str) -> float:
+    """Scores a review with the rules used to label the synthetic data.
+
+    Every sentiment adjective contributes its polarity, multiplied by 2 after
+    an intensifier or by 0.5 after a downtoner, and flipped by a preceding
+    ``not`` or ``never``. The contributions are summed.
+
+    Args:
+        text: A review in the synthetic vocabulary, lower case, space separated.
+
+    Returns:
+        The weighted sum; positive means a positive review. It is never zero
+        for a generated review.
+    """
+    words = text.split()
+    adjectives = set(POSITIVE_ADJECTIVES + NEGATIVE_ADJECTIVES)
+    return sum(_clause_score(_clause_ending_at(words, position))
+               for position, word in enumerate(words) if word in adjectives)
+
+
+def label_for_score(score: float) -> str:
+    """Maps a nonzero score to ``"positive"`` or ``"negative"``."""
+    if score == 0:
+        raise ValueError("a score of zero has no sentiment label")
+    return SENTIMENT_LABELS[1] if score > 0 else SENTIMENT_LABELS[0]
+
+
+def _pick(generator: numpy.random.Generator, options: tuple[str, ...]) -> str:
+    """Chooses one option uniformly."""
+    return options[int(generator.integers(len(options)))]
+
+
+def _random_modifier(generator: numpy.random.Generator) -> str | None:
+    """Draws no modifier, an intensifier or a downtoner with equal chance."""
+    kind = int(generator.integers(3))
+    if kind == 1:
+        return _pick(generator, INTENSIFIERS)
+    if kind == 2:
+        return _pick(generator, DOWNTONERS)
+    return None
+
+
+def _random_clause(generator: numpy.random.Generator) -> _Clause:
+    """Draws a clause with independent aspect, negation, modifier and adjective."""
+    negation = _pick(generator, NEGATIONS) if generator.random() < 0.5 else None
+    modifier = _random_modifier(generator)
+    adjectives = POSITIVE_ADJECTIVES if generator.random() < 0.5 else NEGATIVE_ADJECTIVES
+    return _Clause(_pick(generator, ASPECTS), negation, modifier, _pick(generator, adjectives))
+
+
+def _untied_clauses(generator: numpy.random.Generator) -> list[_Clause]:
+    """Draws one or two clauses, redrawing whenever their scores cancel out."""
+    while True:
+        count = int(generator.integers(1, _MAX_CLAUSES + 1))
+        clauses = [_random_clause(generator) for _ in range(count)]
+        if sum(_clause_score(clause) for clause in clauses) != 0:
+            return clauses
+
+
+def _with_opposite_adjective(clause: _Clause, generator: numpy.random.Generator) -> _Clause:
+    """Replaces the adjective by a random one of the opposite polarity."""
+    opposite = NEGATIVE_ADJECTIVES if clause.adjective in POSITIVE_ADJECTIVES else POSITIVE_ADJECTIVES
+    return dataclasses.replace(clause, adjective=_pick(generator, opposite))
+
+
+def _clauses_for_label(label: str, generator: numpy.random.Generator) -> list[_Clause]:
+    """Draws clauses whose total score has the sign of ``label``.
+
+    Flipping every adjective negates the score, so the distribution of clauses
+    stays symmetric while the classes come out exactly balanced.
+    """
+    clauses = _untied_clauses(generator)
+    if label_for_score(sum(_clause_score(clause) for clause in clauses)) != label:
+        clauses = [_with_opposite_adjective(clause, generator) for clause in clauses]
+    return clauses
+
+
+def _filler(generator: numpy.random.Generator) -> str:
+    """Draws a neutral tail of MIN_FILLER_TOKENS to MAX_FILLER_TOKENS words."""
+    length = int(generator.integers(MIN_FILLER_TOKENS, MAX_FILLER_TOKENS + 1))
+    words: list[str] = []
+    while len(words) < length:
+        words.extend(_pick(generator, FILLER_PHRASES).split())
+    return " ".join(words[:length])
+
+
+def _review(label: str, generator: numpy.random.Generator) -> str:
+    """Builds one review with the given label."""
+    clauses = _clauses_for_label(label, generator)
+    opinion = f" {_pick(generator, CONNECTIVES)} ".join(clause.words() for clause in clauses)
+    return f"{opinion} {_filler(generator)}"
+
+
+def sentiment_examples(num_examples: int, seed: int) -> tuple[list[str], list[str]]:
+    """Generates labelled synthetic reviews.
+
+    Args:
+        num_examples: How many reviews to generate; at least 1.
+        seed: Seed for ``numpy.random.default_rng``; the same seed gives the
+            same reviews.
+
+    Returns:
+        ``(texts, labels)`` with labels ``"negative"`` or ``"positive"``.
+        The two classes differ in size by at most one.
+
+    Raises:
+        ValueError: If ``num_examples`` is not a positive integer.
+    """
+    if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
+        raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}")
+    generator = numpy.random.default_rng(seed)
+    class_ids = generator.permutation(numpy.arange(num_examples) % len(SENTIMENT_LABELS))
+    labels = [SENTIMENT_LABELS[int(class_id)] for class_id in class_ids]
+    texts = [_review(label, generator) for label in labels]
+    return texts, labels
+
+
+def sentiment_demo_texts() -> list[str]:
+    """Returns four fixed reviews for showing predictions.
+
+    They cover a plain intensified opinion, a negation, and two-clause
+    reviews where the stronger clause wins; the expected labels are
+    positive, negative, positive, negative.
+    """
+    return [
+        "the acting was very good the film runs for two hours it was shown in the city",
+        "the plot was not good the events take place in a small town near the river during the summer",
+        "the music was slightly bad but the ending was extremely good it was released in the spring",
+        "the dialogue was never boring but the pacing was really dull we saw it on a rainy evening",
+    ]

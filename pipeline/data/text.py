@@ -1,0 +1,102 @@
+"""Text standardization and vectorization, in core TensorFlow ops so they run inside exported graphs."""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+_LINE_BREAK_TAGS = r"<\s*br\s*/?\s*>"
+_APOSTROPHES = r"['’`]"
+_PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_{|}~]"
+
+VOCABULARY_FILE = "vocabulary.json"
+
+
+def standardize(texts: tf.Tensor, *, lowercase: bool, strip_punctuation: bool) -> tf.Tensor:
+    """Normalizes a string tensor before whitespace splitting.
+
+    `<br />` tags (frequent in scraped reviews) always become spaces. With `strip_punctuation`,
+    apostrophes are removed (`don't` -> `dont`) and other ASCII punctuation becomes a space, so
+    `good.The` splits into two words.
+
+    Args:
+        texts: String tensor of any shape.
+        lowercase: Lower-case (Unicode-aware) first.
+        strip_punctuation: Remove punctuation as described above.
+
+    Returns:
+        A string tensor of the same shape.
+    """
+    texts = tf.strings.regex_replace(texts, _LINE_BREAK_TAGS, " ")
+    if lowercase:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    if strip_punctuation:
+        texts = tf.strings.regex_replace(texts, _APOSTROPHES, "")
+        texts = tf.strings.regex_replace(texts, _PUNCTUATION, " ")
+    return texts
+
+
+def fit_vectorizer(texts: tf.data.Dataset, vocabulary_size: int) -> keras.layers.TextVectorization:
+    """Builds a vocabulary from already-standardized training texts (the train split only).
+
+    Args:
+        texts: Dataset of standardized string batches.
+        vocabulary_size: Largest vocabulary, counting the padding ("") and out-of-vocabulary tokens.
+    """
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=vocabulary_size, standardize=None, split="whitespace", name="text_vectorizer")
+    vectorizer.adapt(texts)
+    return vectorizer
+
+
+def vectorizer_from_vocabulary(vocabulary: list[str]) -> keras.layers.TextVectorization:
+    """Rebuilds a vectorizer from a vocabulary that starts with "" and the out-of-vocabulary token."""
+    vectorizer = keras.layers.TextVectorization(
+        standardize=None, split="whitespace", vocabulary=vocabulary, name="text_vectorizer")
+    vectorizer(tf.constant([""]))  # builds it, which export requires
+    return vectorizer
+
+
+def save_vocabulary(vocabulary: list[str], directory: str, file_name: str = VOCABULARY_FILE) -> str:
+    """Writes a vocabulary (or a label list) as a JSON list, atomically, and returns its path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, file_name)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        json.dump([str(token) for token in vocabulary], stream, ensure_ascii=False, indent=0)
+    os.replace(temporary, path)
+    return path
+
+
+def load_vocabulary(directory: str, file_name: str = VOCABULARY_FILE) -> list[str]:
+    """Reads a list written by `save_vocabulary`."""
+    path = os.path.join(directory, file_name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: vocabulary not found; was this run directory trained?")
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def token_ids(vectorizer: keras.layers.TextVectorization, standardized: tf.Tensor,
+              max_sequence_length: int) -> tf.Tensor:
+    """Maps standardized strings [batch] to int32 ids [batch, time], right-padded with 0.
+
+    Keeps the first `max_sequence_length` tokens, and at least one (padding) column so that a batch of
+    empty texts still has a time axis.
+    """
+    ids = tf.cast(vectorizer(standardized), tf.int32)  # (batch, longest)
+    ids = ids[:, :max_sequence_length]
+    missing = tf.maximum(0, 1 - tf.shape(ids)[1])
+    return tf.pad(ids, [[0, 0], [0, missing]])
+
+
+def ragged_token_ids(vectorizer: keras.layers.TextVectorization, standardized: tf.Tensor,
+                     max_sequence_length: int) -> tf.RaggedTensor:
+    """Like `token_ids` but ragged: for the input pipeline, before bucketing by length.
+
+    Every row keeps at least one token (a single padding id for an empty text).
+    """
+    dense = token_ids(vectorizer, standardized, max_sequence_length)  # (batch, time)
+    lengths = tf.maximum(tf.math.count_nonzero(dense, axis=1, dtype=tf.int32), 1)
+    return tf.RaggedTensor.from_tensor(dense, lengths=lengths)

@@ -1,0 +1,185 @@
+"""Labelled texts for many-to-one classification: splits from files, TFDS or synthetic data, as tf.data."""
+
+import dataclasses
+import logging
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline.data import files
+from pipeline.data import synthetic
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+# TFDS data sets whose text feature is not called `text`.
+_TFDS_TEXT_FEATURES = {"glue/sst2": "sentence"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split: raw texts and class indices.
+
+    Attributes:
+        texts: Raw (unstandardized) texts.
+        labels: Class indices, int32 [examples].
+        origin: Where the split came from, for messages.
+        skipped_rows: Malformed rows skipped while reading (explicit skip policy).
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    origin: str
+    skipped_rows: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LabeledSplits:
+    """Train, validation and (optionally) test splits sharing one list of class names."""
+
+    splits: dict[str, Split]
+    label_names: tuple[str, ...]
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        return {name: split.skipped_rows for name, split in self.splits.items()}
+
+
+def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int) -> LabeledSplits:
+    """Reads every split named by the data config, maps labels to indices and carves validation if needed.
+
+    Raises:
+        files.DataError: Malformed files, unknown labels, or an empty training split.
+    """
+    kind, _, name = data_config.source.partition(":")
+    if kind == "synthetic":
+        raw = _synthetic_splits(data_config, seed)
+    elif kind == "tfds":
+        raw = _tfds_splits(name, data_config)
+    else:
+        raw = _file_splits(data_config)
+    if not raw["train"].texts:
+        raise files.DataError(f"{raw['train'].source}: the training split has no examples")
+    label_names = _label_names(data_config.labels, raw["train"])
+    splits = {split_name: _index_labels(read, label_names, split_name) for split_name, read in raw.items()}
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = _carve_validation(
+            splits["train"], data_config.validation_fraction, seed)
+    for split_name, split in splits.items():
+        if split.skipped_rows:
+            logger.warning("%s: skipped %d malformed rows (data.on_bad_rows: skip)",
+                           split.origin, split.skipped_rows)
+    return LabeledSplits(splits=splits, label_names=label_names)
+
+
+def _synthetic_splits(data_config, seed: int) -> dict[str, files.LabeledTexts]:
+    def generate(count: int, split_seed: int, origin: str) -> files.LabeledTexts:
+        texts, labels = synthetic.sentiment_examples(count, seed=split_seed)
+        return files.LabeledTexts(texts=texts, labels=labels, skipped_rows=0, source=origin)
+    total = data_config.synthetic_examples
+    return {
+        "train": generate(total, seed, "synthetic:sentiment/train"),
+        "test": generate(max(total // 4, 10), seed + 1, "synthetic:sentiment/test"),
+    }
+
+
+def _file_splits(data_config) -> dict[str, files.LabeledTexts]:
+    raw = {}
+    for split_name in SPLITS:
+        path = getattr(data_config, split_name)
+        if path is None:
+            continue
+        raw[split_name] = files.read_labeled_texts(
+            path, file_format=data_config.file_format, text_column=data_config.text_column,
+            label_column=data_config.label_column, header=data_config.header,
+            on_bad_rows=data_config.on_bad_rows)
+    return raw
+
+
+def _tfds_splits(name: str, data_config) -> dict[str, files.LabeledTexts]:
+    import tensorflow_datasets as tfds  # Imported lazily: slow, and only needed for TFDS sources.
+
+    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
+    builder.download_and_prepare()
+    label_feature = builder.info.features["label"]
+    text_key = _TFDS_TEXT_FEATURES.get(name, "text")
+    raw = {}
+    for split_name in SPLITS:
+        if split_name not in builder.info.splits:
+            continue
+        texts, labels = [], []
+        for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
+            texts.append(example[text_key].decode("utf-8"))
+            labels.append(int(example["label"]))
+        if labels and min(labels) < 0:  # e.g. GLUE test splits, which are unlabelled
+            logger.info("tfds:%s/%s has no labels; not evaluated", name, split_name)
+            continue
+        names = label_feature.names
+        raw[split_name] = files.LabeledTexts(
+            texts=texts, labels=[names[label] for label in labels], skipped_rows=0,
+            source=f"tfds:{name}/{split_name}")
+    return raw
+
+
+def _label_names(configured: typing.Optional[tuple[str, ...]], train: files.LabeledTexts) -> tuple[str, ...]:
+    if configured is not None:
+        return tuple(configured)
+    found = sorted(set(train.labels))
+    if all(_is_integer(label) for label in found):
+        found = sorted(found, key=int)
+    if len(found) < 2:
+        raise files.DataError(f"{train.source}: the training split has only the label(s) {found}; "
+                              "a classifier needs at least 2 classes")
+    return tuple(found)
+
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_name: str) -> Split:
+    index = {name: position for position, name in enumerate(label_names)}
+    indices = np.empty(len(read.labels), dtype=np.int32)
+    for row, label in enumerate(read.labels):
+        if label in index:
+            indices[row] = index[label]
+        elif _is_integer(label) and 0 <= int(label) < len(label_names):
+            indices[row] = int(label)
+        else:
+            raise files.DataError(
+                f"{read.source}: example {row + 1} of the {split_name} split has label {label!r}, "
+                f"which is not one of the training labels {list(label_names)} (set data.labels to "
+                "fix the class list)")
+    return Split(texts=list(read.texts), labels=indices, origin=read.source, skipped_rows=read.skipped_rows)
+
+
+def _carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    order = np.random.default_rng(seed).permutation(len(train.texts))
+    count = max(1, int(round(fraction * len(order))))
+    if count >= len(order):
+        raise files.DataError(f"{train.origin}: too few training examples ({len(order)}) to carve a "
+                              "validation split; give data.validation")
+    def take(rows: np.ndarray, origin: str, skipped: int) -> Split:
+        return Split(texts=[train.texts[row] for row in rows], labels=train.labels[rows],
+                     origin=origin, skipped_rows=skipped)
+    validation = take(np.sort(order[:count]), f"{train.origin} (validation carved from train)", 0)
+    return take(np.sort(order[count:]), train.origin, train.skipped_rows), validation
+
+
+def token_dataset(split: Split, encode: typing.Callable[[tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:
+    """Vectorizes a split in batches (not per element) into ({"token_ids": [time]}, label) examples.
+
+    Args:
+        split: Texts and labels.
+        encode: Maps a batch of raw strings to ragged int32 token ids (standardize + vectorize).
+    """
+    texts = tf.constant(split.texts, dtype=tf.string) if split.texts else tf.zeros([0], tf.string)
+    dataset = tf.data.Dataset.from_tensor_slices((texts, split.labels))
+    dataset = dataset.batch(1024).map(
+        lambda text, label: ({"token_ids": encode(text)}, label), num_parallel_calls=tf.data.AUTOTUNE)
+    # Unbatched ragged rows are rank-1 ragged specs; as plain tensors they can be padded and bucketed.
+    return dataset.unbatch().map(lambda features, label: (
+        {"token_ids": tf.convert_to_tensor(features["token_ids"])}, label))

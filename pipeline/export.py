@@ -1,0 +1,140 @@
+"""SavedModel export in TF Serving layout, written atomically and checked in a fresh process.
+
+`exports/<model_name>/<version>/` only ever holds complete exports: the SavedModel is written to a hidden
+temporary folder beside it (TF Serving ignores non-numeric folder names), loaded in a fresh Python process
+with `tf.saved_model.load` alone, compared with the in-memory model, and only then renamed into place.
+"""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import typing
+import uuid
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline import tasks as tasks_lib
+from pipeline import run_files
+
+logger = logging.getLogger(__name__)
+
+# Runs in a fresh interpreter: TensorFlow only, no `pipeline` import, exactly what a server has.
+_SELF_CHECK_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, signature, input_name = sys.argv[1:4]
+inputs = json.loads(sys.stdin.read())
+function = tf.saved_model.load(path).signatures[signature]
+outputs = function(**{input_name: tf.constant(inputs, dtype=tf.string)})
+def plain(array):
+    if array.dtype.kind in "SO":
+        return np.vectorize(lambda item: item.decode("utf-8"), otypes=[object])(array).tolist()
+    return array.tolist()
+print("SELF_CHECK " + json.dumps({key: plain(value.numpy()) for key, value in outputs.items()}))
+"""
+
+
+class ExportError(RuntimeError):
+    """The export could not be written or did not reproduce the in-memory model."""
+
+
+def next_version(base_path: str) -> int:
+    """One more than the highest integer version folder under `base_path` (1 when there is none)."""
+    if not os.path.isdir(base_path):
+        return 1
+    versions = [int(name) for name in os.listdir(base_path) if name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_run(run_dir: str, version: typing.Optional[int] = None,
+               model: typing.Optional[keras.Model] = None) -> str:
+    """Exports a trained run as `<export.dir>/<model_name>/<version>/` and returns that path.
+
+    Args:
+        run_dir: A trained run directory.
+        version: Integer version; the next free one by default. An existing version is never replaced.
+        model: The trained model if already in memory; loaded from the run directory otherwise.
+
+    Raises:
+        ExportError: The version exists, or the self-check failed (nothing is left behind then).
+    """
+    config = run_files.load_run_config(run_dir)
+    task = tasks_lib.create_task(config)
+    task.load_preprocessing(run_dir)
+    model = model or run_files.load_trained_model(run_dir)
+    base_path = os.path.join(config.export.dir, config.model_name)
+    version = next_version(base_path) if version is None else version
+    if version < 1:
+        raise ExportError(f"version must be a positive integer (got {version})")
+    final_path = os.path.join(base_path, str(version))
+    if os.path.exists(final_path):
+        raise ExportError(f"{final_path} already exists; versions are never overwritten")
+    temporary_path = os.path.join(base_path, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        functions = task.serving_functions(model)
+        write_saved_model(temporary_path, model, functions, task.trackables())
+        write_extra_assets(temporary_path, run_dir)
+        if config.export.self_check:
+            self_check(temporary_path, functions, run_files.load_sample_inputs(run_dir), task.serving_input)
+        os.rename(temporary_path, final_path)
+    finally:
+        shutil.rmtree(temporary_path, ignore_errors=True)
+    logger.info("exported %s", final_path)
+    return final_path
+
+
+def write_saved_model(path: str, model: keras.Model, functions: dict, trackables: list) -> None:
+    """Writes a SavedModel whose signatures are the task's serving functions (each a traced tf.function)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for trackable in trackables:
+        archive.track(trackable)
+    for name, function in functions.items():
+        function.get_concrete_function()  # traces it with its input_signature
+        archive.add_endpoint(name, function)
+    archive.write_out(path, verbose=False)
+
+
+def write_extra_assets(path: str, run_dir: str) -> None:
+    """Copies the resolved config into `assets.extra/` (TF Serving's place for files it does not read)."""
+    extra = os.path.join(path, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    shutil.copy(os.path.join(run_dir, run_files.CONFIG_FILE), os.path.join(extra, run_files.CONFIG_FILE))
+
+
+def self_check(path: str, functions: dict, inputs: list, input_name: str,
+               signature: str = "serving_default") -> None:
+    """Loads the export in a fresh process and compares its outputs with the in-memory function.
+
+    Raises:
+        ExportError: The export failed to load or run, or an output differs.
+    """
+    expected = {key: value.numpy() for key, value in
+                functions[signature](tf.constant(inputs, dtype=tf.string)).items()}
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.run(
+        [sys.executable, "-c", _SELF_CHECK_SCRIPT, path, signature, input_name],
+        input=json.dumps(inputs), capture_output=True, text=True, env=environment, timeout=600)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("SELF_CHECK ")]
+    if process.returncode != 0 or not lines:
+        raise ExportError(f"self-check: the export at {path} failed to load in a fresh process:\n"
+                          f"{process.stderr[-3000:]}")
+    loaded = json.loads(lines[-1][len("SELF_CHECK "):])
+    for key, value in expected.items():
+        if key not in loaded:
+            raise ExportError(f"self-check: output {key!r} is missing from the exported signature")
+        if value.dtype.kind in "SO":
+            matches = np.vectorize(lambda item: item.decode("utf-8"), otypes=[object])(value).tolist() \
+                == loaded[key]
+        else:
+            matches = np.allclose(value, np.asarray(loaded[key]), rtol=1e-4, atol=1e-5)
+        if not matches:
+            raise ExportError(f"self-check: output {key!r} of the export differs from the in-memory model "
+                              f"on the sample inputs")
+    logger.info("self-check passed: %s reloaded in a fresh process matches the in-memory model", path)

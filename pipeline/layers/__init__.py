@@ -1,0 +1,10 @@
+"""Reusable Keras layers. `CUSTOM_OBJECTS` is what `keras.saving.load_model` needs to rebuild them."""
+
+from pipeline.layers import pooling
+from pipeline.layers import recurrent
+
+CUSTOM_OBJECTS = {
+    "RecurrentStack": recurrent.RecurrentStack,
+    "MaskedPooling": pooling.MaskedPooling,
+    "AttentionPooling": pooling.AttentionPooling,
+}

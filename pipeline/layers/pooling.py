@@ -1,0 +1,89 @@
+"""Masked pooling over time: many-to-one heads for sequence encoders."""
+
+import keras
+from keras import ops
+
+
+class MaskedPooling(keras.layers.Layer):
+    """Mean or max over the unmasked time steps of (batch, time, features).
+
+    A row whose steps are all masked (an empty text) pools to zeros.
+
+    Args:
+        mode: `mean` or `max`.
+    """
+
+    def __init__(self, mode="mean", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("mean", "max"):
+            raise ValueError(f"mode: {mode!r} is not one of ['mean', 'max']")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)  # (batch, time, 1)
+        if self.mode == "mean":
+            total = ops.sum(inputs * weights, axis=1)
+            return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        lowest = ops.min(inputs) - 1.0
+        pooled = ops.max(ops.where(weights > 0, inputs, lowest), axis=1)
+        has_steps = ops.sum(weights, axis=1) > 0  # (batch, 1)
+        return ops.where(has_steps, pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode})
+        return config
+
+
+class AttentionPooling(keras.layers.Layer):
+    """Weighted sum over time with learned weights: score_t = v . tanh(W h_t), softmax over unmasked steps.
+
+    Args:
+        units: Size of the hidden scoring layer.
+        return_attention: Also return the weights (batch, time), for inspection.
+    """
+
+    def __init__(self, units=64, return_attention=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.return_attention = return_attention
+        self.supports_masking = True
+        # === Layers ===
+        self.hidden = keras.layers.Dense(units, activation="tanh", name="attention_hidden")
+        self.score = keras.layers.Dense(1, use_bias=False, name="attention_score")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.score.build(tuple(input_shape[:-1]) + (self.units,))
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        scores = ops.squeeze(self.score(self.hidden(inputs)), -1)  # (batch, time)
+        if mask is not None:
+            scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=-1)  # (batch, time)
+        if mask is not None:
+            weights = weights * ops.cast(mask, weights.dtype)  # all-masked rows pool to zeros
+        pooled = ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)  # (batch, features)
+        return (pooled, weights) if self.return_attention else pooled
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        pooled = (input_shape[0], input_shape[-1])
+        return (pooled, tuple(input_shape[:2])) if self.return_attention else pooled
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units, "return_attention": self.return_attention})
+        return config

@@ -1,0 +1,49 @@
+"""Names and readers of the files a run directory holds (DESIGN.md section 3), shared by train/evaluate/export."""
+
+import json
+import os
+
+import keras
+
+from pipeline import config as config_lib
+from pipeline import layers
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+CHECKPOINTS = "checkpoints"
+BEST_WEIGHTS = os.path.join(CHECKPOINTS, "best.weights.h5")
+LAST_CHECKPOINT = os.path.join(CHECKPOINTS, "last")
+HISTORY = os.path.join("logs", "history.csv")
+SAMPLE_INPUTS = os.path.join("vocab", "sample_inputs.json")
+
+
+def load_run_config(run_dir: str) -> config_lib.RunConfig:
+    """Reads `<run_dir>/config.yaml`, pointing `runtime.run_dir` at where the run is now."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: not a run directory (no {CONFIG_FILE}); train first")
+    tree = config_lib.to_tree(config_lib.load_config([path]))
+    tree["runtime"]["run_dir"] = run_dir
+    return config_lib.from_tree(tree)
+
+
+def save_sample_inputs(run_dir: str, inputs: list) -> None:
+    """Keeps a few raw inputs with the run, for the export self-check and demo predictions."""
+    path = os.path.join(run_dir, SAMPLE_INPUTS)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(inputs, stream, ensure_ascii=False, indent=1)
+
+
+def load_sample_inputs(run_dir: str) -> list:
+    with open(os.path.join(run_dir, SAMPLE_INPUTS), encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def load_trained_model(run_dir: str) -> keras.Model:
+    """Loads the best model written at the end of training."""
+    path = os.path.join(run_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no trained model; run `python -m pipeline train` first")
+    return keras.saving.load_model(path, custom_objects=layers.CUSTOM_OBJECTS, compile=False)

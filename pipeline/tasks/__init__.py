@@ -1,0 +1,12 @@
+"""Tasks wire a config to data, model, losses, evaluation and serving. `TASKS` maps `task:` to the class."""
+
+from pipeline.tasks import sentiment
+
+TASKS = {
+    "sentiment": sentiment.SentimentTask,
+}
+
+
+def create_task(config):
+    """Returns the task object for a `RunConfig` (its `task` key was checked when the config loaded)."""
+    return TASKS[config.task](config)

@@ -1,0 +1,157 @@
+"""Sentiment (many-to-one) classification: labelled texts -> recurrent classifier -> label, score."""
+
+import logging
+import os
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline import metrics
+from pipeline.data import batching
+from pipeline.data import synthetic
+from pipeline.data import text as text_lib
+from pipeline.data import text_classification
+from pipeline.models import sentiment_classifier
+
+logger = logging.getLogger(__name__)
+
+LABELS_FILE = "labels.json"
+_ADAPT_BATCH_SIZE = 1024
+
+
+class SentimentTask:
+    """Wires a sentiment `RunConfig` to data, model, loss, evaluation and the serving signature.
+
+    Preprocessing state (the vocabulary and the class names) is fitted on the training split once and
+    saved under `<run_dir>/vocab/`; every later step (resume, evaluate, export) loads it from there.
+    """
+
+    monitor_choices = ("val_accuracy", "val_loss")
+    serving_input = "text"
+
+    def __init__(self, config: config_lib.RunConfig):
+        self.config = config
+        self.data_config: config_lib.TextClassificationDataConfig = config.data
+        self.vectorizer: typing.Optional[keras.layers.TextVectorization] = None
+        self.label_names: tuple[str, ...] = ()
+
+    # === Data ===
+
+    def load_splits(self) -> text_classification.LabeledSplits:
+        return text_classification.load_splits(self.data_config, seed=self.config.runtime.seed)
+
+    def standardize(self, texts: tf.Tensor) -> tf.Tensor:
+        return text_lib.standardize(texts, lowercase=self.data_config.lowercase,
+                                    strip_punctuation=self.data_config.strip_punctuation)
+
+    def fit_preprocessing(self, splits: text_classification.LabeledSplits) -> None:
+        """Builds the vocabulary from the training split only, and fixes the class names."""
+        train_texts = tf.data.Dataset.from_tensor_slices(
+            tf.constant(splits.splits["train"].texts, dtype=tf.string))
+        standardized = train_texts.batch(_ADAPT_BATCH_SIZE).map(self.standardize)
+        self.vectorizer = text_lib.fit_vectorizer(standardized, self.data_config.vocabulary_size)
+        self.label_names = splits.label_names
+        logger.info("vocabulary: %d tokens; classes: %s", self.vectorizer.vocabulary_size(),
+                    list(self.label_names))
+
+    def save_preprocessing(self, run_dir: str) -> None:
+        directory = os.path.join(run_dir, "vocab")
+        text_lib.save_vocabulary(self.vectorizer.get_vocabulary(), directory)
+        text_lib.save_vocabulary(list(self.label_names), directory, LABELS_FILE)
+
+    def load_preprocessing(self, run_dir: str) -> None:
+        directory = os.path.join(run_dir, "vocab")
+        self.vectorizer = text_lib.vectorizer_from_vocabulary(text_lib.load_vocabulary(directory))
+        self.label_names = tuple(text_lib.load_vocabulary(directory, LABELS_FILE))
+
+    def has_preprocessing(self, run_dir: str) -> bool:
+        return os.path.exists(os.path.join(run_dir, "vocab", LABELS_FILE))
+
+    def encode(self, texts: tf.Tensor) -> tf.Tensor:
+        """Raw strings [batch] -> int32 token ids [batch, time], right-padded (the serving path)."""
+        return text_lib.token_ids(self.vectorizer, self.standardize(texts),
+                                  self.data_config.max_sequence_length)
+
+    def _encode_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return text_lib.ragged_token_ids(self.vectorizer, self.standardize(texts),
+                                         self.data_config.max_sequence_length)
+
+    def datasets(self, splits: text_classification.LabeledSplits) -> dict[str, tf.data.Dataset]:
+        """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
+        boundaries = None
+        if self.data_config.bucketing:
+            lengths = self._token_lengths(splits.splits["train"].texts)
+            boundaries = batching.bucket_boundaries(lengths, self.data_config.num_buckets)
+        batch_size = self.config.train.batch_size
+        result = {}
+        for split_name, split in splits.splits.items():
+            is_train = split_name == "train"
+            result[split_name] = batching.batch_examples(
+                text_classification.token_dataset(split, self._encode_ragged),
+                batch_size=batch_size, boundaries=boundaries,
+                shuffle_buffer=self.data_config.shuffle_buffer if is_train else 0,
+                seed=self.config.runtime.seed, cache=self.data_config.cache)
+        return result
+
+    def _token_lengths(self, texts: list[str]) -> np.ndarray:
+        dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
+        dataset = dataset.batch(_ADAPT_BATCH_SIZE).map(lambda batch: self._encode_ragged(batch).row_lengths())
+        return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0])
+
+    def sample_inputs(self, splits: text_classification.LabeledSplits) -> list[str]:
+        """A few inputs for the export self-check and the demo: validation texts, edge cases, demos."""
+        validation = splits.splits["validation"].texts[:4]
+        return list(validation) + ["", "!!!"] + synthetic.sentiment_demo_texts()[:2]
+
+    # === Model ===
+
+    def build_model(self) -> keras.Model:
+        return sentiment_classifier.build_sentiment_classifier(
+            self.config.model, vocabulary_size=self.vectorizer.vocabulary_size(),
+            num_classes=len(self.label_names))
+
+    def loss(self) -> keras.losses.Loss:
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def metrics(self) -> list:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    # === Evaluation ===
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> dict:
+        """Accuracy, macro-F1, per-class scores and the confusion matrix on one split."""
+        predict = tf.function(lambda features: model(features, training=False), reduce_retracing=True)
+        labels, predictions = [], []
+        for features, batch_labels in dataset:
+            probabilities = predict(features)
+            predictions.append(np.argmax(probabilities.numpy(), axis=-1))
+            labels.append(batch_labels.numpy())
+        if not labels:
+            return metrics.classification_report(np.zeros([0]), np.zeros([0]), self.label_names)
+        return metrics.classification_report(np.concatenate(labels), np.concatenate(predictions),
+                                             self.label_names)
+
+    # === Serving ===
+
+    def serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+        """`serving_default`: text string [batch] -> label, score, probabilities (DESIGN.md section 6)."""
+        label_names = tf.constant(self.label_names, dtype=tf.string)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text):
+            probabilities = model({"token_ids": self.encode(text)}, training=False)  # (batch, classes)
+            best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            return {
+                "label": tf.gather(label_names, best),
+                "score": tf.reduce_max(probabilities, axis=-1),
+                "probabilities": probabilities,
+            }
+
+        return {"serving_default": serve}
+
+    def trackables(self) -> list:
+        """Objects whose state the export must carry besides the model (the vocabulary table)."""
+        return [self.vectorizer]

@@ -1,0 +1,231 @@
+"""Training: seeded setup, `model.fit` with checkpoints, resume, early stopping and logs, then evaluation.
+
+Run directory layout (DESIGN.md section 3):
+    config.yaml                 the resolved config
+    vocab/                      vocabulary and class names, fitted on the training split
+    checkpoints/best.weights.h5 best epoch by `train.monitor`
+    checkpoints/last/           last finished epoch (weights, optimizer, epoch); resumes after a crash
+    logs/history.csv            metrics per epoch; logs/tensorboard/ event files
+    model.keras                 the best model, written when training ends
+    metrics.json                evaluation of every split
+"""
+
+import csv
+import json
+import logging
+import math
+import os
+import typing
+
+import keras
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline import run_files
+from pipeline import tasks as tasks_lib
+
+logger = logging.getLogger(__name__)
+
+# Keys that may change when an interrupted or finished run is continued.
+_RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping_patience")
+
+
+def configure_runtime(runtime: config_lib.RuntimeConfig) -> None:
+    """Seeds every random generator and sets the precision policy for the coming run."""
+    keras.utils.set_random_seed(runtime.seed)
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+
+
+def check_config(config: config_lib.RunConfig, task) -> None:
+    """Cross-checks the config against the task before any work starts."""
+    if config.train.monitor not in task.monitor_choices:
+        raise config_lib.ConfigError(
+            f"train.monitor: {config.train.monitor!r} is not one of {list(task.monitor_choices)}")
+
+
+def prepare_run_dir(config: config_lib.RunConfig) -> str:
+    """Creates the run directory and writes the resolved config, refusing to mix two different runs."""
+    run_dir = config.run_dir
+    path = os.path.join(run_dir, run_files.CONFIG_FILE)
+    if os.path.exists(path) and os.path.exists(os.path.join(run_dir, run_files.LAST_CHECKPOINT)):
+        previous = _flatten(config_lib.to_tree(config_lib.load_config([path])))
+        current = _flatten(config_lib.to_tree(config))
+        changed = sorted(key for key in set(previous) | set(current)
+                         if previous.get(key) != current.get(key) and key not in _RESUMABLE_CHANGES
+                         and not key.startswith("export."))
+        if changed:
+            raise config_lib.ConfigError(
+                f"{run_dir} holds a run with a different config ({', '.join(changed)} differ); "
+                "set runtime.run_dir to a new directory, or delete the old one to start over")
+    config_lib.save_config(config, path)
+    return run_dir
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def make_optimizer(train: config_lib.TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """Builds the optimizer with gradient clipping and the learning-rate schedule."""
+    learning_rate: typing.Any = train.learning_rate
+    if train.learning_rate_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(train.learning_rate, max(total_steps, 1))
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+        "sgd": keras.optimizers.SGD,
+    }
+    return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm)
+
+
+def compile_model(model: keras.Model, task, config: config_lib.RunConfig, total_steps: int) -> None:
+    model.compile(optimizer=make_optimizer(config.train, total_steps), loss=task.loss(),
+                  metrics=task.metrics(), jit_compile=config.runtime.jit_compile)
+
+
+def resumed_epoch(run_dir: str) -> int:
+    """Number of finished epochs saved in the last checkpoint (0 when starting fresh)."""
+    path = os.path.join(run_dir, run_files.LAST_CHECKPOINT, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as stream:
+        return int(json.load(stream)["epoch"])
+
+
+def _trim_history(run_dir: str, finished_epochs: int) -> list[dict]:
+    """Drops history rows of epochs that will be trained again and returns the rows kept."""
+    path = os.path.join(run_dir, run_files.HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    kept = [row for row in rows if int(row["epoch"]) < finished_epochs]
+    if len(kept) != len(rows):
+        with open(path, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(kept)
+    return kept
+
+
+def _best_so_far(rows: list[dict], monitor: str) -> typing.Optional[float]:
+    values = [float(row[monitor]) for row in rows if row.get(monitor) not in (None, "")]
+    if not values:
+        return None
+    return min(values) if monitor.endswith("loss") else max(values)
+
+
+def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: int) -> list:
+    """Checkpoints (best and last), CSV and TensorBoard logs, early stopping, NaN guard."""
+    monitor = config.train.monitor
+    previous_best = _best_so_far(_trim_history(run_dir, finished_epochs), monitor)
+    os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, run_files.BEST_WEIGHTS), monitor=monitor, save_best_only=True,
+            save_weights_only=True, initial_value_threshold=previous_best),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, run_files.HISTORY), append=True),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs", "tensorboard"), write_graph=False),
+    ]
+    if config.train.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
+                                                       patience=config.train.early_stopping_patience))
+    # Last, so that a crash never leaves an epoch marked finished before the others saw it.
+    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, run_files.LAST_CHECKPOINT),
+                                                      delete_checkpoint=False, double_checkpoint=True))
+    return callbacks
+
+
+def train(config: config_lib.RunConfig) -> str:
+    """Trains (resuming from the run directory's last checkpoint), evaluates, and exports if configured.
+
+    Returns:
+        The run directory.
+    """
+    task = tasks_lib.create_task(config)
+    check_config(config, task)
+    run_dir = prepare_run_dir(config)
+    configure_runtime(config.runtime)
+
+    splits = task.load_splits()
+    finished_epochs = resumed_epoch(run_dir)
+    if finished_epochs and task.has_preprocessing(run_dir):
+        task.load_preprocessing(run_dir)  # the same vocabulary the checkpoint was trained with
+    else:
+        task.fit_preprocessing(splits)
+        task.save_preprocessing(run_dir)
+    run_files.save_sample_inputs(run_dir, task.sample_inputs(splits))
+    datasets = task.datasets(splits)
+
+    model = task.build_model()
+    steps_per_epoch = config.train.steps_per_epoch
+    estimated_steps = steps_per_epoch or math.ceil(len(splits.splits["train"].texts) / config.train.batch_size)
+    compile_model(model, task, config, estimated_steps * config.train.epochs)
+    if finished_epochs:
+        logger.info("resuming %s after %d finished epoch(s)", run_dir, finished_epochs)
+    train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
+    model.fit(train_dataset, validation_data=datasets["validation"], epochs=config.train.epochs,
+              steps_per_epoch=steps_per_epoch, callbacks=make_callbacks(config, run_dir, finished_epochs),
+              shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
+
+    if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
+        model.load_weights(os.path.join(run_dir, run_files.BEST_WEIGHTS))
+    model.save(os.path.join(run_dir, run_files.MODEL_FILE))
+    evaluate_splits(task, model, datasets, run_dir, skipped_rows=splits.skipped_rows)
+    return run_dir
+
+
+def _fit_verbosity() -> typing.Union[str, int]:
+    # A progress bar on a terminal; one line per epoch in CI logs and pipes.
+    return "auto" if os.isatty(1) else 2
+
+
+def evaluate_splits(task, model: keras.Model, datasets: dict, run_dir: str,
+                    skipped_rows: typing.Optional[dict] = None,
+                    split_names: typing.Optional[typing.Sequence[str]] = None) -> dict:
+    """Evaluates the named splits (all held-out splits by default) and merges them into metrics.json."""
+    path = os.path.join(run_dir, run_files.METRICS_FILE)
+    results = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as stream:
+            results = json.load(stream)
+    for split_name in split_names or [name for name in datasets if name != "train"]:
+        results[split_name] = task.evaluate(model, datasets[split_name])
+        logger.info("%s: %s", split_name, _headline(results[split_name]))
+    if skipped_rows is not None:
+        results["skipped_rows"] = skipped_rows
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        json.dump(results, stream, indent=2)
+    os.replace(temporary, path)
+    return results
+
+
+def _headline(split_metrics: dict) -> str:
+    return ", ".join(f"{key}={value:.4f}" for key, value in split_metrics.items()
+                     if isinstance(value, float))
+
+
+def evaluate(run_dir: str, split_names: typing.Optional[typing.Sequence[str]] = None) -> dict:
+    """Re-evaluates a trained run on the named splits (held-out ones by default), updating metrics.json."""
+    config = run_files.load_run_config(run_dir)
+    task = tasks_lib.create_task(config)
+    configure_runtime(config.runtime)
+    task.load_preprocessing(run_dir)
+    splits = task.load_splits()
+    unknown = [name for name in split_names or () if name not in splits.splits]
+    if unknown:
+        raise ValueError(f"split {unknown[0]!r} is not available; this run has {sorted(splits.splits)}")
+    model = run_files.load_trained_model(run_dir)
+    return evaluate_splits(task, model, task.datasets(splits), run_dir, skipped_rows=splits.skipped_rows,
+                           split_names=split_names)
