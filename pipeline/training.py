@@ -13,7 +13,6 @@ Run directory layout (DESIGN.md section 3):
 import csv
 import json
 import logging
-import math
 import os
 import typing
 
@@ -169,8 +168,7 @@ def train(config: config_lib.RunConfig) -> str:
 
     model = task.build_model()
     steps_per_epoch = config.train.steps_per_epoch
-    estimated_steps = steps_per_epoch or math.ceil(len(splits.splits["train"].texts) / config.train.batch_size)
-    compile_model(model, task, config, estimated_steps * config.train.epochs)
+    compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
     if finished_epochs:
         logger.info("resuming %s after %d finished epoch(s)", run_dir, finished_epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]

@@ -20,13 +20,24 @@ def bucket_boundaries(lengths: np.ndarray, num_buckets: int) -> list[int]:
     return sorted({int(value) + 1 for value in quantiles})
 
 
-def batch_examples(dataset: tf.data.Dataset, *, batch_size: int, boundaries: list[int] | None,
-                   length_key: str = "token_ids", shuffle_buffer: int = 0, seed: int | None = None,
-                   cache: bool = False) -> tf.data.Dataset:
+def count_batches(lengths: np.ndarray, batch_size: int, boundaries: list[int] | None) -> int:
+    """Number of batches `batch_examples` yields: each bucket ends with its own partial batch."""
+    if boundaries is None:
+        return -(-len(lengths) // batch_size)
+    buckets = np.searchsorted(np.asarray(boundaries), np.asarray(lengths), side="right")
+    counts = np.bincount(buckets, minlength=len(boundaries) + 1)
+    return int(np.sum(-(-counts // batch_size)))
+
+
+def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_size: int,
+                   boundaries: list[int] | None, length_key: str = "token_ids", shuffle_buffer: int = 0,
+                   seed: int | None = None, cache: bool = False) -> tf.data.Dataset:
     """Turns a dataset of (features dict of 1-D tensors, label) into padded batches.
 
     Args:
         dataset: Unbatched examples; `features[length_key]` is the sequence used for bucketing.
+        lengths: Length of `features[length_key]` for every example, so that the number of batches
+            is known up front (exact progress bars and schedules).
         batch_size: Examples per batch.
         boundaries: Bucket boundaries from `bucket_boundaries`; None pads each batch to its longest
             example without bucketing.
@@ -49,4 +60,6 @@ def batch_examples(dataset: tf.data.Dataset, *, batch_size: int, boundaries: lis
             element_length_func=lambda features, label: tf.shape(features[length_key])[0],
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(
+        count_batches(lengths, batch_size, boundaries)))
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -81,17 +81,16 @@ class SentimentTask:
 
     def datasets(self, splits: text_classification.LabeledSplits) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
+        lengths = {name: self._token_lengths(split.texts) for name, split in splits.splits.items()}
         boundaries = None
         if self.data_config.bucketing:
-            lengths = self._token_lengths(splits.splits["train"].texts)
-            boundaries = batching.bucket_boundaries(lengths, self.data_config.num_buckets)
-        batch_size = self.config.train.batch_size
+            boundaries = batching.bucket_boundaries(lengths["train"], self.data_config.num_buckets)
         result = {}
         for split_name, split in splits.splits.items():
             is_train = split_name == "train"
             result[split_name] = batching.batch_examples(
-                text_classification.token_dataset(split, self._encode_ragged),
-                batch_size=batch_size, boundaries=boundaries,
+                text_classification.token_dataset(split, self._encode_ragged), lengths=lengths[split_name],
+                batch_size=self.config.train.batch_size, boundaries=boundaries,
                 shuffle_buffer=self.data_config.shuffle_buffer if is_train else 0,
                 seed=self.config.runtime.seed, cache=self.data_config.cache)
         return result
@@ -99,7 +98,7 @@ class SentimentTask:
     def _token_lengths(self, texts: list[str]) -> np.ndarray:
         dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
         dataset = dataset.batch(_ADAPT_BATCH_SIZE).map(lambda batch: self._encode_ragged(batch).row_lengths())
-        return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0])
+        return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0], np.int64)
 
     def sample_inputs(self, splits: text_classification.LabeledSplits) -> list[str]:
         """A few inputs for the export self-check and the demo: validation texts, edge cases, demos."""
@@ -123,7 +122,8 @@ class SentimentTask:
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> dict:
         """Accuracy, macro-F1, per-class scores and the confusion matrix on one split."""
-        predict = tf.function(lambda features: model(features, training=False), reduce_retracing=True)
+        predict = tf.function(lambda features: model(features, training=False),
+                              input_signature=[{"token_ids": tf.TensorSpec([None, None], tf.int32)}])
         labels, predictions = [], []
         for features, batch_labels in dataset:
             probabilities = predict(features)
