@@ -178,8 +178,9 @@ def token_dataset(split: Split, encode: typing.Callable[[tf.Tensor], tf.RaggedTe
     """
     texts = tf.constant(split.texts, dtype=tf.string) if split.texts else tf.zeros([0], tf.string)
     dataset = tf.data.Dataset.from_tensor_slices((texts, split.labels))
-    dataset = dataset.batch(1024).map(
-        lambda text, label: ({"token_ids": encode(text)}, label), num_parallel_calls=tf.data.AUTOTUNE)
+    # Sequential on purpose: it runs once before the cache, and parallel maps over lookup tables are
+    # rewritten to sequential ones (with a log line) when op determinism is on.
+    dataset = dataset.batch(1024).map(lambda text, label: ({"token_ids": encode(text)}, label))
     # Unbatched ragged rows are rank-1 ragged specs; as plain tensors they can be padded and bucketed.
     return dataset.unbatch().map(lambda features, label: (
         {"token_ids": tf.convert_to_tensor(features["token_ids"])}, label))

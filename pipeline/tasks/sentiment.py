@@ -101,9 +101,8 @@ class SentimentTask:
         return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0], np.int64)
 
     def sample_inputs(self, splits: text_classification.LabeledSplits) -> list[str]:
-        """A few inputs for the export self-check and the demo: validation texts, edge cases, demos."""
-        validation = splits.splits["validation"].texts[:4]
-        return list(validation) + ["", "!!!"] + synthetic.sentiment_demo_texts()[:2]
+        """Inputs for the export self-check and the demo: edge cases, validation texts, demo reviews last."""
+        return ["", "!!!"] + list(splits.splits["validation"].texts[:4]) + synthetic.sentiment_demo_texts()
 
     # === Model ===
 

@@ -1,0 +1,208 @@
+"""Import direction (DESIGN.md section 1), checked on the source with `ast`, without importing anything.
+
+config <- data, layers, decoding, metrics <- models (and run_files) <- tasks <- training, export <- cli.
+`data` and `models` never import each other; `training` and `export` never import each other.
+"""
+
+import ast
+import pathlib
+import re
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = REPOSITORY / "pipeline"
+
+# The layer of each top-level part of the package (first component after `pipeline.`).
+LAYER_OF_PART = {
+    "config": "config",
+    "data": "data",
+    "layers": "layers",
+    "decoding": "decoding",
+    "metrics": "metrics",
+    "models": "models",
+    "run_files": "run_files",
+    "tasks": "tasks",
+    "training": "training",
+    "export": "export",
+    "cli": "cli",
+    "__main__": "cli",
+    "__init__": "root",
+}
+
+_FOUNDATION = {"config"}
+_BASICS = _FOUNDATION | {"data", "layers", "decoding", "metrics"}
+_MODEL_TIER = {"config", "layers", "metrics", "decoding"}
+_TASK_TIER = _BASICS | {"models"}
+_TRAINING_TIER = _TASK_TIER | {"tasks", "run_files"}
+
+# Layers each layer may import (its own layer is always allowed; `root` is `pipeline/__init__.py`).
+ALLOWED = {
+    "root": set(),
+    "config": set(),
+    "data": _FOUNDATION,
+    "layers": _FOUNDATION,
+    "decoding": _FOUNDATION,
+    "metrics": _FOUNDATION,
+    "models": _MODEL_TIER,
+    "run_files": _MODEL_TIER,
+    "tasks": _TASK_TIER,
+    "training": _TRAINING_TIER,
+    "export": _TRAINING_TIER,
+    "cli": set(LAYER_OF_PART.values()),
+}
+
+FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")
+FORBIDDEN_CALLS = re.compile(r"\b(py_function|numpy_function|py_func)\b")
+
+
+def package_modules() -> list[pathlib.Path]:
+    return sorted(path for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(REPOSITORY).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer_of_path(path: pathlib.Path) -> str | None:
+    relative = path.relative_to(PACKAGE)
+    part = relative.parts[0] if len(relative.parts) > 1 else relative.stem
+    return LAYER_OF_PART.get(part)
+
+
+def layer_of_module(name: str) -> str | None:
+    """Layer of an imported `pipeline...` module name; `root` for `pipeline` itself."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        return "root"
+    return LAYER_OF_PART.get(parts[1])
+
+
+def is_submodule(name: str) -> bool:
+    relative = pathlib.Path(*name.split("."))
+    return (REPOSITORY / relative).is_dir() or (REPOSITORY / relative).with_suffix(".py").exists()
+
+
+def imported_modules(path: pathlib.Path) -> list[tuple[int, str]]:
+    """(line, absolute module name) for every import in a file, relative imports resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[:len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.append((node.lineno, candidate if is_submodule(candidate) else base))
+    return found
+
+
+def test_every_module_has_a_layer():
+    unmapped = [str(path.relative_to(REPOSITORY)) for path in package_modules() if layer_of_path(path) is None]
+
+    assert not unmapped, f"modules outside the DESIGN.md layout (add them to LAYER_OF_PART): {unmapped}"
+
+
+def test_import_direction_follows_the_design():
+    violations = []
+    for path in package_modules():
+        layer = layer_of_path(path)
+        if layer is None:
+            continue
+        for line, name in imported_modules(path):
+            if name != "pipeline" and not name.startswith("pipeline."):
+                continue
+            target = layer_of_module(name)
+            if target == layer or target == "root":  # `pipeline/__init__.py` itself imports nothing
+                continue
+            if target not in ALLOWED[layer]:
+                violations.append(f"{path.relative_to(REPOSITORY)}:{line}: {layer} imports {name} ({target})")
+
+    assert not violations, "imports against DESIGN.md section 1:\n" + "\n".join(violations)
+
+
+def test_import_scanner_resolves_pipeline_imports():
+    # Guards the checker itself: the parsed imports of a known module include its pipeline imports.
+    found = {name for _, name in imported_modules(PACKAGE / "tasks" / "sentiment.py")}
+
+    assert {"pipeline.config", "pipeline.metrics", "pipeline.data.text",
+            "pipeline.models.sentiment_classifier"} <= found
+
+
+def test_data_and_models_never_import_each_other():
+    crossings = []
+    for path in package_modules():
+        layer = layer_of_path(path)
+        if layer not in ("data", "models"):
+            continue
+        other = "models" if layer == "data" else "data"
+        for line, name in imported_modules(path):
+            if name.startswith(f"pipeline.{other}"):
+                crossings.append(f"{path.relative_to(REPOSITORY)}:{line}: imports {name}")
+
+    assert not crossings, "\n".join(crossings)
+
+
+def test_training_and_export_never_import_each_other():
+    crossings = []
+    for path in package_modules():
+        layer = layer_of_path(path)
+        if layer not in ("training", "export"):
+            continue
+        other = "export" if layer == "training" else "training"
+        for line, name in imported_modules(path):
+            if layer_of_module(name) == other and name.startswith("pipeline"):
+                crossings.append(f"{path.relative_to(REPOSITORY)}:{line}: imports {name}")
+
+    assert not crossings, "\n".join(crossings)
+
+
+def test_no_tensorflow_text_or_tf_keras():
+    offenders = []
+    for path in package_modules():
+        for line, name in imported_modules(path):
+            if name.split(".")[0] in FORBIDDEN_MODULES:
+                offenders.append(f"{path.relative_to(REPOSITORY)}:{line}: imports {name}")
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if any(module in text for module in FORBIDDEN_MODULES):
+                offenders.append(f"{path.relative_to(REPOSITORY)}:{number}: {text.strip()}")
+
+    assert not offenders, "\n".join(offenders)
+
+
+def test_no_python_callbacks_in_graphs():
+    offenders = []
+    for path in package_modules():
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if FORBIDDEN_CALLS.search(text):
+                offenders.append(f"{path.relative_to(REPOSITORY)}:{number}: {text.strip()}")
+
+    assert not offenders, "exports must use core TensorFlow ops only:\n" + "\n".join(offenders)
+
+
+def test_serving_scripts_do_not_import_pipeline():
+    # serving/ may not exist yet; client.py and server.py, once there, must stand alone (DESIGN.md section 1).
+    offenders = []
+    for file_name in ("client.py", "server.py"):
+        path = REPOSITORY / "serving" / file_name
+        if not path.exists():
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = ["." * node.level + (node.module or "")]
+            offenders.extend(f"serving/{file_name}:{node.lineno}: imports {name}" for name in names
+                             if name == "pipeline" or name.startswith(("pipeline.", ".")))
+
+    assert not offenders, "\n".join(offenders)
