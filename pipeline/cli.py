@@ -2,6 +2,7 @@
 
 This is the only place that parses arguments; each verb calls an importable function. TensorFlow is
 imported only after the config has been read and checked, so bad input fails in a fraction of a second.
+Errors print one `error: ...` line; set PIPELINE_DEBUG=1 to get the traceback instead.
 """
 
 import argparse
@@ -60,6 +61,8 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
               file=sys.stderr)
         return 130
     except (config_lib.ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        if os.environ.get("PIPELINE_DEBUG"):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -69,6 +69,7 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
         splits["train"], splits["validation"] = _carve_validation(
             splits["train"], data_config.validation_fraction, seed)
     for split_name, split in splits.items():
+        logger.info("%s: %d examples from %s", split_name, len(split.texts), split.origin)
         if split.skipped_rows:
             logger.warning("%s: skipped %d malformed rows (data.on_bad_rows: skip)",
                            split.origin, split.skipped_rows)
