@@ -152,6 +152,30 @@ class SentimentModelConfig(RecurrentConfig):
     pooling: Literal["last", "mean", "max", "attention"] = "last"
 
 
+@dataclasses.dataclass(frozen=True)
+class TaggerModelConfig(RecurrentConfig):
+    """Many-to-many tagger: word embedding (+ character encoder) -> recurrent stack -> softmax per token.
+
+    Attributes:
+        bidirectional: Tagging sees both sides of each word, so bidirectional is the default.
+        char_encoder: Character-level word features, so unseen words still get useful features: `cnn`
+            (convolution and max-pooling over characters), `bilstm`, or `none`.
+        char_embedding_dim: Size of the character embedding.
+        char_units: CNN filters, or BiLSTM units per direction, of the character encoder.
+    """
+
+    bidirectional: bool = True
+    char_encoder: Literal["none", "cnn", "bilstm"] = "cnn"
+    char_embedding_dim: int = 32
+    char_units: int = 32
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key in ("char_embedding_dim", "char_units"):
+            value = getattr(self, key)
+            _require(value >= 1, f"model.{key}: must be >= 1 (got {value})")
+
+
 # === Data ===
 
 
@@ -241,10 +265,48 @@ class TextClassificationDataConfig(DataConfig):
                      f"data.labels: class names must be unique (got {list(self.labels)})")
 
 
+@dataclasses.dataclass(frozen=True)
+class TaggingDataConfig(DataConfig):
+    """Tagged sentences (CoNLL-U, whitespace column files, TFDS or synthetic) and their vectorization.
+
+    Attributes:
+        file_format: `conllu` (Universal Dependencies) or `columns` (token and tag per line, sentences
+            separated by blank lines, CoNLL-2003 style); `auto` picks `conllu` for `.conllu` files.
+        tags: Which CoNLL-U (or TFDS Universal Dependencies) column holds the tags: `upos` or `xpos`.
+        token_column: 0-based column of the token in `columns` files.
+        tag_column: 0-based column of the tag in `columns` files; -1 is the last column.
+        vocabulary_size: Largest word vocabulary, including the padding and out-of-vocabulary tokens.
+        char_vocabulary_size: Largest character vocabulary, same convention.
+        max_sequence_length: Tokens kept per sentence (the first ones).
+        max_word_length: Characters kept per word for the character encoder.
+        lowercase: Look words up lower-cased (characters keep their case).
+    """
+
+    file_format: Literal["auto", "conllu", "columns"] = "auto"
+    tags: Literal["upos", "xpos"] = "upos"
+    token_column: int = 0
+    tag_column: int = -1
+    vocabulary_size: int = 30000
+    char_vocabulary_size: int = 300
+    max_sequence_length: int = 256
+    max_word_length: int = 20
+    lowercase: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key in ("vocabulary_size", "char_vocabulary_size"):
+            value = getattr(self, key)
+            _require(value >= 3, f"data.{key}: must be >= 3 (got {value})")
+        for key in ("max_sequence_length", "max_word_length"):
+            value = getattr(self, key)
+            _require(value >= 1, f"data.{key}: must be >= 1 (got {value})")
+
+
 # === The whole run ===
 
 TASK_CONFIG_CLASSES = {
     "sentiment": (TextClassificationDataConfig, SentimentModelConfig),
+    "tagging": (TaggingDataConfig, TaggerModelConfig),
 }
 
 

@@ -67,7 +67,7 @@ class _BadRow(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Line:
+class Line:
     """One physical line of a file, decoded as UTF-8."""
 
     number: int
@@ -94,7 +94,7 @@ class _DelimitedRow:
     problem: str | None
 
 
-def _located(path: str, line: int | None, reason: str) -> str:
+def located(path: str, line: int | None, reason: str) -> str:
     """Formats an error message as ``path:line: reason``."""
     if line is None:
         return f"{path}: {reason}"
@@ -110,9 +110,9 @@ def _open_binary(path: str) -> typing.BinaryIO:
             return gzip.open(path, "rb")
         return open(path, "rb")
     except FileNotFoundError:
-        raise DataError(_located(path, None, "file not found")) from None
+        raise DataError(located(path, None, "file not found")) from None
     except IsADirectoryError:
-        raise DataError(_located(path, None, "is a directory, expected a file")) from None
+        raise DataError(located(path, None, "is a directory, expected a file")) from None
 
 
 def open_text(path: str) -> typing.TextIO:
@@ -141,10 +141,10 @@ def _raw_lines(binary: typing.BinaryIO, path: str) -> collections.abc.Iterator[b
     try:
         yield from binary
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(_located(path, None, f"cannot read the file: {error}")) from error
+        raise DataError(located(path, None, f"cannot read the file: {error}")) from error
 
 
-def _decode_line(raw: bytes, number: int) -> _Line:
+def _decode_line(raw: bytes, number: int) -> Line:
     """Decodes one raw line, remembering where invalid UTF-8 was found."""
     try:
         text = raw.decode("utf-8")
@@ -154,10 +154,10 @@ def _decode_line(raw: bytes, number: int) -> _Line:
         problem = f"invalid UTF-8: byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line"
     if number == 1:
         text = text.removeprefix("\ufeff")
-    return _Line(number, text, problem)
+    return Line(number, text, problem)
 
 
-def _read_lines(path: str) -> collections.abc.Iterator[_Line]:
+def read_lines(path: str) -> collections.abc.Iterator[Line]:
     """Yields the decoded physical lines of a file, keeping their line endings."""
     with _open_binary(path) as binary:
         for number, raw in enumerate(_raw_lines(binary, path), start=1):
@@ -219,7 +219,7 @@ def _json_field(record: dict, key: str) -> object:
     return record[key]
 
 
-def _parse_json_line(line: _Line, text_key: str, label_key: str) -> tuple[str, str]:
+def _parse_json_line(line: Line, text_key: str, label_key: str) -> tuple[str, str]:
     """Extracts the text and label from one JSON Lines record."""
     if line.decode_problem is not None:
         raise _BadRow(line.decode_problem)
@@ -234,7 +234,7 @@ def _parse_json_line(line: _Line, text_key: str, label_key: str) -> tuple[str, s
     return text, label
 
 
-def _jsonl_records(lines: collections.abc.Iterable[_Line], text_key: str,
+def _jsonl_records(lines: collections.abc.Iterable[Line], text_key: str,
                    label_key: str) -> collections.abc.Iterator[_Record]:
     """Parses a JSON Lines file; blank lines are ignored."""
     for line in lines:
@@ -246,7 +246,7 @@ def _jsonl_records(lines: collections.abc.Iterable[_Line], text_key: str,
 # Label-text -----------------------------------------------------------------
 
 
-def _parse_label_text_line(line: _Line) -> tuple[str, str]:
+def _parse_label_text_line(line: Line) -> tuple[str, str]:
     """Splits ``<label> <text>`` at the first space."""
     if line.decode_problem is not None:
         raise _BadRow(line.decode_problem)
@@ -256,7 +256,7 @@ def _parse_label_text_line(line: _Line) -> tuple[str, str]:
     return text, label.strip()
 
 
-def _label_text_records(lines: collections.abc.Iterable[_Line]) -> collections.abc.Iterator[_Record]:
+def _label_text_records(lines: collections.abc.Iterable[Line]) -> collections.abc.Iterator[_Record]:
     """Parses a label-text file; blank lines are ignored."""
     for line in lines:
         if not line.text.strip():
@@ -270,7 +270,7 @@ def _label_text_records(lines: collections.abc.Iterable[_Line]) -> collections.a
 class _LineFeed:
     """Feeds line texts to ``csv.reader`` and remembers which lines failed to decode."""
 
-    def __init__(self, lines: collections.abc.Iterator[_Line]):
+    def __init__(self, lines: collections.abc.Iterator[Line]):
         self._lines = lines
         self._decode_problems: dict[int, str] = {}
 
@@ -298,7 +298,7 @@ def _csv_reader(feed: _LineFeed, file_format: str) -> typing.Any:
     return csv.reader(feed, strict=True)
 
 
-def _delimited_rows(lines: collections.abc.Iterator[_Line],
+def _delimited_rows(lines: collections.abc.Iterator[Line],
                     file_format: str) -> collections.abc.Iterator[_DelimitedRow]:
     """Yields the non-blank records of a CSV or TSV file with their first line numbers."""
     feed = _LineFeed(lines)
@@ -337,7 +337,7 @@ def _column_by_name(path: str, header: _DelimitedRow, name: str, argument: str) 
     if suggestions:
         reason += f"; did you mean {suggestions[0]!r}?"
     reason += f" Available columns: {', '.join(repr(column) for column in names)}"
-    raise DataError(_located(path, header.line, reason))
+    raise DataError(located(path, header.line, reason))
 
 
 def _column_in_header(path: str, header: _DelimitedRow, column: str | int, argument: str) -> int:
@@ -347,7 +347,7 @@ def _column_in_header(path: str, header: _DelimitedRow, column: str | int, argum
     if column >= len(header.fields):
         reason = (f"{argument} index {column} is out of range: the header has "
                   f"{len(header.fields)} columns ({', '.join(header.fields)})")
-        raise DataError(_located(path, header.line, reason))
+        raise DataError(located(path, header.line, reason))
     return column
 
 
@@ -356,7 +356,7 @@ def _column_without_header(path: str, column: str | int, argument: str) -> int:
     if isinstance(column, str):
         reason = (f"{argument} is {column!r}, but without a header columns are selected "
                   f"by 0-based index; pass an integer or set header=True")
-        raise DataError(_located(path, None, reason))
+        raise DataError(located(path, None, reason))
     return column
 
 
@@ -374,11 +374,11 @@ def _header_row(path: str, rows: collections.abc.Iterator[_DelimitedRow]) -> _De
     """Reads the header row, or returns None for an empty file."""
     header = next(rows, None)
     if header is not None and header.problem is not None:
-        raise DataError(_located(path, header.line, f"cannot read the header: {header.problem}"))
+        raise DataError(located(path, header.line, f"cannot read the header: {header.problem}"))
     return header
 
 
-def _delimited_records(path: str, lines: collections.abc.Iterator[_Line], file_format: str,
+def _delimited_records(path: str, lines: collections.abc.Iterator[Line], file_format: str,
                        text_column: str | int, label_column: str | int,
                        header: bool) -> collections.abc.Iterator[_Record]:
     """Parses a CSV or TSV file."""
@@ -413,7 +413,7 @@ def _resolve_format(path: str, file_format: str) -> str:
     described = f"extension {suffix!r}" if suffix else "no extension"
     reason = (f"cannot infer the file format from the name ({described}); set the format "
               f"explicitly to one of: {', '.join(FILE_FORMATS)}")
-    raise DataError(_located(path, None, reason))
+    raise DataError(located(path, None, reason))
 
 
 def _json_key(column: str | int, argument: str) -> str:
@@ -427,7 +427,7 @@ def _json_key(column: str | int, argument: str) -> str:
 def _records(path: str, file_format: str, text_column: str | int, label_column: str | int,
              header: bool) -> collections.abc.Iterator[_Record]:
     """Dispatches to the parser for a file format."""
-    lines = _read_lines(path)
+    lines = read_lines(path)
     if file_format == "jsonl":
         return _jsonl_records(lines, _json_key(text_column, "text_column"),
                               _json_key(label_column, "label_column"))
@@ -492,5 +492,5 @@ def read_labeled_texts(path: str, *, file_format: str = "auto", text_column: str
         elif on_bad_rows == "skip":
             skipped_rows += 1
         else:
-            raise DataError(_located(path, record.line, record.problem))
+            raise DataError(located(path, record.line, record.problem))
     return LabeledTexts(texts=texts, labels=labels, skipped_rows=skipped_rows, source=path)

@@ -236,3 +236,67 @@ def sentiment_demo_texts() -> list[str]:
         "the music was slightly bad but the ending was extremely good it was released in the spring",
         "the dialogue was never boring but the pacing was really dull we saw it on a rainy evening",
     ]
+
+
+# === Tagging ===
+
+_AMBIGUOUS_WORDS = ("book", "duck", "watch", "park", "light", "plant", "ring", "train", "fly", "signal")
+_NOUNS = ("dog", "teacher", "river", "city", "child", "window", "garden", "letter")
+_VERBS = ("sees", "likes", "finds", "paints", "visits", "cleans")
+_DETERMINERS = ("the", "a", "this", "every")
+_ADJECTIVES = ("old", "small", "green", "quiet", "bright")
+_PRONOUNS = ("we", "they", "you", "i")
+_ADVERBS = ("often", "quickly", "rarely", "today")
+_ADPOSITIONS = ("near", "behind", "under")
+TAGGING_TAGS = ("ADJ", "ADP", "ADV", "DET", "NOUN", "PRON", "VERB")
+
+
+def _noun_phrase(generator: numpy.random.Generator) -> list[tuple[str, str]]:
+    words = [(_pick(generator, _DETERMINERS), "DET")]
+    if generator.random() < 0.4:
+        words.append((_pick(generator, _ADJECTIVES), "ADJ"))
+    pool = _AMBIGUOUS_WORDS if generator.random() < 0.5 else _NOUNS
+    words.append((_pick(generator, pool), "NOUN"))
+    return words
+
+
+def _tagged_sentence(generator: numpy.random.Generator) -> list[tuple[str, str]]:
+    """Subject, verb, object, optional adverb and prepositional phrase.
+
+    Ambiguous words ("book", "duck", ...) are nouns after a determiner or adjective and verbs after a
+    pronoun subject, so only the context tells their tag.
+    """
+    if generator.random() < 0.5:
+        words = [(_pick(generator, _PRONOUNS), "PRON")]
+        if generator.random() < 0.3:
+            words.append((_pick(generator, _ADVERBS), "ADV"))
+        pool = _AMBIGUOUS_WORDS if generator.random() < 0.7 else _VERBS
+        words.append((_pick(generator, pool), "VERB"))
+    else:
+        words = _noun_phrase(generator) + [(_pick(generator, _VERBS), "VERB")]
+    words += _noun_phrase(generator)
+    if generator.random() < 0.5:
+        words += [(_pick(generator, _ADPOSITIONS), "ADP")] + _noun_phrase(generator)
+    if generator.random() < 0.3:
+        words.append((_pick(generator, _ADVERBS), "ADV"))
+    return words
+
+
+def tagging_examples(num_examples: int, seed: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Returns (tokens, tags) per sentence for a POS-like task whose ambiguous words need context.
+
+    Deterministic for a seed. A most-frequent-tag-per-word baseline gets the ambiguous words only about
+    half right; a bidirectional tagger can get them all.
+    """
+    if num_examples < 1:
+        raise ValueError(f"num_examples must be >= 1, got {num_examples}")
+    generator = numpy.random.default_rng(seed)
+    sentences = [_tagged_sentence(generator) for _ in range(num_examples)]
+    return ([[word for word, _ in sentence] for sentence in sentences],
+            [[tag for _, tag in sentence] for sentence in sentences])
+
+
+def tagging_demo_texts() -> list[str]:
+    """Sentences where the same word is a noun in one and a verb in the other."""
+    return ["we book the old train near the river", "the book likes a small duck",
+            "they duck under the bright light", "a teacher paints the park today"]

@@ -6,7 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
-_LINE_BREAK_TAGS = r"<\s*br\s*/?\s*>"
+_LINE_BREAK_TAGS = r"(?i)<\s*br\s*/?\s*>"
 _APOSTROPHES = r"['’`]"
 _PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_{|}~]"
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
+from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,14 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
         raw = _tfds_splits(name, data_config)
     else:
         raw = _file_splits(data_config)
+    if "train" not in raw:
+        raise files.DataError(f"{data_config.source}: there is no training split")
     if not raw["train"].texts:
         raise files.DataError(f"{raw['train'].source}: the training split has no examples")
     label_names = _label_names(data_config.labels, raw["train"])
-    splits = {split_name: _index_labels(read, label_names, split_name) for split_name, read in raw.items()}
+    indices_allowed = data_config.labels is not None
+    splits = {split_name: _index_labels(read, label_names, split_name, indices_allowed)
+              for split_name, read in raw.items()}
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve_validation(
             splits["train"], data_config.validation_fraction, seed)
@@ -109,7 +114,7 @@ def _tfds_splits(name: str, data_config) -> dict[str, files.LabeledTexts]:
     text_key = _TFDS_TEXT_FEATURES.get(name, "text")
     raw = {}
     for split_name in SPLITS:
-        if split_name not in builder.info.splits:
+        if builder.info.splits and split_name not in builder.info.splits:
             continue
         texts, labels = [], []
         for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
@@ -141,13 +146,15 @@ def _is_integer(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
 
-def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_name: str) -> Split:
+def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_name: str,
+                  indices_allowed: bool) -> Split:
+    """Maps label names to class indices; integer labels index `data.labels` when it is configured."""
     index = {name: position for position, name in enumerate(label_names)}
     indices = np.empty(len(read.labels), dtype=np.int32)
     for row, label in enumerate(read.labels):
         if label in index:
             indices[row] = index[label]
-        elif _is_integer(label) and 0 <= int(label) < len(label_names):
+        elif indices_allowed and _is_integer(label) and 0 <= int(label) < len(label_names):
             indices[row] = int(label)
         else:
             raise files.DataError(
@@ -158,16 +165,12 @@ def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_
 
 
 def _carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    order = np.random.default_rng(seed).permutation(len(train.texts))
-    count = max(1, int(round(fraction * len(order))))
-    if count >= len(order):
-        raise files.DataError(f"{train.origin}: too few training examples ({len(order)}) to carve a "
-                              "validation split; give data.validation")
+    train_rows, validation_rows = splits_lib.carve_validation(len(train.texts), fraction, seed, train.origin)
     def take(rows: np.ndarray, origin: str, skipped: int) -> Split:
         return Split(texts=[train.texts[row] for row in rows], labels=train.labels[rows],
                      origin=origin, skipped_rows=skipped)
-    validation = take(np.sort(order[:count]), f"{train.origin} (validation carved from train)", 0)
-    return take(np.sort(order[count:]), train.origin, train.skipped_rows), validation
+    return (take(train_rows, train.origin, train.skipped_rows),
+            take(validation_rows, f"{train.origin} (validation carved from train)", 0))
 
 
 def token_dataset(split: Split, encode: typing.Callable[[tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:

@@ -232,8 +232,7 @@ def test_synthetic_source_is_seeded():
 
     assert first.splits["train"].texts == again.splits["train"].texts
     assert first.splits["train"].texts != other.splits["train"].texts
-    assert set(first.splits["train"].texts).isdisjoint(first.splits["test"].texts) or \
-        first.splits["test"].texts != first.splits["train"].texts[:len(first.splits["test"].texts)]
+    assert first.splits["test"].texts != first.splits["train"].texts[:len(first.splits["test"].texts)]
 
 
 # === TFDS sources, offline ===
@@ -389,10 +388,8 @@ def test_bucket_boundaries_are_strictly_increasing_ints():
 
 
 def test_bucket_boundaries_collapse_repeated_lengths():
-    boundaries = batching.bucket_boundaries(np.array([5] * 50 + [9] * 50), 8)
-
-    assert boundaries == sorted(set(boundaries))
-    assert len(boundaries) <= 2
+    assert batching.bucket_boundaries(np.array([5] * 100), 8) == [6]
+    assert len(batching.bucket_boundaries(np.array([5] * 50 + [9] * 50), 8)) < 7
 
 
 @pytest.mark.parametrize("lengths, num_buckets", [(np.array([3, 4, 5]), 1), (np.zeros([0]), 4)])
@@ -404,12 +401,14 @@ def test_bucket_boundaries_empty_for_one_bucket_or_no_lengths(lengths, num_bucke
 def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, bucketed):
     lengths = example_lengths(bucket_split, encode)
     boundaries = batching.bucket_boundaries(lengths, 4) if bucketed else None
-    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), batch_size=4,
-                                      boundaries=boundaries, shuffle_buffer=100, seed=0)
+    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
+                                      batch_size=4, boundaries=boundaries, shuffle_buffer=100, seed=0)
 
     seen = collections.Counter()
     total = 0
+    batches = 0
     for features, labels in dataset:
+        batches += 1
         token_ids = features["token_ids"]
         assert token_ids.dtype == tf.int32
         assert token_ids.shape.rank == 2
@@ -419,6 +418,7 @@ def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, buck
             seen[tuple(int(value) for value in np.trim_zeros(row, "b"))] += 1
 
     assert total == len(BUCKET_TEXTS)
+    assert batches == batching.count_batches(lengths, 4, boundaries) == int(dataset.cardinality())
     expected = collections.Counter(
         tuple(int(value) for value in np.trim_zeros(row, "b"))
         for row in encode(tf.constant(BUCKET_TEXTS)).to_tensor().numpy())
@@ -428,8 +428,8 @@ def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, buck
 def test_bucketed_batches_group_similar_lengths(bucket_split, encode):
     lengths = example_lengths(bucket_split, encode)
     boundaries = batching.bucket_boundaries(lengths, 4)
-    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), batch_size=3,
-                                      boundaries=boundaries)
+    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
+                                      batch_size=3, boundaries=boundaries)
 
     assert len(boundaries) >= 2
     for features, _ in dataset:
@@ -441,10 +441,21 @@ def test_bucketed_batches_group_similar_lengths(bucket_split, encode):
 
 
 def test_shuffled_batches_repeat_with_the_same_seed(bucket_split, encode):
+    lengths = example_lengths(bucket_split, encode)
+
     def first_epoch(seed):
         dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode),
-                                          batch_size=4, boundaries=None, shuffle_buffer=100, seed=seed)
+                                          lengths=lengths, batch_size=4, boundaries=None, shuffle_buffer=100,
+                                          seed=seed)
         return [labels.numpy().tolist() for _, labels in dataset]
 
     assert first_epoch(7) == first_epoch(7)
     assert first_epoch(7) != first_epoch(8)
+
+
+@pytest.mark.parametrize("boundaries, expected", [
+    (None, 2), ([3], 2), ([2, 4], 3), ([10], 2), ([2, 3, 4, 5], 4)])
+def test_count_batches_counts_a_partial_batch_per_bucket(boundaries, expected):
+    lengths = np.array([1, 1, 2, 3, 3, 5])  # for [2, 3, 4, 5]: {1, 1}, {2}, {3, 3}, {}, {5}
+
+    assert batching.count_batches(lengths, 3, boundaries) == expected
