@@ -128,7 +128,11 @@ def predict_rows(function, inputs: list[str]) -> typing.Iterator[dict]:
         outputs = {key: value.numpy() for key, value in
                    function(**{input_name: tf.constant(batch, dtype=tf.string)}).items()}
         for row, text in enumerate(batch):
-            yield {input_name: text, **{key: _plain(value[row]) for key, value in sorted(outputs.items())}}
+            result = {key: _plain(value[row]) for key, value in sorted(outputs.items())}
+            if isinstance(result.get("length"), int):  # padded per-token outputs: keep the real tokens
+                result = {key: value[:result["length"]] if isinstance(value, list) else value
+                          for key, value in result.items()}
+            yield {input_name: text, **result}
 
 
 def _plain(value):

@@ -110,6 +110,9 @@ def tagging_report(gold_sequences, predicted_sequences, out_of_vocabulary_sequen
         predicted_sequences: Predicted tag names per sentence (same lengths).
         out_of_vocabulary_sequences: Per sentence, a bool per token: not in the training vocabulary.
         tag_names: All tag names, in index order.
+
+    Returns:
+        A JSON-ready dict; `oov_accuracy` is None when no token is out of vocabulary.
     """
     index = {name: position for position, name in enumerate(tag_names)}
     gold = np.array([index[tag] for sentence in gold_sequences for tag in sentence], dtype=np.int64)
@@ -119,7 +122,7 @@ def tagging_report(gold_sequences, predicted_sequences, out_of_vocabulary_sequen
     report["tokens"] = report.pop("examples")
     report["sentences"] = len(gold_sequences)
     report["oov_tokens"] = int(unknown.sum())
-    report["oov_accuracy"] = float((gold[unknown] == predicted[unknown]).mean()) if unknown.any() else 0.0
+    report["oov_accuracy"] = float((gold[unknown] == predicted[unknown]).mean()) if unknown.any() else None
     if is_span_tagset(tag_names):
         report["spans"] = span_scores(gold_sequences, predicted_sequences)
     return report

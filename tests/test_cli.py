@@ -4,16 +4,15 @@ import os
 import pathlib
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
+import helpers
 from pipeline import cli
 from pipeline import config as config_lib
 
-REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 FAST_FAILURE_SECONDS = 20
 
 # Native TensorFlow start-up logging (absl), printed before Python code can silence it.
@@ -22,9 +21,7 @@ _NATIVE_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::Initial
 
 def run_pipeline(*arguments: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    process = subprocess.run([sys.executable, "-m", "pipeline", *arguments], cwd=REPOSITORY,
-                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    process = helpers.run_cli(*arguments, input_text="", timeout=120)
     return process, time.monotonic() - start
 
 

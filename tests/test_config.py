@@ -6,9 +6,10 @@ import pathlib
 import pytest
 import yaml
 
+import helpers
 from pipeline import config as config_lib
 
-REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+REPOSITORY = helpers.REPOSITORY
 SHIPPED_CONFIGS = sorted(REPOSITORY.glob("configs/*.yaml")) + sorted(REPOSITORY.glob("configs/tiny/*.yaml"))
 
 MINIMAL = {"name": "unit", "task": "sentiment", "data": {"source": "synthetic:sentiment"}}

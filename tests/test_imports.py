@@ -8,7 +8,9 @@ import ast
 import pathlib
 import re
 
-REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+import helpers
+
+REPOSITORY = helpers.REPOSITORY
 PACKAGE = REPOSITORY / "pipeline"
 
 # The layer of each top-level part of the package (first component after `pipeline.`).

@@ -299,4 +299,4 @@ def tagging_examples(num_examples: int, seed: int) -> tuple[list[list[str]], lis
 def tagging_demo_texts() -> list[str]:
     """Sentences where the same word is a noun in one and a verb in the other."""
     return ["we book the old train near the river", "the book likes a small duck",
-            "they duck under the bright light", "a teacher paints the park today"]
+            "they duck a green light today", "a teacher paints the park"]

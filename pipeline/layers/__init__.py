@@ -1,5 +1,6 @@
 """Reusable Keras layers. `CUSTOM_OBJECTS` is what `keras.saving.load_model` needs to rebuild them."""
 
+from pipeline.layers import characters
 from pipeline.layers import pooling
 from pipeline.layers import recurrent
 
@@ -7,4 +8,5 @@ CUSTOM_OBJECTS = {
     "RecurrentStack": recurrent.RecurrentStack,
     "MaskedPooling": pooling.MaskedPooling,
     "AttentionPooling": pooling.AttentionPooling,
+    "CharacterEncoder": characters.CharacterEncoder,
 }

@@ -1,9 +1,11 @@
 """Tasks wire a config to data, model, losses, evaluation and serving. `TASKS` maps `task:` to the class."""
 
 from pipeline.tasks import sentiment
+from pipeline.tasks import tagging
 
 TASKS = {
     "sentiment": sentiment.SentimentTask,
+    "tagging": tagging.TaggingTask,
 }
 
 

@@ -1,0 +1,153 @@
+"""Tagged sentences for many-to-many tagging: splits from CoNLL-U/column files, TFDS or synthetic data."""
+
+import collections
+import dataclasses
+import logging
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline.data import conll
+from pipeline.data import files
+from pipeline.data import splits as splits_lib
+from pipeline.data import synthetic
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class SentenceSplit:
+    """One split: tokens and tag indices per sentence."""
+
+    tokens: list[list[str]]
+    tag_ids: list[list[int]]
+    origin: str
+    skipped_rows: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedSplits:
+    """Train, validation and (optionally) test splits sharing one tag set."""
+
+    splits: dict[str, SentenceSplit]
+    tag_names: tuple[str, ...]
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        return {name: split.skipped_rows for name, split in self.splits.items()}
+
+
+def load_splits(data_config: config_lib.TaggingDataConfig, seed: int) -> TaggedSplits:
+    """Reads every split, fixes the tag set from train, and carves validation from train if needed.
+
+    Raises:
+        files.DataError: Malformed files, a tag in validation/test that train never uses, or no training data.
+    """
+    kind, _, name = data_config.source.partition(":")
+    if kind == "synthetic":
+        raw = _synthetic_splits(data_config, seed)
+    elif kind == "tfds":
+        raw = _tfds_splits(name, data_config)
+    else:
+        raw = {split_name: conll.read_tagged_sentences(
+                   path, file_format=data_config.file_format, tags=data_config.tags,
+                   token_column=data_config.token_column, tag_column=data_config.tag_column,
+                   on_bad_rows=data_config.on_bad_rows)
+               for split_name in SPLITS if (path := getattr(data_config, split_name)) is not None}
+    if "train" not in raw or not raw["train"].tokens:
+        raise files.DataError(f"{data_config.source}: the training split has no sentences")
+    tag_names = tuple(sorted({tag for sentence in raw["train"].tags for tag in sentence}))
+    splits = {split_name: _index_tags(read, tag_names, split_name) for split_name, read in raw.items()}
+    if "validation" not in splits:
+        train = splits["train"]
+        train_rows, validation_rows = splits_lib.carve_validation(
+            len(train.tokens), data_config.validation_fraction, seed, train.origin)
+        splits["train"] = _take(train, train_rows, train.origin, train.skipped_rows)
+        splits["validation"] = _take(train, validation_rows, f"{train.origin} (validation carved from train)", 0)
+    for split_name, split in splits.items():
+        logger.info("%s: %d sentences, %d tokens from %s", split_name, len(split.tokens),
+                    sum(map(len, split.tokens)), split.origin)
+    return TaggedSplits(splits=splits, tag_names=tag_names)
+
+
+def _synthetic_splits(data_config, seed: int) -> dict[str, conll.TaggedSentences]:
+    def generate(count: int, split_seed: int, origin: str) -> conll.TaggedSentences:
+        tokens, tags = synthetic.tagging_examples(count, seed=split_seed)
+        return conll.TaggedSentences(tokens=tokens, tags=tags, skipped_rows=0, source=origin)
+    total = data_config.synthetic_examples
+    return {"train": generate(total, seed, "synthetic:tagging/train"),
+            "test": generate(max(total // 4, 10), seed + 1, "synthetic:tagging/test")}
+
+
+def _tfds_splits(name: str, data_config) -> dict[str, conll.TaggedSentences]:
+    """`universal_dependencies/<treebank>` (upos or xpos) and `xtreme_pos/<language>` (upos)."""
+    import tensorflow_datasets as tfds  # Imported lazily: slow, and only needed for TFDS sources.
+
+    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
+    builder.download_and_prepare()
+    tag_feature = builder.info.features[data_config.tags]
+    names = getattr(getattr(tag_feature, "feature", None), "names", None)  # ClassLabel sequences
+    raw = {}
+    for split_name in SPLITS:
+        if builder.info.splits and split_name not in builder.info.splits:
+            continue
+        tokens, tags = [], []
+        for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
+            tokens.append([token.decode("utf-8") for token in example["tokens"]])
+            tags.append([names[int(tag)] if names else tag.decode("utf-8") for tag in example[data_config.tags]])
+        raw[split_name] = conll.TaggedSentences(tokens=tokens, tags=tags, skipped_rows=0,
+                                                source=f"tfds:{name}/{split_name}")
+    return raw
+
+
+def _index_tags(read: conll.TaggedSentences, tag_names: tuple[str, ...], split_name: str) -> SentenceSplit:
+    index = {name: position for position, name in enumerate(tag_names)}
+    tag_ids = []
+    for sentence_number, sentence in enumerate(read.tags, start=1):
+        unknown = [tag for tag in sentence if tag not in index]
+        if unknown:
+            raise files.DataError(
+                f"{read.source}: sentence {sentence_number} of the {split_name} split has tag {unknown[0]!r}, "
+                f"which the training split never uses (training tags: {list(tag_names)})")
+        tag_ids.append([index[tag] for tag in sentence])
+    return SentenceSplit(tokens=read.tokens, tag_ids=tag_ids, origin=read.source, skipped_rows=read.skipped_rows)
+
+
+def _take(split: SentenceSplit, rows: np.ndarray, origin: str, skipped: int) -> SentenceSplit:
+    return SentenceSplit(tokens=[split.tokens[row] for row in rows], tag_ids=[split.tag_ids[row] for row in rows],
+                         origin=origin, skipped_rows=skipped)
+
+
+def count_vocabulary(sequences: typing.Iterable[typing.Iterable[str]], size: int) -> list[str]:
+    """The `size - 2` most frequent items (ties in first-seen order), after "" (padding) and "[UNK]"."""
+    counts = collections.Counter(item for sequence in sequences for item in sequence)
+    return ["", "[UNK]"] + [item for item, _ in counts.most_common(size - 2)]
+
+
+def sentence_dataset(split: SentenceSplit,
+                     encode: typing.Callable[[tf.RaggedTensor], tuple[tf.RaggedTensor, tf.RaggedTensor]]
+                     ) -> tf.data.Dataset:
+    """Vectorizes sentences in batches into ({"token_ids": [time], "char_ids": [time, chars]}, tag_ids [time]).
+
+    Args:
+        split: Sentences and tag ids.
+        encode: Maps ragged tokens [batch, (time)] to ragged word ids and ragged char ids [batch, (time), (chars)].
+    """
+    lengths = [len(sentence) for sentence in split.tokens]
+    tokens = tf.RaggedTensor.from_row_lengths(
+        tf.constant([token for sentence in split.tokens for token in sentence], dtype=tf.string), lengths)
+    tags = tf.RaggedTensor.from_row_lengths(
+        tf.constant([tag for sentence in split.tag_ids for tag in sentence], dtype=tf.int32), lengths)
+
+    def vectorize(batch_tokens, batch_tags):
+        token_ids, char_ids = encode(batch_tokens)
+        return {"token_ids": token_ids, "char_ids": char_ids}, batch_tags[:, :token_ids.bounding_shape(1)]
+
+    dataset = tf.data.Dataset.from_tensor_slices((tokens, tags)).batch(1024).map(vectorize).unbatch()
+    return dataset.map(lambda features, tag_ids: (
+        {"token_ids": tf.convert_to_tensor(features["token_ids"]),
+         "char_ids": features["char_ids"].to_tensor()}, tf.convert_to_tensor(tag_ids)))

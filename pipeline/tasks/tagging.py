@@ -1,0 +1,181 @@
+"""Sequence tagging (many-to-many): tokens -> recurrent tagger -> one tag per token (POS, BIO spans)."""
+
+import logging
+import os
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline import metrics
+from pipeline.data import batching
+from pipeline.data import synthetic
+from pipeline.data import tagging as tagging_data
+from pipeline.data import text as text_lib
+from pipeline.models import sequence_tagger
+
+logger = logging.getLogger(__name__)
+
+WORDS_FILE = "words.json"
+CHARACTERS_FILE = "characters.json"
+TAGS_FILE = "tags.json"
+
+
+def _lookup(vocabulary: list[str]) -> keras.layers.StringLookup:
+    """String -> id with "" as padding (0) and one out-of-vocabulary id (1)."""
+    lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token="", oov_token="[UNK]")
+    lookup(tf.constant([""]))  # builds it, which export requires
+    return lookup
+
+
+class TaggingTask:
+    """Wires a tagging `RunConfig` to data, model, loss, evaluation and the serving signature.
+
+    The word vocabulary, character vocabulary and tag set are fitted on the training split and saved
+    under `<run_dir>/vocab/`.
+    """
+
+    monitor_choices = ("val_accuracy", "val_loss")
+    serving_input = "text"
+
+    def __init__(self, config: config_lib.RunConfig):
+        self.config = config
+        self.data_config: config_lib.TaggingDataConfig = config.data
+        self.words: list[str] = []
+        self.characters: list[str] = []
+        self.tag_names: tuple[str, ...] = ()
+        self.word_lookup: typing.Optional[keras.layers.StringLookup] = None
+        self.char_lookup: typing.Optional[keras.layers.StringLookup] = None
+
+    # === Data ===
+
+    def load_splits(self) -> tagging_data.TaggedSplits:
+        return tagging_data.load_splits(self.data_config, seed=self.config.runtime.seed)
+
+    def _word_form(self, token: str) -> str:
+        return token.lower() if self.data_config.lowercase else token
+
+    def fit_preprocessing(self, splits: tagging_data.TaggedSplits) -> None:
+        train = splits.splits["train"].tokens
+        self._set_vocabularies(
+            tagging_data.count_vocabulary(([self._word_form(token) for token in sentence] for sentence in train),
+                                          self.data_config.vocabulary_size),
+            tagging_data.count_vocabulary((character for sentence in train for character in sentence),
+                                          self.data_config.char_vocabulary_size),
+            splits.tag_names)
+        logger.info("vocabulary: %d words, %d characters; %d tags", len(self.words), len(self.characters),
+                    len(self.tag_names))
+
+    def _set_vocabularies(self, words: list[str], characters: list[str], tag_names) -> None:
+        self.words, self.characters, self.tag_names = words, characters, tuple(tag_names)
+        self.word_lookup, self.char_lookup = _lookup(words), _lookup(characters)
+
+    def save_preprocessing(self, run_dir: str) -> None:
+        directory = os.path.join(run_dir, "vocab")
+        text_lib.save_vocabulary(self.words, directory, WORDS_FILE)
+        text_lib.save_vocabulary(self.characters, directory, CHARACTERS_FILE)
+        text_lib.save_vocabulary(list(self.tag_names), directory, TAGS_FILE)
+
+    def load_preprocessing(self, run_dir: str) -> None:
+        directory = os.path.join(run_dir, "vocab")
+        self._set_vocabularies(text_lib.load_vocabulary(directory, WORDS_FILE),
+                               text_lib.load_vocabulary(directory, CHARACTERS_FILE),
+                               text_lib.load_vocabulary(directory, TAGS_FILE))
+
+    def has_preprocessing(self, run_dir: str) -> bool:
+        return os.path.exists(os.path.join(run_dir, "vocab", TAGS_FILE))
+
+    def encode(self, tokens: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """Ragged tokens [batch, (time)] -> word ids [batch, (time)] and char ids [batch, (time), (chars)]."""
+        tokens = tokens[:, :self.data_config.max_sequence_length]
+        words = tf.strings.lower(tokens, encoding="utf-8") if self.data_config.lowercase else tokens
+        token_ids = tf.cast(self.word_lookup(words), tf.int32)
+        characters = tf.strings.unicode_split(tokens, "UTF-8")[:, :, :self.data_config.max_word_length]
+        return token_ids, tf.cast(self.char_lookup(characters), tf.int32)
+
+    def datasets(self, splits: tagging_data.TaggedSplits) -> dict[str, tf.data.Dataset]:
+        """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
+        limit = self.data_config.max_sequence_length
+        lengths = {name: np.minimum([len(sentence) for sentence in split.tokens], limit)
+                   for name, split in splits.splits.items()}
+        boundaries = None
+        if self.data_config.bucketing:
+            boundaries = batching.bucket_boundaries(lengths["train"], self.data_config.num_buckets)
+        return {
+            name: batching.batch_examples(
+                tagging_data.sentence_dataset(split, self.encode), lengths=lengths[name],
+                batch_size=self.config.train.batch_size, boundaries=boundaries,
+                shuffle_buffer=self.data_config.shuffle_buffer if name == "train" else 0,
+                seed=self.config.runtime.seed, cache=self.data_config.cache)
+            for name, split in splits.splits.items()
+        }
+
+    def sample_inputs(self, splits: tagging_data.TaggedSplits) -> list[str]:
+        """Inputs for the export self-check and the demo: edge cases, validation sentences, demos last."""
+        validation = [" ".join(sentence) for sentence in splits.splits["validation"].tokens[:4]]
+        return ["", "   "] + validation + synthetic.tagging_demo_texts()
+
+    # === Model ===
+
+    def build_model(self) -> keras.Model:
+        return sequence_tagger.build_sequence_tagger(
+            self.config.model, vocabulary_size=len(self.words), char_vocabulary_size=len(self.characters),
+            num_tags=len(self.tag_names))
+
+    def loss(self) -> keras.losses.Loss:
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def metrics(self) -> list:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    # === Evaluation ===
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> dict:
+        """Token and OOV accuracy, per-tag scores, and span scores for BIO/BIOES tag sets."""
+        predict = tf.function(lambda features: model(features, training=False), input_signature=[{
+            "token_ids": tf.TensorSpec([None, None], tf.int32),
+            "char_ids": tf.TensorSpec([None, None, None], tf.int32)}])
+        gold, predicted, out_of_vocabulary = [], [], []
+        for features, tag_ids in dataset:
+            best = np.argmax(predict(features).numpy(), axis=-1)
+            token_ids = features["token_ids"].numpy()
+            for row, sentence_ids in enumerate(token_ids):
+                length = int(np.count_nonzero(sentence_ids))
+                gold.append([self.tag_names[tag] for tag in tag_ids.numpy()[row, :length]])
+                predicted.append([self.tag_names[tag] for tag in best[row, :length]])
+                out_of_vocabulary.append(list(sentence_ids[:length] == 1))
+        return metrics.tagging_report(gold, predicted, out_of_vocabulary, self.tag_names)
+
+    # === Serving ===
+
+    def serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+        """`serving_default`: text string [batch] (whitespace-tokenized) -> tokens, tags, length."""
+        tag_names = tf.constant(self.tag_names, dtype=tf.string)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text):
+            tokens = tf.strings.split(text)[:, :self.data_config.max_sequence_length]  # (batch, (time))
+            token_ids, char_ids = self.encode(tokens)
+            batch = tf.shape(text, out_type=tf.int64)[0]
+            width = tf.maximum(token_ids.bounding_shape(1), 1)  # at least one step for empty inputs
+            characters = tf.maximum(char_ids.bounding_shape(2), 1)
+            probabilities = model({
+                "token_ids": token_ids.to_tensor(shape=tf.stack([batch, width])),
+                "char_ids": char_ids.to_tensor(shape=tf.stack([batch, width, characters])),
+            }, training=False)  # (batch, width, tags)
+            lengths = tf.cast(tokens.row_lengths(), tf.int32)
+            inside = tf.sequence_mask(lengths, maxlen=tf.cast(width, tf.int32))
+            tags = tf.gather(tag_names, tf.argmax(probabilities, axis=-1, output_type=tf.int32))
+            return {
+                "tokens": tokens.to_tensor(default_value="", shape=tf.stack([batch, width])),
+                "tags": tf.where(inside, tags, ""),
+                "length": lengths,
+            }
+
+        return {"serving_default": serve}
+
+    def trackables(self) -> list:
+        """Objects whose state the export must carry besides the model (the lookup tables)."""
+        return [self.word_lookup, self.char_lookup]
