@@ -129,9 +129,9 @@ def beam_search(step_function: StepFunction, initial_state, start_tokens, *, end
     """Decodes with a batched beam search and returns the best hypothesis of each row.
 
     Each row keeps `beam_size` alive hypotheses and a separate set of `beam_size` finished ones.
-    At every step the `2 * beam_size` best extensions are taken: those ending with `end_token` join
-    the finished set (which keeps the best `beam_size` by ranking score), the best `beam_size` others
-    stay alive. At step 0 only the first beam is live, so the beams never duplicate each other.
+    At every step the `2 * beam_size` best extensions are taken: those among the best `beam_size` of
+    them that end with `end_token` join the finished set (which keeps the best `beam_size` by ranking
+    score), and the best `beam_size` that do not end stay alive. At step 0 only the first beam is live, so the beams never duplicate each other.
 
     The ranking score of a hypothesis is `log_prob / ((5 + length) / 6) ** length_penalty` (GNMT),
     where `log_prob` is the summed log-softmax of its tokens and `length` counts the generated tokens
@@ -378,6 +378,9 @@ def _next_alive(top_log_probs, top_tokens, parent_beams, parent_token_ids, ends,
 
 def _next_finished(beams, top_log_probs, parent_token_ids, ends, settings):
     """Merges the candidates that ended into the finished set, keeping the best `beam_size`."""
+    # Only endings ranked within the best `beam_size` candidates count, so beam_size=1 is greedy search.
+    within_beam = tf.range(2 * settings.beam_size) < settings.beam_size  # (2 * beam,)
+    ends = tf.logical_and(ends, within_beam)  # (batch, 2 * beam)
     normalization = _length_normalization(beams.step + 1, settings.length_penalty)
     new_scores = tf.where(ends, top_log_probs / normalization, _NEGATIVE_INFINITY)  # (batch, 2 * beam)
     new_lengths = tf.fill(tf.shape(new_scores), beams.step)  # (batch, 2 * beam)
@@ -394,7 +397,7 @@ def _all_rows_done(beams, settings):
     """True when no alive hypothesis can still outrank the worst finished one, in every row."""
     # Log-probabilities only fall as hypotheses grow, so the best reachable ranking score of an alive
     # hypothesis is its log-probability over the largest normalization among the lengths it can end at.
-    largest_normalization = tf.maximum(_length_normalization(beams.step + 1, settings.length_penalty),
+    largest_normalization = tf.minimum(_length_normalization(beams.step + 1, settings.length_penalty),
                                        _length_normalization(settings.max_length, settings.length_penalty))
     best_reachable = beams.alive_log_probs[:, 0] / largest_normalization  # (batch,)
     worst_finished = tf.reduce_min(beams.finished_scores, axis=1)  # (batch,)

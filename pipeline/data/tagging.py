@@ -96,9 +96,12 @@ def _tfds_splits(name: str, data_config) -> dict[str, conll.TaggedSentences]:
         if builder.info.splits and split_name not in builder.info.splits:
             continue
         tokens, tags = [], []
-        for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
+        for number, example in enumerate(tfds.as_numpy(builder.as_dataset(split=split_name)), start=1):
             tokens.append([token.decode("utf-8") for token in example["tokens"]])
             tags.append([names[int(tag)] if names else tag.decode("utf-8") for tag in example[data_config.tags]])
+            if len(tokens[-1]) != len(tags[-1]):
+                raise files.DataError(f"tfds:{name}/{split_name}: example {number} has {len(tokens[-1])} tokens "
+                                      f"but {len(tags[-1])} {data_config.tags} tags")
         raw[split_name] = conll.TaggedSentences(tokens=tokens, tags=tags, skipped_rows=0,
                                                 source=f"tfds:{name}/{split_name}")
     return raw

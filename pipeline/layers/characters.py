@@ -8,7 +8,8 @@ class CharacterEncoder(keras.layers.Layer):
     """Encodes char ids (batch, time, chars) into one vector per word (batch, time, features).
 
     Character id 0 is padding and never contributes: the CNN max-pools only over real characters (ReLU
-    features, so a padding word pools to zeros) and the BiLSTM masks padding characters.
+    features, so a padding word pools to zeros) and the BiLSTM masks padding characters. The output mask
+    marks words that have at least one character.
 
     Args:
         mode: `cnn` (convolution of width 3, ReLU, max over characters) or `bilstm` (final states of both
@@ -48,12 +49,19 @@ class CharacterEncoder(keras.layers.Layer):
         mask = ops.not_equal(words, 0)
         embedded = self.embedding(words)  # (batch * time, chars, embedding_dim)
         if self.mode == "cnn":
-            features = self.encoder(embedded)  # (batch * time, chars, units)
-            features = features * ops.expand_dims(ops.cast(mask, features.dtype), -1)
+            # Zero vectors at padding, like the convolution's own "same" padding, so extra padding
+            # characters change nothing.
+            weights = ops.expand_dims(ops.cast(mask, embedded.dtype), -1)  # (batch * time, chars, 1)
+            features = self.encoder(embedded * weights) * weights  # (batch * time, chars, units)
             pooled = ops.max(features, axis=1)
         else:
             pooled = self.encoder(embedded, mask=mask)  # (batch * time, 2 * units)
         return ops.reshape(pooled, (shape[0], shape[1], self.output_features))
+
+    def compute_mask(self, inputs, mask=None):
+        # A word is real when it has characters. Keras' Concatenate keeps a step when ANY input keeps
+        # it, so this mask must agree with the word embedding's instead of being absent.
+        return ops.any(ops.not_equal(inputs, 0), axis=-1)  # (batch, time)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.output_features)

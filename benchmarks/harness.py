@@ -1,0 +1,126 @@
+"""Shared plumbing for the benchmarks: repository paths, the machine line, medians and the one-line JSON result.
+
+Every benchmark is run from anywhere as `python benchmarks/<name>.py`; importing this module puts the
+repository root on `sys.path` (so `import pipeline` works without installing it) and makes it the working
+directory (so config paths such as `configs/...` and `../shared/data/...` resolve as in the README).
+
+Stdout carries exactly one line, the JSON result, printed by `report`; everything else (progress, Keras
+progress bars, TensorFlow logs) goes to stderr.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+import typing
+
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(REPOSITORY_ROOT, "benchmarks", "results")
+IMDB_DIR = os.path.join(os.path.dirname(REPOSITORY_ROOT), "shared", "data", "imdb")
+IMDB_FILES = ("imdb_train.tsv.gz", "imdb_test.tsv.gz")
+DEFAULT_CONFIG = "configs/sentiment_imdb_files.yaml"
+
+if REPOSITORY_ROOT not in sys.path:
+    sys.path.insert(0, REPOSITORY_ROOT)
+os.chdir(REPOSITORY_ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's info chatter, before TF is imported
+
+
+def configure_logging() -> None:
+    """Sends the pipeline's and the benchmark's log lines to stderr with timestamps."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def progress(message: str) -> None:
+    """Prints one progress line to stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def require_imdb() -> None:
+    """Exits with a readable message when the IMDB TSV files are not in ../shared/data/imdb."""
+    missing = [name for name in IMDB_FILES if not os.path.exists(os.path.join(IMDB_DIR, name))]
+    if missing:
+        sys.exit(f"error: IMDB data not found: {', '.join(os.path.join(IMDB_DIR, name) for name in missing)} "
+                 "is missing; these benchmarks need ../shared/data/imdb (see ../shared/data/README.md)")
+
+
+def machine_description() -> str:
+    """One line naming the machine: architecture, CPU cores, TensorFlow version and GPU presence."""
+    import tensorflow as tf  # Imported here so that `--help` stays fast.
+
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu_text = f"{len(gpus)} GPU" if gpus else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, TF {tf.__version__}, {gpu_text}"
+
+
+def command_line() -> str:
+    """The command that started this process, as it would be typed from the repository root."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPOSITORY_ROOT)
+    return " ".join(["python", shlex.quote(script)] + [shlex.quote(argument) for argument in sys.argv[1:]])
+
+
+def median(values: typing.Sequence[float]) -> float:
+    """The median of a non-empty list of numbers."""
+    return float(statistics.median(values))
+
+
+def rounded(value: float, digits: int = 4) -> float:
+    """Rounds a figure for the JSON line (enough digits to compare runs, no float noise)."""
+    return float(round(value, digits))
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Sends everything written to stdout (Python and C level) to stderr while the block runs.
+
+    Keras writes progress lines to stdout; the benchmark's stdout must hold only the JSON result.
+    """
+    sys.stdout.flush()
+    saved_descriptor = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_descriptor, 1)
+        os.close(saved_descriptor)
+
+
+def report(name: str, result: dict) -> dict:
+    """Completes the result with benchmark, machine and command, writes it and prints it as one JSON line.
+
+    Args:
+        name: Benchmark name; the result goes to `benchmarks/results/<name>.json`.
+        result: The figures, baseline, ratio, target and method.
+
+    Returns:
+        The full result as written.
+    """
+    full_result = {"benchmark": name, **result, "machine": machine_description(), "command": command_line()}
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        json.dump(full_result, stream, indent=2)
+        stream.write("\n")
+    os.replace(temporary, path)
+    progress(f"result written to {os.path.relpath(path, REPOSITORY_ROOT)}")
+    print(json.dumps(full_result), flush=True)
+    return full_result
+
+
+def count_real_tokens(dataset) -> int:
+    """Non-padding tokens (ids other than 0) in a dataset of ({"token_ids": [batch, time]}, labels)."""
+    import tensorflow as tf
+
+    total = 0
+    for features, _ in dataset:
+        total += int(tf.math.count_nonzero(features["token_ids"]))
+    return total
