@@ -72,15 +72,23 @@ def _run(arguments: argparse.Namespace) -> int:
         config = config_lib.load_config(arguments.configs, arguments.overrides)
         return _train(config)
     if arguments.verb == "evaluate":
+        _require_run_dir(arguments.run_dir)
         from pipeline import training
         results = training.evaluate(arguments.run_dir, arguments.splits)
         print(json.dumps(results, indent=2))
         return 0
     if arguments.verb == "export":
+        _require_run_dir(arguments.run_dir)
         from pipeline import export
         print(export.export_run(arguments.run_dir, version=arguments.version))
         return 0
     return _predict(arguments.path, arguments.inputs, arguments.signature)
+
+
+def _require_run_dir(path: str) -> None:
+    """Fails fast, before TensorFlow loads, when PATH is not a run directory."""
+    if not os.path.exists(os.path.join(path, "config.yaml")):
+        raise FileNotFoundError(f"{path}: not a run directory (no config.yaml); train first")
 
 
 def _train(config: config_lib.RunConfig) -> int:
@@ -112,8 +120,9 @@ def resolve_export(path: str) -> str:
 
 
 def load_export(path: str, signature: str = "serving_default"):
+    path = resolve_export(path)
     import tensorflow as tf
-    loaded = tf.saved_model.load(resolve_export(path))
+    loaded = tf.saved_model.load(path)
     if signature not in loaded.signatures:
         raise ValueError(f"signature {signature!r} not in the export; it has {sorted(loaded.signatures)}")
     return loaded.signatures[signature]

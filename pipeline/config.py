@@ -213,8 +213,9 @@ class DataConfig:
     cache: bool = True
 
     def __post_init__(self):
-        kind = self.source.split(":", 1)[0]
-        _require(kind in ("files", "tfds", "synthetic"),
+        kind, separator, detail = self.source.partition(":")
+        _require(kind in ("files", "tfds", "synthetic") and bool(detail) == (kind != "files")
+                 and bool(separator) == (kind != "files"),
                  f"data.source: expected 'files', 'tfds:<name>' or 'synthetic:<task>', got {self.source!r}."
                  + _did_you_mean(kind, ("files", "tfds", "synthetic")))
         _require(kind != "files" or self.train is not None,
@@ -372,12 +373,19 @@ def apply_override(tree: dict, override: str) -> dict:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {override!r}: value is not valid YAML ({error})") from None
+        raise ConfigError(f"--set {override!r}: value is not valid YAML ({_yaml_problem(error)})") from None
     parts = key.strip().split(".")
     update = value
     for part in reversed(parts):
         update = {part: update}
     return merge(tree, update)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where (1-based line and column)."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def read_yaml(path: str) -> dict:
@@ -388,7 +396,7 @@ def read_yaml(path: str) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(error)}") from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):
@@ -413,6 +421,8 @@ def from_tree(tree: dict) -> RunConfig:
     task = tree.get("task")
     if task is None:
         raise ConfigError(f"task: required field is missing; one of {sorted(TASK_CONFIG_CLASSES)}")
+    if not isinstance(task, str):
+        raise ConfigError(f"task: expected str, got {task!r} ({type(task).__name__})")
     if task not in TASK_CONFIG_CLASSES:
         raise ConfigError(f"task: {task!r} is not one of {sorted(TASK_CONFIG_CLASSES)}."
                           + _did_you_mean(task, TASK_CONFIG_CLASSES))

@@ -397,7 +397,7 @@ def _all_rows_done(beams, settings):
     """True when no alive hypothesis can still outrank the worst finished one, in every row."""
     # Log-probabilities only fall as hypotheses grow, so the best reachable ranking score of an alive
     # hypothesis is its log-probability over the largest normalization among the lengths it can end at.
-    largest_normalization = tf.minimum(_length_normalization(beams.step + 1, settings.length_penalty),
+    largest_normalization = tf.maximum(_length_normalization(beams.step + 1, settings.length_penalty),
                                        _length_normalization(settings.max_length, settings.length_penalty))
     best_reachable = beams.alive_log_probs[:, 0] / largest_normalization  # (batch,)
     worst_finished = tf.reduce_min(beams.finished_scores, axis=1)  # (batch,)

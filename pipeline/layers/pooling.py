@@ -67,12 +67,14 @@ class AttentionPooling(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, mask=None):
-        scores = ops.squeeze(self.score(self.hidden(inputs)), -1)  # (batch, time)
+        # float32 scores: -1e9 would overflow to -inf in float16 and make all-masked rows NaN.
+        scores = ops.cast(ops.squeeze(self.score(self.hidden(inputs)), -1), "float32")  # (batch, time)
         if mask is not None:
             scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
         weights = ops.softmax(scores, axis=-1)  # (batch, time)
         if mask is not None:
             weights = weights * ops.cast(mask, weights.dtype)  # all-masked rows pool to zeros
+        weights = ops.cast(weights, inputs.dtype)
         pooled = ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)  # (batch, features)
         return (pooled, weights) if self.return_attention else pooled
 
