@@ -11,7 +11,8 @@ dict) of tensors whose first dimension is the batch, `step` is the int32 scalar 
 
 The loops are `tf.while_loop`s built from core TensorFlow ops only, so every function works eagerly,
 inside a `tf.function` with a dynamic batch size, and inside an exported SavedModel signature. The
-loops stop as soon as every sequence has ended, and after `max_length` steps otherwise.
+loops stop as soon as every sequence has ended, and after `max_length` steps otherwise; until then,
+greedy search and sampling keep feeding `end_token` to rows that have ended and ignore their logits.
 
 Example:
 
@@ -131,7 +132,8 @@ def beam_search(step_function: StepFunction, initial_state, start_tokens, *, end
     Each row keeps `beam_size` alive hypotheses and a separate set of `beam_size` finished ones.
     At every step the `2 * beam_size` best extensions are taken: those among the best `beam_size` of
     them that end with `end_token` join the finished set (which keeps the best `beam_size` by ranking
-    score), and the best `beam_size` that do not end stay alive. At step 0 only the first beam is live, so the beams never duplicate each other.
+    score), and the best `beam_size` that do not end stay alive. At step 0 only the first beam is
+    live, so the beams never duplicate each other.
 
     The ranking score of a hypothesis is `log_prob / ((5 + length) / 6) ** length_penalty` (GNMT),
     where `log_prob` is the summed log-softmax of its tokens and `length` counts the generated tokens

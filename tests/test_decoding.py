@@ -181,6 +181,17 @@ def test_length_penalty_changes_the_winner(length_penalty, expected_tokens):
     np.testing.assert_allclose(result.scores, [log_prob / normalization], rtol=1e-5)
 
 
+def test_length_penalty_keeps_searching_after_a_short_hypothesis_ends():
+    # Ending at once (0.55) is found first; 3 4 5 END (0.45) only wins once normalized by its length.
+    table = transition_table({1: {END: 0.55, 3: 0.45}, 3: {4: 1.0}, 4: {5: 1.0}, 5: {END: 1.0}}, vocabulary_size=6)
+
+    result = decoding.beam_search(markov_step_function(table), dummy_state(1), [1], end_token=END, max_length=10,
+                                  beam_size=1, length_penalty=1.0)
+
+    np.testing.assert_array_equal(result.token_ids, [[3, 4, 5]])
+    np.testing.assert_allclose(result.scores, [np.log(0.45) / 1.5], rtol=1e-5)
+
+
 def test_beam_returns_best_alive_hypothesis_when_nothing_ended():
     never_ends = transition_table({1: {3: 0.7, 4: 0.3}, 3: {3: 0.6, 4: 0.4}, 4: {4: 1.0}}, vocabulary_size=5)
 
