@@ -1,4 +1,7 @@
-"""Split helpers shared by every task's data: a seeded validation split carved from train."""
+"""Split helpers shared by every task's data: the split container and a seeded validation carve."""
+
+import dataclasses
+import typing
 
 import numpy as np
 
@@ -17,3 +20,15 @@ def carve_validation(count: int, fraction: float, seed: int, origin: str) -> tup
         raise files.DataError(f"{origin}: too few training examples ({count}) to carve a validation split; "
                               "give data.validation")
     return np.sort(order[validation_count:]), np.sort(order[:validation_count])
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSet:
+    """Named splits ("train", "validation", optionally "test"), each with a `skipped_rows` count."""
+
+    splits: dict[str, typing.Any]
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        """Malformed rows skipped per split (explicit `data.on_bad_rows: skip`), for metrics.json."""
+        return {name: split.skipped_rows for name, split in self.splits.items()}

@@ -30,15 +30,10 @@ class SentenceSplit:
 
 
 @dataclasses.dataclass(frozen=True)
-class TaggedSplits:
+class TaggedSplits(splits_lib.SplitSet):
     """Train, validation and (optionally) test splits sharing one tag set."""
 
-    splits: dict[str, SentenceSplit]
     tag_names: tuple[str, ...]
-
-    @property
-    def skipped_rows(self) -> dict[str, int]:
-        return {name: split.skipped_rows for name, split in self.splits.items()}
 
 
 def load_splits(data_config: config_lib.TaggingDataConfig, seed: int) -> TaggedSplits:

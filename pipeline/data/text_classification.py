@@ -38,15 +38,10 @@ class Split:
 
 
 @dataclasses.dataclass(frozen=True)
-class LabeledSplits:
+class LabeledSplits(splits_lib.SplitSet):
     """Train, validation and (optionally) test splits sharing one list of class names."""
 
-    splits: dict[str, Split]
     label_names: tuple[str, ...]
-
-    @property
-    def skipped_rows(self) -> dict[str, int]:
-        return {name: split.skipped_rows for name, split in self.splits.items()}
 
 
 def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int) -> LabeledSplits:
