@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                                "Inputs are texts; with none, stdin is read one input per line.")
     predict.add_argument("path", metavar="PATH")
     predict.add_argument("inputs", nargs="*", metavar="INPUT")
-    predict.add_argument("--signature", default="serving_default", help="signature to call")
+    predict.add_argument("--signature", default="serving_default",
+                         help="signature to call (translation exports also have greedy, beam, sample)")
+    predict.add_argument("--temperature", type=float, default=1.0,
+                         help="for signatures with a temperature input (sample); default 1.0")
     return parser
 
 
@@ -82,7 +85,7 @@ def _run(arguments: argparse.Namespace) -> int:
         from pipeline import export
         print(export.export_run(arguments.run_dir, version=arguments.version))
         return 0
-    return _predict(arguments.path, arguments.inputs, arguments.signature)
+    return _predict(arguments.path, arguments.inputs, arguments.signature, arguments.temperature)
 
 
 def _require_run_dir(path: str) -> None:
@@ -128,14 +131,21 @@ def load_export(path: str, signature: str = "serving_default"):
     return loaded.signatures[signature]
 
 
-def predict_rows(function, inputs: list[str]) -> typing.Iterator[dict]:
-    """Runs a single-input string signature over inputs in batches, yielding readable rows."""
+def predict_rows(function, inputs: list[str], temperature: float = 1.0) -> typing.Iterator[dict]:
+    """Runs a signature with one string input (and optionally `temperature`) in batches, yielding rows."""
     import tensorflow as tf
-    input_name = next(iter(function.structured_input_signature[1]))
+    specs = function.structured_input_signature[1]
+    input_name = next(name for name, spec in specs.items() if spec.dtype == tf.string)
+    extra = {}
+    if "temperature" in specs:
+        extra["temperature"] = tf.constant(temperature, dtype=specs["temperature"].dtype)
+    unknown = sorted(set(specs) - {input_name, *extra})
+    if unknown:
+        raise ValueError(f"the signature also needs inputs {unknown}, which predict cannot supply")
     for start in range(0, len(inputs), _PREDICT_BATCH_SIZE):
         batch = inputs[start:start + _PREDICT_BATCH_SIZE]
         outputs = {key: value.numpy() for key, value in
-                   function(**{input_name: tf.constant(batch, dtype=tf.string)}).items()}
+                   function(**{input_name: tf.constant(batch, dtype=tf.string)}, **extra).items()}
         for row, text in enumerate(batch):
             result = {key: _plain(value[row]) for key, value in sorted(outputs.items())}
             if isinstance(result.get("length"), int):  # padded per-token outputs: keep the real tokens
@@ -157,10 +167,10 @@ def _plain(value):
     return value
 
 
-def _predict(path: str, inputs: list[str], signature: str) -> int:
+def _predict(path: str, inputs: list[str], signature: str, temperature: float) -> int:
     function = load_export(path, signature)
     if not inputs:
         inputs = [line.rstrip("\n") for line in sys.stdin]
-    for row in predict_rows(function, inputs):
+    for row in predict_rows(function, inputs, temperature):
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0

@@ -176,6 +176,45 @@ class TaggerModelConfig(RecurrentConfig):
             _require(value >= 1, f"model.{key}: must be >= 1 (got {value})")
 
 
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqModelConfig(RecurrentConfig):
+    """Encoder-decoder translator: recurrent encoder, recurrent decoder with attention, in-graph decoding.
+
+    `cell`, `units`, `layers` and `dropout` apply to both encoder and decoder; `bidirectional` to the
+    encoder only (the decoder generates left to right).
+
+    Attributes:
+        attention: How each decoder step reads the encoder outputs: `bahdanau` (additive scores),
+            `luong` (multiplicative "general" scores), or `none` (the encoder's final state only).
+        label_smoothing: Share of the target probability spread evenly over the vocabulary in the loss.
+        decoding: Decoding of the `serving_default` signature and of BLEU/chrF in evaluation:
+            `beam`, `greedy`, or `sample` (evaluation then uses greedy).
+        beam_size: Hypotheses kept per input by beam search.
+        length_penalty: GNMT length-normalization exponent of beam search; 0 ranks by log-probability.
+        temperature: Softmax temperature of `serving_default` when `decoding` is `sample`.
+        max_decode_length: Most generated tokens (end token included); null uses
+            `data.max_target_length + 1`.
+    """
+
+    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
+    label_smoothing: float = 0.0
+    decoding: Literal["beam", "greedy", "sample"] = "beam"
+    beam_size: int = 4
+    length_penalty: float = 0.6
+    temperature: float = 1.0
+    max_decode_length: Optional[int] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(0.0 <= self.label_smoothing < 1.0,
+                 f"model.label_smoothing: must be in [0, 1) (got {self.label_smoothing})")
+        _require(self.beam_size >= 1, f"model.beam_size: must be >= 1 (got {self.beam_size})")
+        _require(self.length_penalty >= 0, f"model.length_penalty: must be >= 0 (got {self.length_penalty})")
+        _require(self.temperature > 0, f"model.temperature: must be > 0 (got {self.temperature})")
+        _require(self.max_decode_length is None or self.max_decode_length >= 1,
+                 f"model.max_decode_length: must be >= 1 or null (got {self.max_decode_length})")
+
+
 # === Data ===
 
 
@@ -303,11 +342,99 @@ class TaggingDataConfig(DataConfig):
             _require(value >= 1, f"data.{key}: must be >= 1 (got {value})")
 
 
+LANGUAGE_PLACEHOLDER = "{language}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationDataConfig(DataConfig):
+    """Sentence pairs (TSV pairs, line-aligned files, TFDS or synthetic) and their vectorization.
+
+    Attributes:
+        file_format: `tsv`: `source<TAB>target[<TAB>anything]` per line (Tatoeba/ManyThings);
+            `aligned`: one file per language and split, line i of one translating line i of the other,
+            each split given as one path containing `{language}` (e.g. `train.{language}.gz`);
+            `auto`: `aligned` when the train path contains `{language}`, else `tsv`.
+        source_language: Language code of the source side: fills `{language}` in aligned paths and
+            names the TFDS feature; null takes it from a TFDS name such as `pt_to_en` or `de-en`.
+        target_language: Language code of the target side, same rules.
+        source_vocabulary_size: Largest source vocabulary, including padding and out-of-vocabulary.
+        target_vocabulary_size: Largest target vocabulary, including padding, out-of-vocabulary,
+            start and end tokens.
+        max_source_length: Source tokens kept per sentence (the first ones).
+        max_target_length: Target tokens kept per sentence (before the start/end token is added).
+        lowercase: Lower-case both sides (BLEU and chrF are then computed case-insensitively).
+        strip_punctuation: Remove punctuation; by default it is kept, split off as separate tokens
+            (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU.
+    """
+
+    file_format: Literal["auto", "tsv", "aligned"] = "auto"
+    source_language: Optional[str] = None
+    target_language: Optional[str] = None
+    source_vocabulary_size: int = 10000
+    target_vocabulary_size: int = 10000
+    max_source_length: int = 50
+    max_target_length: int = 50
+    lowercase: bool = True
+    strip_punctuation: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self.source_vocabulary_size >= 3,
+                 f"data.source_vocabulary_size: must be >= 3 (got {self.source_vocabulary_size})")
+        _require(self.target_vocabulary_size >= 5,
+                 f"data.target_vocabulary_size: must be >= 5 (got {self.target_vocabulary_size})")
+        for key in ("max_source_length", "max_target_length"):
+            value = getattr(self, key)
+            _require(value >= 1, f"data.{key}: must be >= 1 (got {value})")
+        for key in ("source_language", "target_language"):
+            value = getattr(self, key)
+            _require(value is None or (value.strip() and "/" not in value and "{" not in value),
+                     f"data.{key}: must be a language code such as 'de' (got {value!r})")
+        _require(self.source_language is None or self.source_language != self.target_language,
+                 f"data.target_language: must differ from data.source_language (both {self.source_language!r})")
+        kind, _, name = self.source.partition(":")
+        if kind == "files":
+            self._check_file_layout()
+        elif kind == "tfds" and None in (self.source_language, self.target_language):
+            _require(tfds_language_pair(name) is not None,
+                     f"data.source_language: required for {self.source!r}, whose name does not tell the "
+                     "languages (set data.source_language and data.target_language to its feature names)")
+
+    def _check_file_layout(self) -> None:
+        aligned = self.file_format == "aligned" or (
+            self.file_format == "auto" and LANGUAGE_PLACEHOLDER in (self.train or ""))
+        for split_name in ("train", "validation", "test"):
+            path = getattr(self, split_name)
+            if path is None:
+                continue
+            has_placeholder = LANGUAGE_PLACEHOLDER in path
+            _require(has_placeholder == aligned,
+                     f"data.{split_name}: aligned files are given as one path containing "
+                     f"'{LANGUAGE_PLACEHOLDER}' (e.g. train.{LANGUAGE_PLACEHOLDER}.gz) and TSV files without "
+                     f"it; got {path!r} with data.file_format {self.file_format!r}")
+        if aligned:
+            for key in ("source_language", "target_language"):
+                _require(getattr(self, key) is not None,
+                         f"data.{key}: required for aligned files (it replaces '{LANGUAGE_PLACEHOLDER}' "
+                         "in the paths), e.g. 'de'")
+
+
+def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
+    """Source and target language codes from a TFDS translation config name, e.g. `pt_to_en`, `de-en`."""
+    config_name = name.rpartition("/")[2]
+    for separator in ("_to_", "-"):
+        source, found, target = config_name.partition(separator)
+        if found and source.isalpha() and target.isalpha():
+            return source, target
+    return None
+
+
 # === The whole run ===
 
 TASK_CONFIG_CLASSES = {
     "sentiment": (TextClassificationDataConfig, SentimentModelConfig),
     "tagging": (TaggingDataConfig, TaggerModelConfig),
+    "translation": (TranslationDataConfig, Seq2SeqModelConfig),
 }
 
 
@@ -341,6 +468,11 @@ class RunConfig:
             _require(detail == self.task,
                      f"data.source: {self.data.source!r} does not match task {self.task!r}; "
                      f"use 'synthetic:{self.task}'")
+        if isinstance(self.model, Seq2SeqModelConfig) and isinstance(self.data, TranslationDataConfig):
+            limit = 2 * self.data.max_target_length
+            _require(self.model.max_decode_length is None or self.model.max_decode_length <= limit,
+                     f"model.max_decode_length: must be <= 2 x data.max_target_length = {limit} "
+                     f"(got {self.model.max_decode_length}); training never sees longer targets")
 
     @property
     def run_dir(self) -> str:

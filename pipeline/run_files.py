@@ -6,7 +6,7 @@ import os
 import keras
 
 from pipeline import config as config_lib
-from pipeline import layers
+from pipeline import models
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
@@ -46,4 +46,4 @@ def load_trained_model(run_dir: str) -> keras.Model:
     path = os.path.join(run_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no trained model; run `python -m pipeline train` first")
-    return keras.saving.load_model(path, custom_objects=layers.CUSTOM_OBJECTS, compile=False)
+    return keras.saving.load_model(path, custom_objects=models.CUSTOM_OBJECTS, compile=False)

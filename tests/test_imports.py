@@ -45,7 +45,7 @@ ALLOWED = {
     "decoding": _FOUNDATION,
     "metrics": _FOUNDATION,
     "models": _MODEL_TIER,
-    "run_files": _MODEL_TIER,
+    "run_files": _MODEL_TIER | {"models"},
     "tasks": _TASK_TIER,
     "training": _TRAINING_TIER,
     "export": _TRAINING_TIER,

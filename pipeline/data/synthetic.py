@@ -300,3 +300,75 @@ def tagging_demo_texts() -> list[str]:
     """Sentences where the same word is a noun in one and a verb in the other."""
     return ["we book the old train near the river", "the book likes a small duck",
             "they duck a green light today", "a teacher paints the park"]
+
+
+# === Translation ===
+
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                 "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS_WORDS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy", 8: "eighty",
+               9: "ninety"}
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+FIRST_YEAR = 1950
+LAST_YEAR = 2029
+
+
+def _number_in_words(number: int) -> str:
+    """1..99 as English words: 7 -> "seven", 40 -> "forty", 73 -> "seventy three"."""
+    if number < 20:
+        return _NUMBER_WORDS[number]
+    tens, ones = divmod(number, 10)
+    return _TENS_WORDS[tens] + (f" {_NUMBER_WORDS[ones]}" if ones else "")
+
+
+def _year_in_words(year: int) -> str:
+    """1950..2029 as spoken: "nineteen eighty four", "two thousand four", "twenty twelve"."""
+    if year < 2000:
+        return f"nineteen {_number_in_words(year - 1900)}"
+    if year < 2010:
+        return "two thousand" + (f" {_NUMBER_WORDS[year - 2000]}" if year > 2000 else "")
+    return f"twenty {_number_in_words(year - 2000)}"
+
+
+def date_pair(day: int, month: int, year: int) -> tuple[str, str]:
+    """One synthetic translation pair: a date in words -> its digits in year-month-day order.
+
+    Example: (23, 5, 1984) -> ("twenty three of may nineteen eighty four", "1 9 8 4 - 0 5 - 2 3").
+    The target reverses the order of the fields and spells every digit, so the decoder has to find the
+    year at the end of the source first and the day at its start last: attention pays off.
+
+    Raises:
+        ValueError: If the date is outside 1950..2029 or does not exist (February has 28 days here).
+    """
+    if not (FIRST_YEAR <= year <= LAST_YEAR and 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month - 1]):
+        raise ValueError(f"no such date in the synthetic data: day {day}, month {month}, year {year}")
+    source = f"{_number_in_words(day)} of {MONTHS[month - 1]} {_year_in_words(year)}"
+    target = " - ".join(" ".join(digits) for digits in (f"{year:04d}", f"{month:02d}", f"{day:02d}"))
+    return source, target
+
+
+def translation_examples(num_examples: int, seed: int) -> tuple[list[str], list[str]]:
+    """Returns (sources, targets) of random `date_pair`s; deterministic for a seed.
+
+    Raises:
+        ValueError: If `num_examples` is not a positive integer.
+    """
+    if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
+        raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}")
+    generator = numpy.random.default_rng(seed)
+    sources, targets = [], []
+    for _ in range(num_examples):
+        month = int(generator.integers(1, 13))
+        day = int(generator.integers(1, _DAYS_IN_MONTH[month - 1] + 1))
+        source, target = date_pair(day, month, int(generator.integers(FIRST_YEAR, LAST_YEAR + 1)))
+        sources.append(source)
+        targets.append(target)
+    return sources, targets
+
+
+def translation_demo_texts() -> list[str]:
+    """Dates in words covering each way of saying a year; see `date_pair` for their translations."""
+    return [date_pair(23, 5, 1984)[0], date_pair(1, 1, 2000)[0], date_pair(31, 12, 2029)[0],
+            date_pair(14, 7, 2007)[0]]

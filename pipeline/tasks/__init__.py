@@ -2,10 +2,12 @@
 
 from pipeline.tasks import sentiment
 from pipeline.tasks import tagging
+from pipeline.tasks import translation
 
 TASKS = {
     "sentiment": sentiment.SentimentTask,
     "tagging": tagging.TaggingTask,
+    "translation": translation.TranslationTask,
 }
 
 

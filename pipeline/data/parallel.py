@@ -1,0 +1,316 @@
+"""Sentence pairs for translation: TSV pairs, line-aligned files, TFDS or synthetic data, and their vectors.
+
+Readers return raw strings; standardization, vocabularies and the tf.data pipeline below turn them into
+`encoder_token_ids`, `decoder_token_ids` (the target shifted right behind the start token) and labels (the
+target followed by the end token), with 0 as padding. Standardization and detokenization are core
+TensorFlow ops so that the exported SavedModel runs them too.
+"""
+
+import collections
+import dataclasses
+import itertools
+import logging
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline.data import files
+from pipeline.data import splits as splits_lib
+from pipeline.data import synthetic
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN = "", "[UNK]", "[START]", "[END]"
+PADDING_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
+SOURCE_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN)
+TARGET_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN)
+
+# Characters split off as their own tokens: anything but letters, digits, combining marks, whitespace,
+# apostrophes and hyphens (so "don't" and "t-shirt" stay whole, as sacreBLEU's 13a tokenizer keeps them).
+_SEPARATE = r"([^\p{L}\p{N}\p{M}\s'’\-])"
+_ASCII_PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_{|}~]"
+_APOSTROPHES = r"['’`]"
+_NO_SPACE_BEFORE = r" ([.,!?;:%)\]}])"
+_NO_SPACE_AFTER = r"([(\[{¿¡]) "
+
+
+@dataclasses.dataclass(frozen=True)
+class Pairs:
+    """One split of sentence pairs.
+
+    Attributes:
+        sources: Raw source sentences.
+        targets: Raw target sentences (the references of BLEU and chrF), aligned with `sources`.
+        origin: Where they came from, for messages.
+        skipped_rows: Malformed pairs skipped while reading (`data.on_bad_rows: skip`).
+    """
+
+    sources: list[str]
+    targets: list[str]
+    origin: str
+    skipped_rows: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelSplits:
+    """Train, validation and (optionally) test pairs."""
+
+    splits: dict[str, Pairs]
+
+    @property
+    def skipped_rows(self) -> dict[str, int]:
+        return {name: split.skipped_rows for name, split in self.splits.items()}
+
+
+# === Readers ===
+
+
+def _bad_pair(path: str, line: int, reason: str, on_bad_rows: str) -> None:
+    if on_bad_rows != "skip":
+        raise files.DataError(files.located(path, line, reason))
+
+
+def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
+    """Reads `source<TAB>target[<TAB>anything]` lines (the Tatoeba/ManyThings layout), plain or gzip.
+
+    Blank lines are ignored; lines with fewer than two fields, an empty side or invalid UTF-8 are
+    malformed: the first stops reading (`on_bad_rows="error"`) or each is skipped and counted ("skip").
+
+    Raises:
+        files.DataError: `path:line: reason` for a malformed line, or a missing file.
+    """
+    sources, targets, skipped = [], [], 0
+    for line in files.read_lines(path):
+        text = line.text.rstrip("\r\n")
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if line.decode_problem:
+            problem = line.decode_problem
+        elif len(fields) < 2:
+            problem = "expected source<TAB>target, found no tab"
+        elif not fields[0].strip() or not fields[1].strip():
+            problem = f"empty {'source' if not fields[0].strip() else 'target'} sentence"
+        else:
+            sources.append(fields[0].strip())
+            targets.append(fields[1].strip())
+            continue
+        _bad_pair(path, line.number, problem, on_bad_rows)
+        skipped += 1
+    _log_skipped(path, skipped)
+    return Pairs(sources=sources, targets=targets, origin=path, skipped_rows=skipped)
+
+
+def read_aligned_pairs(source_path: str, target_path: str, *, on_bad_rows: str = "error") -> Pairs:
+    """Reads two line-aligned files (Multi30k layout, plain or gzip): line i of one translates line i of the other.
+
+    A line pair where either side is blank or not UTF-8 is malformed (error or skip as in
+    `read_tsv_pairs`; the message names the file and line).
+
+    Raises:
+        files.DataError: The files have different numbers of lines (the message names both files and
+            both counts), a file is missing, or a line pair is malformed under `on_bad_rows="error"`.
+    """
+    sources, targets, skipped = [], [], 0
+    source_count = target_count = 0
+    for source_line, target_line in itertools.zip_longest(files.read_lines(source_path),
+                                                          files.read_lines(target_path)):
+        source_count += source_line is not None
+        target_count += target_line is not None
+        if source_line is None or target_line is None:
+            continue  # Keep counting the longer file for the error below.
+        bad = [(path, line, line.decode_problem or "empty line") for path, line in
+               ((source_path, source_line), (target_path, target_line))
+               if line.decode_problem or not line.text.strip()]
+        if bad:
+            path, line, reason = bad[0]
+            _bad_pair(path, line.number, f"{reason} (line pair {line.number} of the aligned files)", on_bad_rows)
+            skipped += 1
+            continue
+        sources.append(source_line.text.strip())
+        targets.append(target_line.text.strip())
+    if source_count != target_count:
+        raise files.DataError(
+            f"misaligned files: {source_path} has {source_count} lines but {target_path} has {target_count}; "
+            "aligned files must have the same number of lines")
+    _log_skipped(f"{source_path} + {target_path}", skipped)
+    return Pairs(sources=sources, targets=targets, origin=f"{source_path} -> {target_path}", skipped_rows=skipped)
+
+
+def _log_skipped(origin: str, skipped: int) -> None:
+    if skipped:
+        logger.warning("%s: skipped %d malformed pairs (data.on_bad_rows: skip)", origin, skipped)
+
+
+def language_pair(data_config: config_lib.TranslationDataConfig) -> tuple[typing.Optional[str], typing.Optional[str]]:
+    """The (source, target) language codes: as configured, else from a TFDS name such as `pt_to_en`."""
+    source, target = data_config.source_language, data_config.target_language
+    kind, _, name = data_config.source.partition(":")
+    if kind == "tfds" and None in (source, target):
+        inferred = config_lib.tfds_language_pair(name)
+        source, target = source or inferred[0], target or inferred[1]
+    return source, target
+
+
+# === Splits ===
+
+
+def load_splits(data_config: config_lib.TranslationDataConfig, seed: int) -> ParallelSplits:
+    """Reads every split and carves a seeded validation split from train when none is given.
+
+    Raises:
+        files.DataError: Malformed or misaligned files, a missing TFDS feature, or no training pairs.
+    """
+    kind, _, name = data_config.source.partition(":")
+    if kind == "synthetic":
+        splits = _synthetic_splits(data_config, seed)
+    elif kind == "tfds":
+        splits = _tfds_splits(name, data_config)
+    else:
+        splits = _file_splits(data_config)
+    if "train" not in splits or not splits["train"].sources:
+        raise files.DataError(f"{data_config.source}: the training split has no sentence pairs")
+    if "validation" not in splits:
+        train = splits["train"]
+        train_rows, validation_rows = splits_lib.carve_validation(
+            len(train.sources), data_config.validation_fraction, seed, train.origin)
+        splits["train"] = _take(train, train_rows, train.origin, train.skipped_rows)
+        splits["validation"] = _take(train, validation_rows, f"{train.origin} (validation carved from train)", 0)
+    for split_name, split in splits.items():
+        logger.info("%s: %d sentence pairs from %s", split_name, len(split.sources), split.origin)
+    return ParallelSplits(splits=splits)
+
+
+def _file_splits(data_config) -> dict[str, Pairs]:
+    source_language, target_language = language_pair(data_config)
+    placeholder = config_lib.LANGUAGE_PLACEHOLDER
+    result = {}
+    for split_name in SPLITS:
+        path = getattr(data_config, split_name)
+        if path is None:
+            continue
+        if placeholder in path:
+            result[split_name] = read_aligned_pairs(path.replace(placeholder, source_language),
+                                                    path.replace(placeholder, target_language),
+                                                    on_bad_rows=data_config.on_bad_rows)
+        else:
+            result[split_name] = read_tsv_pairs(path, on_bad_rows=data_config.on_bad_rows)
+    return result
+
+
+def _synthetic_splits(data_config, seed: int) -> dict[str, Pairs]:
+    def generate(count: int, split_seed: int, origin: str) -> Pairs:
+        sources, targets = synthetic.translation_examples(count, seed=split_seed)
+        return Pairs(sources=sources, targets=targets, origin=origin)
+    total = data_config.synthetic_examples
+    return {"train": generate(total, seed, "synthetic:translation/train"),
+            "test": generate(max(total // 4, 10), seed + 1, "synthetic:translation/test")}
+
+
+def _tfds_splits(name: str, data_config) -> dict[str, Pairs]:
+    """TFDS translation sets whose features are named by language code (`ted_hrlr_translate`, `wmt14_translate`)."""
+    import tensorflow_datasets as tfds  # Imported lazily: slow, and only needed for TFDS sources.
+
+    source_language, target_language = language_pair(data_config)
+    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
+    builder.download_and_prepare()
+    features = list(builder.info.features)
+    for language in (source_language, target_language):
+        if language not in features:
+            raise files.DataError(f"tfds:{name}: no feature {language!r}; its features are {features} "
+                                  "(set data.source_language and data.target_language to two of them)")
+    result = {}
+    for split_name in SPLITS:
+        if builder.info.splits and split_name not in builder.info.splits:
+            continue
+        sources, targets, skipped = [], [], 0
+        for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
+            source = example[source_language].decode("utf-8").strip()
+            target = example[target_language].decode("utf-8").strip()
+            if not source or not target:
+                _bad_pair(f"tfds:{name}/{split_name}", len(sources) + skipped + 1, "empty sentence",
+                          data_config.on_bad_rows)
+                skipped += 1
+                continue
+            sources.append(source)
+            targets.append(target)
+        result[split_name] = Pairs(sources=sources, targets=targets, skipped_rows=skipped,
+                                   origin=f"tfds:{name}/{split_name} ({source_language} -> {target_language})")
+    return result
+
+
+def _take(split: Pairs, rows: np.ndarray, origin: str, skipped: int) -> Pairs:
+    return Pairs(sources=[split.sources[row] for row in rows], targets=[split.targets[row] for row in rows],
+                 origin=origin, skipped_rows=skipped)
+
+
+# === Text and vocabularies ===
+
+
+def standardize(texts: tf.Tensor, *, lowercase: bool, strip_punctuation: bool) -> tf.Tensor:
+    """Normalizes a string tensor before whitespace splitting (core TF ops, usable in exports).
+
+    With `strip_punctuation`, apostrophes are removed and ASCII punctuation becomes a space (as for
+    sentiment). Without it, every character that is not a letter, digit, mark, whitespace, apostrophe or
+    hyphen becomes its own token: "Ein Hund." -> "Ein Hund . ".
+    """
+    if lowercase:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    if strip_punctuation:
+        texts = tf.strings.regex_replace(texts, _APOSTROPHES, "")
+        return tf.strings.regex_replace(texts, _ASCII_PUNCTUATION, " ")
+    return tf.strings.regex_replace(texts, _SEPARATE, r" \1 ")
+
+
+def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
+    """Joins tokens [batch, (time)] into strings [batch], gluing punctuation back: "a dog ." -> "a dog."."""
+    texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
+    return tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
+
+
+def build_vocabulary(token_batches: typing.Iterable[typing.Iterable[str]], size: int,
+                     reserved: typing.Sequence[str]) -> list[str]:
+    """The reserved tokens, then the `size - len(reserved)` most frequent others (ties in first-seen order)."""
+    counts = collections.Counter(token for batch in token_batches for token in batch)
+    for token in reserved:
+        counts.pop(token, None)
+    return list(reserved) + [token for token, _ in counts.most_common(max(size - len(reserved), 0))]
+
+
+# === tf.data ===
+
+
+def pair_dataset(split: Pairs, encode_source: typing.Callable[[tf.Tensor], tf.RaggedTensor],
+                 encode_target: typing.Callable[[tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:
+    """Vectorizes pairs in batches into (features, labels) examples of 1-D int32 tensors.
+
+    Features: `encoder_token_ids` (source ids), `decoder_token_ids` ([START] + target ids), and the raw
+    `source_text` and `target_text` strings (the references of BLEU/chrF; the model ignores them).
+    Labels: target ids + [END].
+
+    Args:
+        split: The pairs.
+        encode_source: Raw strings [batch] -> ragged source ids [batch, (time)].
+        encode_target: Raw strings [batch] -> ragged target ids [batch, (time)] without start/end tokens.
+    """
+    def vectorize(sources, targets):
+        target_ids = encode_target(targets)  # (batch, (time))
+        batch_size = tf.shape(targets)[0]
+        start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], START_ID))  # (batch, 1)
+        end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], END_ID))  # (batch, 1)
+        return ({"encoder_token_ids": encode_source(sources),
+                 "decoder_token_ids": tf.concat([start, target_ids], axis=1),
+                 "source_text": sources, "target_text": targets},
+                tf.concat([target_ids, end], axis=1))
+
+    sources = tf.constant(split.sources, dtype=tf.string) if split.sources else tf.zeros([0], tf.string)
+    targets = tf.constant(split.targets, dtype=tf.string) if split.targets else tf.zeros([0], tf.string)
+    dataset = tf.data.Dataset.from_tensor_slices((sources, targets)).batch(1024).map(vectorize).unbatch()
+    # Unbatched ragged rows become plain tensors so that they can be padded and bucketed.
+    return dataset.map(lambda features, labels: (
+        {key: tf.convert_to_tensor(value) for key, value in features.items()}, tf.convert_to_tensor(labels)))
