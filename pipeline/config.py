@@ -147,9 +147,17 @@ class SentimentModelConfig(RecurrentConfig):
     Attributes:
         pooling: How the sequence becomes one vector: the final state (`last`), a masked `mean` or
             `max` over time, or learned `attention` weights over time steps.
+        word_dropout: Probability of replacing a training word by the out-of-vocabulary token (a
+            regularizer; it also trains the out-of-vocabulary embedding).
     """
 
     pooling: Literal["last", "mean", "max", "attention"] = "last"
+    word_dropout: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(0.0 <= self.word_dropout < 1.0,
+                 f"model.word_dropout: must be in [0, 1) (got {self.word_dropout})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,15 +170,20 @@ class TaggerModelConfig(RecurrentConfig):
             (convolution and max-pooling over characters), `bilstm`, or `none`.
         char_embedding_dim: Size of the character embedding.
         char_units: CNN filters, or BiLSTM units per direction, of the character encoder.
+        word_dropout: Probability of replacing a training word by the out-of-vocabulary token, so the
+            model learns what to do with words it has never seen.
     """
 
     bidirectional: bool = True
     char_encoder: Literal["none", "cnn", "bilstm"] = "cnn"
     char_embedding_dim: int = 32
     char_units: int = 32
+    word_dropout: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
+        _require(0.0 <= self.word_dropout < 1.0,
+                 f"model.word_dropout: must be in [0, 1) (got {self.word_dropout})")
         for key in ("char_embedding_dim", "char_units"):
             value = getattr(self, key)
             _require(value >= 1, f"model.{key}: must be >= 1 (got {value})")

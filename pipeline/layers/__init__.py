@@ -3,10 +3,12 @@
 from pipeline.layers import characters
 from pipeline.layers import pooling
 from pipeline.layers import recurrent
+from pipeline.layers import token_dropout
 
 CUSTOM_OBJECTS = {
     "RecurrentStack": recurrent.RecurrentStack,
     "MaskedPooling": pooling.MaskedPooling,
     "AttentionPooling": pooling.AttentionPooling,
     "CharacterEncoder": characters.CharacterEncoder,
+    "TokenDropout": token_dropout.TokenDropout,
 }

@@ -5,6 +5,7 @@ import keras
 from pipeline import config as config_lib
 from pipeline.layers import pooling
 from pipeline.layers import recurrent
+from pipeline.layers import token_dropout
 
 
 def build_sentiment_classifier(model_config: config_lib.SentimentModelConfig, *, vocabulary_size: int,
@@ -23,8 +24,9 @@ def build_sentiment_classifier(model_config: config_lib.SentimentModelConfig, *,
     """
     pool_last = model_config.pooling == "last"
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    words = token_dropout.TokenDropout(model_config.word_dropout, name="word_dropout")(token_ids)
     features = keras.layers.Embedding(vocabulary_size, model_config.embedding_dim, mask_zero=True,
-                                      name="token_embedding")(token_ids)  # (batch, time, embedding_dim)
+                                      name="token_embedding")(words)  # (batch, time, embedding_dim)
     features = keras.layers.Dropout(model_config.dropout, name="embedding_dropout")(features)
     features = recurrent.RecurrentStack(
         cell=model_config.cell, units=model_config.units, num_layers=model_config.layers,

@@ -5,6 +5,7 @@ import keras
 from pipeline import config as config_lib
 from pipeline.layers import characters
 from pipeline.layers import recurrent
+from pipeline.layers import token_dropout
 
 
 def build_sequence_tagger(model_config: config_lib.TaggerModelConfig, *, vocabulary_size: int,
@@ -20,8 +21,9 @@ def build_sequence_tagger(model_config: config_lib.TaggerModelConfig, *, vocabul
     """
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     char_ids = keras.Input(shape=(None, None), dtype="int32", name="char_ids")
+    words = token_dropout.TokenDropout(model_config.word_dropout, name="word_dropout")(token_ids)
     features = keras.layers.Embedding(vocabulary_size, model_config.embedding_dim, mask_zero=True,
-                                      name="token_embedding")(token_ids)  # (batch, time, embedding_dim)
+                                      name="token_embedding")(words)  # (batch, time, embedding_dim)
     if model_config.char_encoder != "none":
         word_shapes = characters.CharacterEncoder(
             model_config.char_encoder, vocabulary_size=char_vocabulary_size,
