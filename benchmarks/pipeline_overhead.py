@@ -1,0 +1,276 @@
+"""Pipeline overhead: the pipeline's training step time vs a bare `model.fit` of the same model on the same batches.
+
+Usage (from the repository root):
+    python benchmarks/pipeline_overhead.py [--set key=value ...] [--repetitions 5] [--steps N]
+
+Variants, interleaved in one process (the order rotates each repetition), each timed as one `model.fit` epoch:
+    pipeline               `training.compile_model` (the run's optimizer, schedule, loss and metrics), fit on the
+                           task's bucketed train dataset (cache, seeded shuffle, bucketing, prefetch) with the
+                           callbacks of `training.make_callbacks` writing into a fresh temporary run directory.
+    bare                   an identical model with the same starting weights, compiled with plain
+                           `keras.optimizers.Adam(clipnorm=...)`, fit with no callbacks on an in-memory replay of
+                           exactly the batches the pipeline variant saw in that repetition.
+    pipeline_no_callbacks  diagnostic: the pipeline model and dataset without the callbacks, which splits the
+                           overhead into input pipeline and callbacks.
+
+Step time = fit wall time / steps, so per-epoch costs (shuffle-buffer refill, checkpoints, logs) are included;
+with the default of a whole epoch per fit they are spread over as many steps as in a real run. Target: ratio =
+bare_step_seconds / pipeline_step_seconds (the pipeline's throughput relative to bare) >= 0.95.
+"""
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+import harness
+
+# A smaller model than the IMDB run so that 3 variants x 5 whole epochs fit in about 5 minutes; smaller steps make
+# any fixed overhead weigh more, so the ratio is a conservative one.
+BENCHMARK_OVERRIDES = (
+    "model.units=32",
+    "model.embedding_dim=64",
+    "data.max_sequence_length=128",
+)
+VARIANTS = ("pipeline", "bare", "pipeline_no_callbacks")
+TARGET_RATIO = 0.95
+WARMUP_STEPS = 20  # enough distinct batch shapes that the train step settles on [None, None]
+METHOD = (
+    "Each repetition fits one epoch per variant, in rotating order; step time = fit wall time / steps; medians over "
+    "repetitions. Same batches: the bare replay is taken from a second train dataset built by the same task with "
+    "the same seed, advanced in lockstep (the k-th pass over each yields identical batches), materialized as NumPy "
+    "arrays and fed through a pure tf.data graph (from_tensor_slices over the stacked batches, a slice back to each "
+    "batch's own shape, prefetch), so the bare side pays no Python generator and no per-batch fit call. Both caches "
+    "are filled by one full pass first (a run's epochs 2+). Neither side gets validation data (the step time is the "
+    "figure), so the pipeline's best-weights checkpoint and early stopping skip with a warning; its last-epoch "
+    "backup, CSV and TensorBoard logs run as in training.train. Both use verbose=2, as training.train does when "
+    "stdout is not a terminal."
+)
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=harness.DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, repeatable; wins over the benchmark's own overrides")
+    parser.add_argument("--repetitions", type=int, default=5, help="timed epochs per variant (default: 5)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per timed fit (default: a whole epoch of the train split)")
+    return parser.parse_args()
+
+
+class MirroredEpochs:
+    """Hands out, batch for batch, the passes the pipeline's train dataset makes, read from an identical twin.
+
+    Two datasets built by the same task with the same seed shuffle identically pass after pass, so the twin's
+    k-th pass holds the batches the pipeline dataset's k-th pass (k-th `fit`) feeds. The twin can run ahead.
+
+    Args:
+        twin_dataset: A second `task.datasets(splits)["train"]`, built right after the one being fitted.
+    """
+
+    def __init__(self, twin_dataset):
+        self.twin_dataset = twin_dataset
+        self.twin_passes = 0
+        self.pipeline_passes = 0
+
+    def note_pipeline_pass(self) -> int:
+        """Records that the pipeline dataset is about to be iterated once; returns that pass's index."""
+        self.pipeline_passes += 1
+        return self.pipeline_passes - 1
+
+    def fill_cache(self) -> None:
+        """Reads the twin's pass 0 to the end, which fills its cache (the pipeline dataset's pass 0 must too)."""
+        if self.twin_passes != 0:
+            raise ValueError("the twin's cache fills on its first pass only")
+        for _ in self.twin_dataset:
+            pass
+        self.twin_passes = 1
+
+    def batches(self, pass_index: int, steps: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (token_ids, labels) batches of the pipeline dataset's pass `pass_index` (the first `steps`)."""
+        if pass_index < self.twin_passes:
+            raise ValueError(f"pass {pass_index} was already skipped (the twin is at pass {self.twin_passes})")
+        while self.twin_passes < pass_index:
+            for _ in self.twin_dataset.take(1):  # a new pass; reading one batch is enough to advance the seed
+                pass
+            self.twin_passes += 1
+        view = self.twin_dataset if steps is None else self.twin_dataset.take(steps)
+        self.twin_passes += 1
+        return [(features["token_ids"].numpy(), labels.numpy()) for features, labels in view]
+
+
+def replay_dataset(batches: list[tuple[np.ndarray, np.ndarray]]):
+    """A tf.data dataset yielding exactly `batches` (any shapes), from memory, with no Python per batch.
+
+    The batches are stacked into one zero-padded array; a map slices each back to its own [batch, time].
+    """
+    import tensorflow as tf
+
+    count = len(batches)
+    widest_batch = max(token_ids.shape[0] for token_ids, _ in batches)
+    longest = max(token_ids.shape[1] for token_ids, _ in batches)
+    stacked_ids = np.zeros([count, widest_batch, longest], dtype=np.int32)  # (batches, batch, time)
+    stacked_labels = np.zeros([count, widest_batch], dtype=batches[0][1].dtype)
+    shapes = np.zeros([count, 2], dtype=np.int32)  # (batches, [batch size, time])
+    for index, (token_ids, labels) in enumerate(batches):
+        stacked_ids[index, :token_ids.shape[0], :token_ids.shape[1]] = token_ids
+        stacked_labels[index, :labels.shape[0]] = labels
+        shapes[index] = token_ids.shape
+
+    def unstack(token_ids, labels, shape):
+        return {"token_ids": token_ids[:shape[0], :shape[1]]}, labels[:shape[0]]
+
+    dataset = tf.data.Dataset.from_tensor_slices((stacked_ids, stacked_labels, shapes))
+    return dataset.map(unstack).prefetch(tf.data.AUTOTUNE)
+
+
+class Bench:
+    """The task, the two models and the datasets the variants are timed on."""
+
+    def __init__(self, config, steps: int | None):
+        import keras
+
+        from pipeline import tasks
+        from pipeline import training
+
+        self.config = config
+        self.steps = steps
+        self.task = tasks.create_task(config)
+        training.configure_runtime(config.runtime)
+        splits = self.task.load_splits()
+        self.task.fit_preprocessing(splits)
+        self.train_dataset = self.task.datasets(splits)["train"]
+        self.mirror = MirroredEpochs(self.task.datasets(splits)["train"])
+        self.epoch_steps = self._fill_caches()
+        self.pipeline_model = self.task.build_model()
+        training.compile_model(self.pipeline_model, self.task, config, self.epoch_steps * config.train.epochs)
+        self.bare_model = self.task.build_model()
+        self.bare_model.set_weights(self.pipeline_model.get_weights())
+        self.bare_model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate,
+                                            clipnorm=config.train.clipnorm),
+            loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+
+    def _fill_caches(self) -> int:
+        """One full pass over both datasets fills their caches (as epoch 1 of a run does); returns its steps."""
+        self.mirror.note_pipeline_pass()
+        steps = sum(1 for _ in self.train_dataset)
+        self.mirror.fill_cache()
+        return steps
+
+    def pipeline_view(self, steps: int | None):
+        """The pipeline's train dataset for one fit, and the index of the pass that fit makes."""
+        view = self.train_dataset if steps is None else self.train_dataset.take(steps)
+        return view, self.mirror.note_pipeline_pass()
+
+    def fit_pipeline(self, steps: int | None, with_callbacks: bool) -> tuple[float, int, int]:
+        """One pipeline epoch; returns (seconds, steps run, pass index)."""
+        from pipeline import training
+
+        view, pass_index = self.pipeline_view(steps)
+        with tempfile.TemporaryDirectory(prefix="pipeline_overhead_") as run_dir:
+            callbacks = training.make_callbacks(self.config, run_dir, 0) if with_callbacks else []
+            started = time.perf_counter()
+            self.pipeline_model.fit(view, epochs=1, callbacks=callbacks, shuffle=False, verbose=2)
+            seconds = time.perf_counter() - started
+        return seconds, self.epoch_steps if steps is None else min(steps, self.epoch_steps), pass_index
+
+    def fit_bare(self, batches: list) -> tuple[float, int]:
+        """One bare epoch over a replay of `batches`; returns (seconds, steps run)."""
+        dataset = replay_dataset(batches)
+        started = time.perf_counter()
+        self.bare_model.fit(dataset, epochs=1, shuffle=False, verbose=2)
+        return time.perf_counter() - started, len(batches)
+
+
+def rotated(items: tuple, shift: int) -> list:
+    """`items` starting at position `shift` (wrapping), so that no variant always runs first."""
+    return [items[(index + shift) % len(items)] for index in range(len(items))]
+
+
+def pipeline_pass_ahead(order: list, bench: Bench) -> int:
+    """Index of the pass the `pipeline` variant will make in this repetition (it may run after others)."""
+    ahead = 0
+    for variant in order:
+        if variant == "pipeline":
+            return bench.mirror.pipeline_passes + ahead
+        if variant == "pipeline_no_callbacks":
+            ahead += 1
+    raise ValueError("order has no pipeline variant")
+
+
+def warm_up(bench: Bench) -> None:
+    """Traces each model's train step on a few batches before anything is timed."""
+    _, _, pass_index = bench.fit_pipeline(WARMUP_STEPS, with_callbacks=True)
+    bench.fit_bare(bench.mirror.batches(pass_index, WARMUP_STEPS))
+    bench.fit_pipeline(WARMUP_STEPS, with_callbacks=False)
+
+
+def run_repetition(bench: Bench, order: list) -> dict[str, float]:
+    """Times one epoch of each variant in `order`; returns seconds per step by variant."""
+    replay = bench.mirror.batches(pipeline_pass_ahead(order, bench), bench.steps)
+    step_seconds = {}
+    for variant in order:
+        if variant == "bare":
+            seconds, steps = bench.fit_bare(replay)
+        else:
+            seconds, steps, _ = bench.fit_pipeline(bench.steps, with_callbacks=variant == "pipeline")
+        step_seconds[variant] = seconds / steps
+        harness.progress(f"  {variant}: {seconds:.2f} s for {steps} steps ({1000 * seconds / steps:.1f} ms/step)")
+    return step_seconds
+
+
+def summarize(bench: Bench, timings: dict[str, list[float]], overrides: list[str]) -> dict:
+    medians = {variant: harness.median(values) for variant, values in timings.items()}
+    steps = bench.steps or bench.epoch_steps
+    ratio = medians["bare"] / medians["pipeline"]
+    model = bench.config.model
+    return {
+        "pipeline_step_seconds": harness.rounded(medians["pipeline"], 5),
+        "bare_step_seconds": harness.rounded(medians["bare"], 5),
+        "baseline": "bare model.fit (bare_step_seconds), measured in this run",
+        "ratio": harness.rounded(ratio),
+        "target": f"ratio = bare_step_seconds / pipeline_step_seconds >= {TARGET_RATIO}",
+        "target_met": bool(ratio >= TARGET_RATIO),
+        "pipeline_no_callbacks_step_seconds": harness.rounded(medians["pipeline_no_callbacks"], 5),
+        "callbacks_seconds_per_epoch": harness.rounded(
+            (medians["pipeline"] - medians["pipeline_no_callbacks"]) * steps, 3),
+        "input_pipeline_seconds_per_epoch": harness.rounded(
+            (medians["pipeline_no_callbacks"] - medians["bare"]) * steps, 3),
+        "steps_per_fit": steps,
+        "repetitions": len(timings["pipeline"]),
+        "step_seconds_per_repetition": {variant: [harness.rounded(value, 5) for value in values]
+                                        for variant, values in timings.items()},
+        "model": f"{model.cell} x{model.layers}, units {model.units}, bidirectional {model.bidirectional}, "
+                 f"embedding {model.embedding_dim}, pooling {model.pooling}, batch {bench.config.train.batch_size}, "
+                 f"max_sequence_length {bench.config.data.max_sequence_length}",
+        "overrides": overrides,
+        "method": METHOD,
+    }
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    harness.require_imdb()
+    harness.configure_logging()
+    from pipeline import config as config_lib
+
+    overrides = list(BENCHMARK_OVERRIDES) + arguments.overrides
+    config = config_lib.load_config([arguments.config], overrides)
+    timings = {variant: [] for variant in VARIANTS}
+    with harness.stdout_to_stderr():
+        bench = Bench(config, arguments.steps)
+        harness.progress(f"{bench.epoch_steps} steps per epoch; warming up")
+        warm_up(bench)
+        for repetition in range(arguments.repetitions):
+            order = rotated(VARIANTS, repetition)
+            harness.progress(f"repetition {repetition + 1}/{arguments.repetitions}: {', '.join(order)}")
+            for variant, seconds in run_repetition(bench, order).items():
+                timings[variant].append(seconds)
+    harness.report("pipeline_overhead", summarize(bench, timings, overrides))
+
+
+if __name__ == "__main__":
+    main()
