@@ -19,6 +19,7 @@ from pipeline import config as config_lib
 from pipeline.data import files
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
+from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
 
@@ -213,22 +214,17 @@ def _synthetic_splits(data_config, seed: int) -> dict[str, Pairs]:
 
 def _tfds_splits(name: str, data_config) -> dict[str, Pairs]:
     """TFDS translation sets whose features are named by language code (`ted_hrlr_translate`, `wmt14_translate`)."""
-    import tensorflow_datasets as tfds  # Imported lazily: slow, and only needed for TFDS sources.
-
     source_language, target_language = language_pair(data_config)
-    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
-    builder.download_and_prepare()
+    builder = tfds_source.prepared_builder(name, data_config.tfds_data_dir)
     features = list(builder.info.features)
     for language in (source_language, target_language):
         if language not in features:
             raise files.DataError(f"tfds:{name}: no feature {language!r}; its features are {features} "
                                   "(set data.source_language and data.target_language to two of them)")
     result = {}
-    for split_name in SPLITS:
-        if builder.info.splits and split_name not in builder.info.splits:
-            continue
+    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
         sources, targets, skipped = [], [], 0
-        for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
+        for example in examples:
             source = example[source_language].decode("utf-8").strip()
             target = example[target_language].decode("utf-8").strip()
             if not source or not target:

@@ -13,6 +13,7 @@ from pipeline.data import conll
 from pipeline.data import files
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
+from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
 
@@ -80,18 +81,13 @@ def _synthetic_splits(data_config, seed: int) -> dict[str, conll.TaggedSentences
 
 def _tfds_splits(name: str, data_config) -> dict[str, conll.TaggedSentences]:
     """`universal_dependencies/<treebank>` (upos or xpos) and `xtreme_pos/<language>` (upos)."""
-    import tensorflow_datasets as tfds  # Imported lazily: slow, and only needed for TFDS sources.
-
-    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
-    builder.download_and_prepare()
+    builder = tfds_source.prepared_builder(name, data_config.tfds_data_dir)
     tag_feature = builder.info.features[data_config.tags]
     names = getattr(getattr(tag_feature, "feature", None), "names", None)  # ClassLabel sequences
     raw = {}
-    for split_name in SPLITS:
-        if builder.info.splits and split_name not in builder.info.splits:
-            continue
+    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
         tokens, tags = [], []
-        for number, example in enumerate(tfds.as_numpy(builder.as_dataset(split=split_name)), start=1):
+        for number, example in enumerate(examples, start=1):
             tokens.append([token.decode("utf-8") for token in example["tokens"]])
             tags.append([names[int(tag)] if names else tag.decode("utf-8") for tag in example[data_config.tags]])
             if len(tokens[-1]) != len(tags[-1]):

@@ -11,6 +11,7 @@ from pipeline import config as config_lib
 from pipeline.data import files
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
+from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
 
@@ -101,26 +102,20 @@ def _file_splits(data_config) -> dict[str, files.LabeledTexts]:
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, files.LabeledTexts]:
-    import tensorflow_datasets as tfds  # Imported lazily: slow, and only needed for TFDS sources.
-
-    builder = tfds.builder(name, data_dir=data_config.tfds_data_dir)
-    builder.download_and_prepare()
-    label_feature = builder.info.features["label"]
+    builder = tfds_source.prepared_builder(name, data_config.tfds_data_dir)
+    label_names = builder.info.features["label"].names
     text_key = _TFDS_TEXT_FEATURES.get(name, "text")
     raw = {}
-    for split_name in SPLITS:
-        if builder.info.splits and split_name not in builder.info.splits:
-            continue
+    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
         texts, labels = [], []
-        for example in tfds.as_numpy(builder.as_dataset(split=split_name)):
+        for example in examples:
             texts.append(example[text_key].decode("utf-8"))
             labels.append(int(example["label"]))
         if labels and min(labels) < 0:  # e.g. GLUE test splits, which are unlabelled
             logger.info("tfds:%s/%s has no labels; not evaluated", name, split_name)
             continue
-        names = label_feature.names
         raw[split_name] = files.LabeledTexts(
-            texts=texts, labels=[names[label] for label in labels], skipped_rows=0,
+            texts=texts, labels=[label_names[label] for label in labels], skipped_rows=0,
             source=f"tfds:{name}/{split_name}")
     return raw
 

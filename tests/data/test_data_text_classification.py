@@ -459,3 +459,20 @@ def test_count_batches_counts_a_partial_batch_per_bucket(boundaries, expected):
     lengths = np.array([1, 1, 2, 3, 3, 5])  # for [2, 3, 4, 5]: {1, 1}, {2}, {3, 3}, {}, {5}
 
     assert batching.count_batches(lengths, 3, boundaries) == expected
+
+
+def test_tfds_download_failure_is_one_readable_data_error(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(self, *args, **kwargs):
+        raise ConnectionError("Failed to resolve 'ai.stanford.edu'\nmore detail")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    data = config_lib.from_tree({"name": "t", "task": "sentiment",
+                                 "data": {"source": "tfds:imdb_reviews", "tfds_data_dir": str(tmp_path)}}).data
+    with pytest.raises(files.DataError, match=r"tfds:imdb_reviews: could not download or prepare the data "
+                                              r"\(ConnectionError: Failed to resolve 'ai.stanford.edu'\); TFDS needs"):
+        text_classification.load_splits(data, seed=1)
+    unknown = config_lib.from_tree({"name": "t", "task": "sentiment", "data": {"source": "tfds:no_such_set"}}).data
+    with pytest.raises(files.DataError, match="tfds:no_such_set: not a TFDS data set"):
+        text_classification.load_splits(unknown, seed=1)
