@@ -55,16 +55,13 @@ class Pairs:
     origin: str
     skipped_rows: int = 0
 
+    def __len__(self) -> int:
+        return len(self.sources)
+
 
 @dataclasses.dataclass(frozen=True)
-class ParallelSplits:
+class ParallelSplits(splits_lib.SplitSet):
     """Train, validation and (optionally) test pairs."""
-
-    splits: dict[str, Pairs]
-
-    @property
-    def skipped_rows(self) -> dict[str, int]:
-        return {name: split.skipped_rows for name, split in self.splits.items()}
 
 
 # === Readers ===
@@ -175,12 +172,7 @@ def load_splits(data_config: config_lib.TranslationDataConfig, seed: int) -> Par
         splits = _file_splits(data_config)
     if "train" not in splits or not splits["train"].sources:
         raise files.DataError(f"{data_config.source}: the training split has no sentence pairs")
-    if "validation" not in splits:
-        train = splits["train"]
-        train_rows, validation_rows = splits_lib.carve_validation(
-            len(train.sources), data_config.validation_fraction, seed, train.origin)
-        splits["train"] = _take(train, train_rows, train.origin, train.skipped_rows)
-        splits["validation"] = _take(train, validation_rows, f"{train.origin} (validation carved from train)", 0)
+    splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d sentence pairs from %s", split_name, len(split.sources), split.origin)
     return ParallelSplits(splits=splits)

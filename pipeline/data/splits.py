@@ -32,3 +32,22 @@ class SplitSet:
     def skipped_rows(self) -> dict[str, int]:
         """Malformed rows skipped per split (explicit `data.on_bad_rows: skip`), for metrics.json."""
         return {name: split.skipped_rows for name, split in self.splits.items()}
+
+
+def with_validation(splits: dict, fraction: float, seed: int,
+                    take: typing.Callable[[typing.Any, np.ndarray, str, int], typing.Any]) -> dict:
+    """Returns the splits with a validation split carved from train (seeded) when none was given.
+
+    Args:
+        splits: Split name -> split; every split supports `len()` and has `origin` and `skipped_rows`.
+        fraction: Share of the training rows that becomes validation.
+        seed: Seed of the carve.
+        take: `take(split, rows, origin, skipped_rows)` returns a split of the same kind with those rows.
+    """
+    if "validation" in splits:
+        return splits
+    train = splits["train"]
+    train_rows, validation_rows = carve_validation(len(train), fraction, seed, train.origin)
+    return {**splits,
+            "train": take(train, train_rows, train.origin, train.skipped_rows),
+            "validation": take(train, validation_rows, f"{train.origin} (validation carved from train)", 0)}

@@ -29,6 +29,9 @@ class SentenceSplit:
     origin: str
     skipped_rows: int = 0
 
+    def __len__(self) -> int:
+        return len(self.tokens)
+
 
 @dataclasses.dataclass(frozen=True)
 class TaggedSplits(splits_lib.SplitSet):
@@ -58,12 +61,7 @@ def load_splits(data_config: config_lib.TaggingDataConfig, seed: int) -> TaggedS
         raise files.DataError(f"{data_config.source}: the training split has no sentences")
     tag_names = tuple(sorted({tag for sentence in raw["train"].tags for tag in sentence}))
     splits = {split_name: _index_tags(read, tag_names, split_name) for split_name, read in raw.items()}
-    if "validation" not in splits:
-        train = splits["train"]
-        train_rows, validation_rows = splits_lib.carve_validation(
-            len(train.tokens), data_config.validation_fraction, seed, train.origin)
-        splits["train"] = _take(train, train_rows, train.origin, train.skipped_rows)
-        splits["validation"] = _take(train, validation_rows, f"{train.origin} (validation carved from train)", 0)
+    splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d sentences, %d tokens from %s", split_name, len(split.tokens),
                     sum(map(len, split.tokens)), split.origin)

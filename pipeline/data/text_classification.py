@@ -37,6 +37,9 @@ class Split:
     origin: str
     skipped_rows: int = 0
 
+    def __len__(self) -> int:
+        return len(self.texts)
+
 
 @dataclasses.dataclass(frozen=True)
 class LabeledSplits(splits_lib.SplitSet):
@@ -66,9 +69,7 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
     indices_allowed = data_config.labels is not None
     splits = {split_name: _index_labels(read, label_names, split_name, indices_allowed)
               for split_name, read in raw.items()}
-    if "validation" not in splits:
-        splits["train"], splits["validation"] = _carve_validation(
-            splits["train"], data_config.validation_fraction, seed)
+    splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d examples from %s", split_name, len(split.texts), split.origin)
         if split.skipped_rows:
@@ -154,13 +155,9 @@ def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_
     return Split(texts=list(read.texts), labels=indices, origin=read.source, skipped_rows=read.skipped_rows)
 
 
-def _carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    train_rows, validation_rows = splits_lib.carve_validation(len(train.texts), fraction, seed, train.origin)
-    def take(rows: np.ndarray, origin: str, skipped: int) -> Split:
-        return Split(texts=[train.texts[row] for row in rows], labels=train.labels[rows],
-                     origin=origin, skipped_rows=skipped)
-    return (take(train_rows, train.origin, train.skipped_rows),
-            take(validation_rows, f"{train.origin} (validation carved from train)", 0))
+def _take(split: Split, rows: np.ndarray, origin: str, skipped: int) -> Split:
+    return Split(texts=[split.texts[row] for row in rows], labels=split.labels[rows], origin=origin,
+                 skipped_rows=skipped)
 
 
 def token_dataset(split: Split, encode: typing.Callable[[tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:
