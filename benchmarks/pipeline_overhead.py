@@ -13,12 +13,17 @@ Variants, interleaved in one process (the order rotates each repetition), each t
     pipeline_no_callbacks  diagnostic: the pipeline model and dataset without the callbacks, which splits the
                            overhead into input pipeline and callbacks.
 
-Step time = fit wall time / steps, so per-epoch costs (shuffle-buffer refill, checkpoints, logs) are included;
-with the default of a whole epoch per fit they are spread over as many steps as in a real run. Target: ratio =
-bare_step_seconds / pipeline_step_seconds (the pipeline's throughput relative to bare) >= 0.95.
+Step time = epoch span / steps, the span running from the epoch's start to the end of every callback's
+`on_epoch_end` (a timing callback placed last, with epoch hooks only, so Keras keeps its asynchronous batch
+dispatch where it had it). Per-epoch costs (shuffle-buffer refill, checkpoint backup, CSV and TensorBoard logs)
+are thus included, and weigh `epoch steps / --steps` times more than in a real run. The whole `fit` call is
+reported too: on this machine it sometimes ends with a 1-5 s stall while TensorFlow tears the iterator down
+(both variants; it went away with tf.data autotuning off), which would swamp the step times.
+Target: ratio = bare_step_seconds / pipeline_step_seconds (the pipeline's throughput relative to bare) >= 0.95.
 """
 
 import argparse
+import functools
 import tempfile
 import time
 
@@ -26,7 +31,7 @@ import numpy as np
 
 import harness
 
-# A smaller model than the IMDB run so that 3 variants x 5 whole epochs fit in about 5 minutes; smaller steps make
+# A smaller model than the IMDB run so that 3 variants x 5 repetitions fit in about 5 minutes; smaller steps make
 # any fixed overhead weigh more, so the ratio is a conservative one.
 BENCHMARK_OVERRIDES = (
     "model.units=32",
@@ -35,10 +40,15 @@ BENCHMARK_OVERRIDES = (
 )
 VARIANTS = ("pipeline", "bare", "pipeline_no_callbacks")
 TARGET_RATIO = 0.95
+DEFAULT_STEPS = 50
+DEFAULT_REPETITIONS = 9  # short, many, interleaved: the shared CPU's speed drifts by 2x over minutes
 WARMUP_STEPS = 20  # enough distinct batch shapes that the train step settles on [None, None]
 METHOD = (
-    "Each repetition fits one epoch per variant, in rotating order; step time = fit wall time / steps; medians over "
-    "repetitions. Same batches: the bare replay is taken from a second train dataset built by the same task with "
+    "Each repetition fits one epoch of --steps steps per variant, in rotating order; step time = epoch span "
+    "(epoch start to the end of all on_epoch_end callbacks) / steps; medians over repetitions; paired_ratio_median "
+    "is the median of each repetition's own bare/pipeline ratio (runs next to each other in time, so less exposed "
+    "to the shared machine's drift). Same batches: the bare replay is taken from a second train dataset built by "
+    "the same task with "
     "the same seed, advanced in lockstep (the k-th pass over each yields identical batches), materialized as NumPy "
     "arrays and fed through a pure tf.data graph (from_tensor_slices over the stacked batches, a slice back to each "
     "batch's own shape, prefetch), so the bare side pays no Python generator and no per-batch fit call. Both caches "
@@ -54,9 +64,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--config", default=harness.DEFAULT_CONFIG, help="config file (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, repeatable; wins over the benchmark's own overrides")
-    parser.add_argument("--repetitions", type=int, default=5, help="timed epochs per variant (default: 5)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="steps per timed fit (default: a whole epoch of the train split)")
+    parser.add_argument("--repetitions", type=int, default=DEFAULT_REPETITIONS,
+                        help="timed epochs per variant (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help="steps per timed fit; 0 runs a whole epoch of the train split (default: %(default)s)")
     return parser.parse_args()
 
 
@@ -126,6 +137,35 @@ def replay_dataset(batches: list[tuple[np.ndarray, np.ndarray]]):
     return dataset.map(unstack).prefetch(tf.data.AUTOTUNE)
 
 
+@functools.cache
+def epoch_span_class():
+    """The Keras callback class timing an epoch (built on first use, after Keras is imported)."""
+    import keras
+
+    class EpochSpan(keras.callbacks.Callback):
+        """Records the seconds from `on_epoch_begin` to `on_epoch_end`; epoch hooks only (no batch hooks)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.started
+
+    return EpochSpan
+
+
+def timed_fit(model, dataset, callbacks: list, steps: int) -> dict:
+    """Fits one epoch with an epoch timer placed after `callbacks`; returns the epoch span, fit time and steps."""
+    span = epoch_span_class()()
+    started = time.perf_counter()
+    model.fit(dataset, epochs=1, callbacks=callbacks + [span], shuffle=False, verbose=2)
+    return {"epoch_seconds": span.seconds, "fit_seconds": time.perf_counter() - started, "steps": steps}
+
+
 class Bench:
     """The task, the two models and the datasets the variants are timed on."""
 
@@ -165,24 +205,20 @@ class Bench:
         view = self.train_dataset if steps is None else self.train_dataset.take(steps)
         return view, self.mirror.note_pipeline_pass()
 
-    def fit_pipeline(self, steps: int | None, with_callbacks: bool) -> tuple[float, int, int]:
-        """One pipeline epoch; returns (seconds, steps run, pass index)."""
+    def fit_pipeline(self, steps: int | None, with_callbacks: bool) -> tuple[dict, int]:
+        """One pipeline epoch, in a fresh temporary run directory; returns (timing, pass index)."""
         from pipeline import training
 
         view, pass_index = self.pipeline_view(steps)
+        steps_run = self.epoch_steps if steps is None else min(steps, self.epoch_steps)
         with tempfile.TemporaryDirectory(prefix="pipeline_overhead_") as run_dir:
             callbacks = training.make_callbacks(self.config, run_dir, 0) if with_callbacks else []
-            started = time.perf_counter()
-            self.pipeline_model.fit(view, epochs=1, callbacks=callbacks, shuffle=False, verbose=2)
-            seconds = time.perf_counter() - started
-        return seconds, self.epoch_steps if steps is None else min(steps, self.epoch_steps), pass_index
+            timing = timed_fit(self.pipeline_model, view, callbacks, steps_run)
+        return timing, pass_index
 
-    def fit_bare(self, batches: list) -> tuple[float, int]:
-        """One bare epoch over a replay of `batches`; returns (seconds, steps run)."""
-        dataset = replay_dataset(batches)
-        started = time.perf_counter()
-        self.bare_model.fit(dataset, epochs=1, shuffle=False, verbose=2)
-        return time.perf_counter() - started, len(batches)
+    def fit_bare(self, batches: list) -> dict:
+        """One bare epoch over a replay of `batches`; returns its timing."""
+        return timed_fit(self.bare_model, replay_dataset(batches), [], len(batches))
 
 
 def rotated(items: tuple, shift: int) -> list:
@@ -203,29 +239,38 @@ def pipeline_pass_ahead(order: list, bench: Bench) -> int:
 
 def warm_up(bench: Bench) -> None:
     """Traces each model's train step on a few batches before anything is timed."""
-    _, _, pass_index = bench.fit_pipeline(WARMUP_STEPS, with_callbacks=True)
+    _, pass_index = bench.fit_pipeline(WARMUP_STEPS, with_callbacks=True)
     bench.fit_bare(bench.mirror.batches(pass_index, WARMUP_STEPS))
     bench.fit_pipeline(WARMUP_STEPS, with_callbacks=False)
 
 
-def run_repetition(bench: Bench, order: list) -> dict[str, float]:
-    """Times one epoch of each variant in `order`; returns seconds per step by variant."""
+def run_repetition(bench: Bench, order: list) -> dict[str, dict]:
+    """Times one epoch of each variant in `order`; returns the timing by variant."""
     replay = bench.mirror.batches(pipeline_pass_ahead(order, bench), bench.steps)
-    step_seconds = {}
+    timings = {}
     for variant in order:
         if variant == "bare":
-            seconds, steps = bench.fit_bare(replay)
+            timing = bench.fit_bare(replay)
         else:
-            seconds, steps, _ = bench.fit_pipeline(bench.steps, with_callbacks=variant == "pipeline")
-        step_seconds[variant] = seconds / steps
-        harness.progress(f"  {variant}: {seconds:.2f} s for {steps} steps ({1000 * seconds / steps:.1f} ms/step)")
-    return step_seconds
+            timing, _ = bench.fit_pipeline(bench.steps, with_callbacks=variant == "pipeline")
+        timings[variant] = timing
+        harness.progress(f"  {variant}: epoch {timing['epoch_seconds']:.2f} s for {timing['steps']} steps "
+                         f"({1000 * timing['epoch_seconds'] / timing['steps']:.1f} ms/step); "
+                         f"whole fit call {timing['fit_seconds']:.2f} s")
+    return timings
 
 
-def summarize(bench: Bench, timings: dict[str, list[float]], overrides: list[str]) -> dict:
-    medians = {variant: harness.median(values) for variant, values in timings.items()}
-    steps = bench.steps or bench.epoch_steps
+def per_step(timings: list[dict], key: str) -> list[float]:
+    return [timing[key] / timing["steps"] for timing in timings]
+
+
+def summarize(bench: Bench, timings: dict[str, list[dict]], overrides: list[str]) -> dict:
+    step_seconds = {variant: per_step(values, "epoch_seconds") for variant, values in timings.items()}
+    medians = {variant: harness.median(values) for variant, values in step_seconds.items()}
+    fit_medians = {variant: harness.median(per_step(values, "fit_seconds")) for variant, values in timings.items()}
+    steps = timings["pipeline"][0]["steps"]
     ratio = medians["bare"] / medians["pipeline"]
+    paired_ratios = [bare / pipeline for bare, pipeline in zip(step_seconds["bare"], step_seconds["pipeline"])]
     model = bench.config.model
     return {
         "pipeline_step_seconds": harness.rounded(medians["pipeline"], 5),
@@ -234,15 +279,19 @@ def summarize(bench: Bench, timings: dict[str, list[float]], overrides: list[str
         "ratio": harness.rounded(ratio),
         "target": f"ratio = bare_step_seconds / pipeline_step_seconds >= {TARGET_RATIO}",
         "target_met": bool(ratio >= TARGET_RATIO),
+        "paired_ratio_median": harness.rounded(harness.median(paired_ratios)),
+        "paired_ratios": [harness.rounded(value) for value in paired_ratios],
         "pipeline_no_callbacks_step_seconds": harness.rounded(medians["pipeline_no_callbacks"], 5),
         "callbacks_seconds_per_epoch": harness.rounded(
             (medians["pipeline"] - medians["pipeline_no_callbacks"]) * steps, 3),
         "input_pipeline_seconds_per_epoch": harness.rounded(
             (medians["pipeline_no_callbacks"] - medians["bare"]) * steps, 3),
+        "whole_fit_call_step_seconds": {variant: harness.rounded(value, 5) for variant, value in fit_medians.items()},
         "steps_per_fit": steps,
+        "train_split_steps_per_epoch": bench.epoch_steps,
         "repetitions": len(timings["pipeline"]),
         "step_seconds_per_repetition": {variant: [harness.rounded(value, 5) for value in values]
-                                        for variant, values in timings.items()},
+                                        for variant, values in step_seconds.items()},
         "model": f"{model.cell} x{model.layers}, units {model.units}, bidirectional {model.bidirectional}, "
                  f"embedding {model.embedding_dim}, pooling {model.pooling}, batch {bench.config.train.batch_size}, "
                  f"max_sequence_length {bench.config.data.max_sequence_length}",
@@ -261,14 +310,14 @@ def main() -> None:
     config = config_lib.load_config([arguments.config], overrides)
     timings = {variant: [] for variant in VARIANTS}
     with harness.stdout_to_stderr():
-        bench = Bench(config, arguments.steps)
+        bench = Bench(config, arguments.steps or None)
         harness.progress(f"{bench.epoch_steps} steps per epoch; warming up")
         warm_up(bench)
         for repetition in range(arguments.repetitions):
             order = rotated(VARIANTS, repetition)
             harness.progress(f"repetition {repetition + 1}/{arguments.repetitions}: {', '.join(order)}")
-            for variant, seconds in run_repetition(bench, order).items():
-                timings[variant].append(seconds)
+            for variant, timing in run_repetition(bench, order).items():
+                timings[variant].append(timing)
     harness.report("pipeline_overhead", summarize(bench, timings, overrides))
 
 
