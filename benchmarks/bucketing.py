@@ -28,6 +28,7 @@ WARMUP_STEPS = 3
 
 
 def parse_arguments() -> argparse.Namespace:
+    """Reads the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=harness.DEFAULT_CONFIG, help="config file (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -130,6 +131,7 @@ def measure(model, iterators: dict, repetitions: int, steps: int) -> dict[str, l
 
 
 def variant_summary(results: list[dict], steps: int) -> dict:
+    """Median tokens/s and step time, padding efficiency and mean padded length of one variant."""
     real = sum(result["real_tokens"] for result in results)
     padded = sum(result["padded_tokens"] for result in results)
     return {
@@ -143,6 +145,7 @@ def variant_summary(results: list[dict], steps: int) -> dict:
 
 
 def summarize(config, rounds: dict, steps: int, overrides: list[str]) -> dict:
+    """Builds the JSON result from the measurements."""
     variants = {variant: variant_summary(results, steps) for variant, results in rounds.items()}
     bucketed = variants["bucketed"]["tokens_per_second"]
     ratio = bucketed / variants["padded_to_max_length"]["tokens_per_second"]
@@ -172,6 +175,7 @@ def summarize(config, rounds: dict, steps: int, overrides: list[str]) -> dict:
 
 
 def main() -> None:
+    """Runs the benchmark and prints its JSON line."""
     arguments = parse_arguments()
     harness.require_imdb()
     harness.configure_logging()

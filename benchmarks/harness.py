@@ -46,8 +46,8 @@ def require_imdb() -> None:
     """Exits with a readable message when the IMDB TSV files are not in ../shared/data/imdb."""
     missing = [name for name in IMDB_FILES if not os.path.exists(os.path.join(IMDB_DIR, name))]
     if missing:
-        sys.exit(f"error: IMDB data not found: {', '.join(os.path.join(IMDB_DIR, name) for name in missing)} "
-                 "is missing; these benchmarks need ../shared/data/imdb (see ../shared/data/README.md)")
+        sys.exit(f"error: IMDB data not found (missing {', '.join(os.path.join(IMDB_DIR, name) for name in missing)}); "
+                 "these benchmarks need ../shared/data/imdb (see ../shared/data/README.md)")
 
 
 def machine_description() -> str:
