@@ -6,7 +6,6 @@ target followed by the end token), with 0 as padding. Standardization and detoke
 TensorFlow ops so that the exported SavedModel runs them too.
 """
 
-import collections
 import dataclasses
 import itertools
 import logging
@@ -259,15 +258,6 @@ def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
     texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
     texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
     return tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
-
-
-def build_vocabulary(token_batches: typing.Iterable[typing.Iterable[str]], size: int,
-                     reserved: typing.Sequence[str]) -> list[str]:
-    """The reserved tokens, then the `size - len(reserved)` most frequent others (ties in first-seen order)."""
-    counts = collections.Counter(token for batch in token_batches for token in batch)
-    for token in reserved:
-        counts.pop(token, None)
-    return list(reserved) + [token for token, _ in counts.most_common(max(size - len(reserved), 0))]
 
 
 # === tf.data ===

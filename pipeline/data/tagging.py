@@ -1,6 +1,5 @@
 """Tagged sentences for many-to-many tagging: splits from CoNLL-U/column files, TFDS or synthetic data."""
 
-import collections
 import dataclasses
 import logging
 import typing
@@ -112,12 +111,6 @@ def _index_tags(read: conll.TaggedSentences, tag_names: tuple[str, ...], split_n
 def _take(split: SentenceSplit, rows: np.ndarray, origin: str, skipped: int) -> SentenceSplit:
     return SentenceSplit(tokens=[split.tokens[row] for row in rows], tag_ids=[split.tag_ids[row] for row in rows],
                          origin=origin, skipped_rows=skipped)
-
-
-def count_vocabulary(sequences: typing.Iterable[typing.Iterable[str]], size: int) -> list[str]:
-    """The `size - 2` most frequent items (ties in first-seen order), after "" (padding) and "[UNK]"."""
-    counts = collections.Counter(item for sequence in sequences for item in sequence)
-    return ["", "[UNK]"] + [item for item, _ in counts.most_common(size - 2)]
 
 
 def sentence_dataset(split: SentenceSplit,

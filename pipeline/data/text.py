@@ -1,7 +1,9 @@
 """Text standardization and vectorization, in core TensorFlow ops so they run inside exported graphs."""
 
+import collections
 import json
 import os
+import typing
 
 import keras
 import tensorflow as tf
@@ -100,3 +102,19 @@ def ragged_token_ids(vectorizer: keras.layers.TextVectorization, standardized: t
     dense = token_ids(vectorizer, standardized, max_sequence_length)  # (batch, time)
     lengths = tf.maximum(tf.math.count_nonzero(dense, axis=1, dtype=tf.int32), 1)
     return tf.RaggedTensor.from_tensor(dense, lengths=lengths)
+
+
+def build_vocabulary(sequences: typing.Iterable[typing.Iterable[str]], size: int,
+                     reserved: typing.Sequence[str] = ("", "[UNK]")) -> list[str]:
+    """The reserved tokens, then the `size - len(reserved)` most frequent others (ties in first-seen order)."""
+    counts = collections.Counter(item for sequence in sequences for item in sequence)
+    for token in reserved:
+        counts.pop(token, None)
+    return list(reserved) + [item for item, _ in counts.most_common(max(size - len(reserved), 0))]
+
+
+def string_lookup(vocabulary: list[str]) -> keras.layers.StringLookup:
+    """String -> id for a vocabulary starting with "" (padding, id 0) and "[UNK]" (id 1), built for export."""
+    lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token=vocabulary[0], oov_token=vocabulary[1])
+    lookup(tf.constant([""]))  # builds it, which export requires
+    return lookup

@@ -23,13 +23,6 @@ CHARACTERS_FILE = "characters.json"
 TAGS_FILE = "tags.json"
 
 
-def _lookup(vocabulary: list[str]) -> keras.layers.StringLookup:
-    """String -> id with "" as padding (0) and one out-of-vocabulary id (1)."""
-    lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token="", oov_token="[UNK]")
-    lookup(tf.constant([""]))  # builds it, which export requires
-    return lookup
-
-
 class TaggingTask:
     """Wires a tagging `RunConfig` to data, model, loss, evaluation and the serving signature.
 
@@ -60,9 +53,9 @@ class TaggingTask:
     def fit_preprocessing(self, splits: tagging_data.TaggedSplits) -> None:
         train = splits.splits["train"].tokens
         self._set_vocabularies(
-            tagging_data.count_vocabulary(([self._word_form(token) for token in sentence] for sentence in train),
+            text_lib.build_vocabulary(([self._word_form(token) for token in sentence] for sentence in train),
                                           self.data_config.vocabulary_size),
-            tagging_data.count_vocabulary((character for sentence in train for character in sentence),
+            text_lib.build_vocabulary((character for sentence in train for character in sentence),
                                           self.data_config.char_vocabulary_size),
             splits.tag_names)
         logger.info("vocabulary: %d words, %d characters; %d tags", len(self.words), len(self.characters),
@@ -70,7 +63,7 @@ class TaggingTask:
 
     def _set_vocabularies(self, words: list[str], characters: list[str], tag_names) -> None:
         self.words, self.characters, self.tag_names = words, characters, tuple(tag_names)
-        self.word_lookup, self.char_lookup = _lookup(words), _lookup(characters)
+        self.word_lookup, self.char_lookup = text_lib.string_lookup(words), text_lib.string_lookup(characters)
 
     def save_preprocessing(self, run_dir: str) -> None:
         directory = os.path.join(run_dir, "vocab")

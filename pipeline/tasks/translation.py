@@ -106,9 +106,9 @@ class TranslationTask:
         """Builds both vocabularies from the training split only."""
         train = splits.splits["train"]
         self._set_vocabularies(
-            parallel.build_vocabulary(self._token_batches(train.sources), self.data_config.source_vocabulary_size,
+            text_lib.build_vocabulary(self._token_batches(train.sources), self.data_config.source_vocabulary_size,
                                       parallel.SOURCE_RESERVED),
-            parallel.build_vocabulary(self._token_batches(train.targets), self.data_config.target_vocabulary_size,
+            text_lib.build_vocabulary(self._token_batches(train.targets), self.data_config.target_vocabulary_size,
                                       parallel.TARGET_RESERVED))
         logger.info("vocabulary: %d source tokens, %d target tokens", len(self.source_vocabulary),
                     len(self.target_vocabulary))
@@ -120,7 +120,8 @@ class TranslationTask:
 
     def _set_vocabularies(self, source_vocabulary: list[str], target_vocabulary: list[str]) -> None:
         self.source_vocabulary, self.target_vocabulary = list(source_vocabulary), list(target_vocabulary)
-        self.source_lookup, self.target_lookup = _lookup(self.source_vocabulary), _lookup(self.target_vocabulary)
+        self.source_lookup = text_lib.string_lookup(self.source_vocabulary)
+        self.target_lookup = text_lib.string_lookup(self.target_vocabulary)
 
     def save_preprocessing(self, run_dir: str) -> None:
         directory = os.path.join(run_dir, "vocab")
@@ -347,14 +348,6 @@ class TranslationTask:
     def trackables(self) -> list:
         """Objects whose state the export must carry besides the model (the source lookup table)."""
         return [self.source_lookup]
-
-
-def _lookup(vocabulary: list[str]) -> keras.layers.StringLookup:
-    """String -> id with "" as padding (0) and "[UNK]" (1); the rest of the vocabulary follows in order."""
-    lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token=parallel.PADDING_TOKEN,
-                                       oov_token=parallel.UNKNOWN_TOKEN)
-    lookup(tf.constant([""]))  # builds it, which export requires
-    return lookup
 
 
 def _strings(tensor: tf.Tensor) -> list[str]:

@@ -9,6 +9,7 @@ import helpers
 from pipeline import config as config_lib
 from pipeline.data import files
 from pipeline.data import parallel
+from pipeline.data import text as text_lib
 from pipeline.data import synthetic
 
 
@@ -231,6 +232,6 @@ def test_detokenize_glues_punctuation_back():
 
 
 def test_vocabulary_starts_with_reserved_tokens_then_most_frequent():
-    vocabulary = parallel.build_vocabulary([["b", "a", "b"], ["c", "[END]", "a", "b"]], 6, parallel.TARGET_RESERVED)
+    vocabulary = text_lib.build_vocabulary([["b", "a", "b"], ["c", "[END]", "a", "b"]], 6, parallel.TARGET_RESERVED)
     assert vocabulary == ["", "[UNK]", "[START]", "[END]", "b", "a"]
-    assert parallel.build_vocabulary([["x"]], 10, parallel.SOURCE_RESERVED) == ["", "[UNK]", "x"]
+    assert text_lib.build_vocabulary([["x"]], 10, parallel.SOURCE_RESERVED) == ["", "[UNK]", "x"]
