@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline train | evaluate | export | predict`.
+"""Command line: `python -m pipeline train | evaluate | export | predict | diagnose`.
 
 This is the only place that parses arguments; each verb calls an importable function. TensorFlow is
 imported only after the config has been read and checked, so bad input fails in a fraction of a second.
@@ -49,7 +49,70 @@ def _parser() -> argparse.ArgumentParser:
                          help="signature to call (translation exports also have greedy, beam, sample)")
     predict.add_argument("--temperature", type=float, default=1.0,
                          help="for signatures with a temperature input (sample); default 1.0")
+    _add_diagnose_parser(verbs)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_diagnose_parser(verbs) -> None:
+    """`diagnose <experiment>`: the RNN-internals experiments of pipeline.diagnostics, each writing JSON (+ PNG)."""
+    diagnose = verbs.add_parser("diagnose", help="RNN internals: vanishing gradients, long-range memory, clipping, "
+                                "a hand-wired RNN (PNG + JSON)",
+                                description="Runs one experiment of pipeline.diagnostics and writes its JSON "
+                                "(and PNG plot) to --output; prints a summary and the paths.")
+    experiments = diagnose.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    cells = {"nargs": "+", "choices": ["simple_rnn", "lstm", "gru"], "default": ["simple_rnn", "lstm", "gru"],
+             "help": "cells to compare (default: all three)"}
+
+    def add(name, help_text):
+        parser = experiments.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--output", default=os.path.join("runs", "diagnostics"),
+                            help="folder for the JSON and PNG files (default: runs/diagnostics)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+        return parser
+
+    vanishing = add("vanishing-gradients", "norm of dL_T/dh_t for t = 1..T, SimpleRNN vs LSTM vs GRU, "
+                    "and the SimpleRNN recurrent matrix's spectral radius")
+    vanishing.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR",
+                           help="trained language-model runs to compare (default: fresh models of --cells)")
+    vanishing.add_argument("--cells", **cells)
+    vanishing.add_argument("--steps", type=_positive_int, default=50, help="T (default 50)")
+    vanishing.add_argument("--batch-size", type=_positive_int, default=16, help="sequences averaged (default 16)")
+    vanishing.add_argument("--units", type=_positive_int, default=32, help="fresh models: units (default 32)")
+    vanishing.add_argument("--input-scale", type=_positive_float, default=1.0,
+                           help="fresh models: standard deviation of the embedding entries (default 1.0)")
+
+    long_range = add("long-range", "accuracy at recalling the first token after N distractors, per cell")
+    long_range.add_argument("--cells", **cells)
+    long_range.add_argument("--distractors", nargs="+", type=_positive_int, default=[5, 20, 50], metavar="N",
+                            help="values of N (default 5 20 50)")
+    long_range.add_argument("--units", type=_positive_int, default=16, help="units (default 16)")
+    long_range.add_argument("--train-steps", type=_positive_int, default=120,
+                            help="Adam steps per model (default 120)")
+
+    clipping = add("clipping", "global gradient norm per step with and without clipnorm on an exploding RNN")
+    clipping.add_argument("--clipnorm", type=_positive_float, default=1.0, help="clipping norm (default 1.0)")
+    clipping.add_argument("--steps", type=_positive_int, default=150, help="SGD steps (default 150)")
+    clipping.add_argument("--gain", type=_positive_float, default=1.05,
+                          help="recurrent matrix = orthogonal x gain (default 1.05)")
+
+    hand_wired = add("hand-wired", "a SimpleRNN with hand-set weights that outputs 1 exactly when the last "
+                     "two inputs were 1, checked on every binary sequence")
+    hand_wired.add_argument("--max-length", type=_positive_int, default=8,
+                            help="check all sequences up to this length (default 8)")
 
 
 def main(argv: typing.Optional[list[str]] = None) -> int:
@@ -85,7 +148,39 @@ def _run(arguments: argparse.Namespace) -> int:
         from pipeline import export
         print(export.export_run(arguments.run_dir, version=arguments.version))
         return 0
+    if arguments.verb == "diagnose":
+        return _diagnose(arguments)
     return _predict(arguments.path, arguments.inputs, arguments.signature, arguments.temperature)
+
+
+def _diagnose(arguments: argparse.Namespace) -> int:
+    for run_dir in getattr(arguments, "runs", []):
+        _require_run_dir(run_dir)
+    from pipeline.diagnostics import clipping, hand_wired, long_range, vanishing_gradients
+    output, seed = arguments.output, arguments.seed
+    if arguments.experiment == "vanishing-gradients":
+        report = vanishing_gradients.run(output, runs=arguments.runs, cells=arguments.cells, steps=arguments.steps,
+                                         batch_size=arguments.batch_size, units=arguments.units,
+                                         input_scale=arguments.input_scale, seed=seed)
+        summary = {name: {"first_to_last_ratio": entry["first_to_last_ratio"],
+                          **entry.get("recurrent_matrix", {})} for name, entry in report["results"].items()}
+    elif arguments.experiment == "long-range":
+        report = long_range.run(output, cells=arguments.cells, distractors=arguments.distractors,
+                                units=arguments.units, train_steps=arguments.train_steps, seed=seed)
+        summary = {"distractors": arguments.distractors, "accuracy": report["results"]}
+    elif arguments.experiment == "clipping":
+        report = clipping.run(output, clipnorm=arguments.clipnorm, steps=arguments.steps, gain=arguments.gain,
+                              seed=seed)
+        summary = {name: {"diverged_at": record["diverged_at"], "first_loss": record["loss"][0],
+                          "last_loss": record["loss"][-1]} for name, record in report["results"].items()}
+    else:
+        report = hand_wired.run(output, max_length=arguments.max_length)
+        summary = {key: report["results"][key] for key in ("sequences", "steps", "wrong_steps", "max_abs_error")}
+    print(json.dumps(summary))
+    for key in ("json", "png"):
+        if key in report:
+            print(report[key])
+    return 0
 
 
 def _require_run_dir(path: str) -> None:

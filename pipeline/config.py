@@ -71,6 +71,31 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LanguageModelTrainConfig(TrainConfig):
+    """Optimisation settings of a language model: TrainConfig plus how backpropagation is truncated.
+
+    The text is one long stream, so how far gradients reach back is a training choice, not a data one:
+    both keys change what the optimizer sees, and neither changes the data, the vocabulary or the model.
+
+    Attributes:
+        monitor: `val_loss` (mean cross-entropy per token, the log of the perplexity) or `val_perplexity`.
+        tbptt_steps: Tokens per training chunk: gradients flow back through at most this many steps.
+        carry_state: Truncated backpropagation through time: the stream is laid out in `batch_size`
+            rows read in consecutive chunks, each row's final recurrent state starts the same row of the
+            next batch (reset at every epoch), and gradients stop at chunk boundaries. False trains on
+            independent, shuffled chunks of `tbptt_steps` tokens, each from a zero state.
+    """
+
+    monitor: str = "val_loss"
+    tbptt_steps: int = 100
+    carry_state: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self.tbptt_steps >= 1, f"train.tbptt_steps: must be >= 1 (got {self.tbptt_steps})")
+
+
+@dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """Where and how the SavedModel is written.
 
@@ -226,6 +251,38 @@ class Seq2SeqModelConfig(RecurrentConfig):
         _require(self.temperature > 0, f"model.temperature: must be > 0 (got {self.temperature})")
         _require(self.max_decode_length is None or self.max_decode_length >= 1,
                  f"model.max_decode_length: must be >= 1 or null (got {self.max_decode_length})")
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelConfig(RecurrentConfig):
+    """Next-token predictor: embedding -> unidirectional recurrent layers -> softmax over the vocabulary.
+
+    Attributes:
+        decoding: Decoding of the export's `serving_default` signature: `sample`, `greedy` or `beam`.
+        temperature: Softmax temperature of `serving_default` when `decoding` is `sample`.
+        top_k: Sample only among the `top_k` most probable tokens; 0 keeps all.
+        beam_size: Hypotheses kept by beam search.
+        max_generate_length: Most tokens generated after the prompt.
+        stop_at_newline: End a generation at the first line break (for one-sentence-per-line corpora);
+            false always generates `max_generate_length` tokens.
+    """
+
+    decoding: Literal["sample", "greedy", "beam"] = "sample"
+    temperature: float = 0.8
+    top_k: int = 0
+    beam_size: int = 4
+    max_generate_length: int = 200
+    stop_at_newline: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(not self.bidirectional,
+                 "model.bidirectional: must be false; a language model reads left to right")
+        _require(self.temperature > 0, f"model.temperature: must be > 0 (got {self.temperature})")
+        _require(self.top_k >= 0, f"model.top_k: must be >= 0 (got {self.top_k})")
+        _require(self.beam_size >= 1, f"model.beam_size: must be >= 1 (got {self.beam_size})")
+        _require(self.max_generate_length >= 1,
+                 f"model.max_generate_length: must be >= 1 (got {self.max_generate_length})")
 
 
 # === Data ===
@@ -442,12 +499,55 @@ def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
     return None
 
 
+TextFiles = Union[str, tuple[str, ...], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelDataConfig(DataConfig):
+    """Plain text (files, TFDS or synthetic) read as one stream of characters or words.
+
+    Attributes:
+        train: Training text: a file, a glob pattern (`books/*.txt.gz`) or a list of them, plain or gzip,
+            read in order as one stream.
+        validation: Held-out text, same forms; null holds out the last `validation_fraction` of train.
+        test: Test text, same forms; null skips the test split.
+        level: `char` predicts the next character; `word` the next word (punctuation and line breaks are
+            tokens of their own).
+        vocabulary_size: Largest vocabulary, including padding, out-of-vocabulary and line-break tokens;
+            the most frequent training tokens are kept.
+        lowercase: Lower-case the text first.
+    """
+
+    train: TextFiles = None
+    validation: TextFiles = None
+    test: TextFiles = None
+    level: Literal["char", "word"] = "char"
+    vocabulary_size: int = 10000
+    lowercase: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self.vocabulary_size >= 4, f"data.vocabulary_size: must be >= 4 (got {self.vocabulary_size})")
+        for split_name in ("train", "validation", "test"):
+            paths = getattr(self, split_name)
+            items = paths if isinstance(paths, tuple) else (paths,)
+            _require(paths is None or (len(items) > 0 and all(items)),
+                     f"data.{split_name}: expected a path, a glob pattern or a non-empty list of them "
+                     f"(got {paths!r})")
+
+
 # === The whole run ===
 
 TASK_CONFIG_CLASSES = {
     "sentiment": (TextClassificationDataConfig, SentimentModelConfig),
     "tagging": (TaggingDataConfig, TaggerModelConfig),
     "translation": (TranslationDataConfig, Seq2SeqModelConfig),
+    "language_model": (LanguageModelDataConfig, LanguageModelConfig),
+}
+
+# Tasks whose `train` block has keys of its own; the others use `TrainConfig`.
+TASK_TRAIN_CONFIG_CLASSES = {
+    "language_model": LanguageModelTrainConfig,
 }
 
 
@@ -573,6 +673,9 @@ def from_tree(tree: dict) -> RunConfig:
                           + _did_you_mean(task, TASK_CONFIG_CLASSES))
     data_class, model_class = TASK_CONFIG_CLASSES[task]
     hints = {"data": data_class, "model": model_class}
+    if task in TASK_TRAIN_CONFIG_CLASSES:
+        hints["train"] = TASK_TRAIN_CONFIG_CLASSES[task]
+        tree = {**tree, "train": tree.get("train", {})}  # built even when absent, for its own defaults
     return _build_dataclass(RunConfig, tree, "", hints)
 
 

@@ -145,6 +145,15 @@ def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: 
     return callbacks
 
 
+def task_callbacks(task, model: keras.Model) -> list:
+    """Callbacks a task adds to `fit` through an optional `training_callbacks(model)` method.
+
+    For example, a language model trained with truncated backpropagation through time resets its
+    carried recurrent state at every epoch start.
+    """
+    return list(task.training_callbacks(model)) if hasattr(task, "training_callbacks") else []
+
+
 def train(config: config_lib.RunConfig) -> str:
     """Trains (resuming from the run directory's last checkpoint), evaluates, and exports if configured.
 
@@ -173,7 +182,8 @@ def train(config: config_lib.RunConfig) -> str:
         logger.info("resuming %s after %d finished epoch(s)", run_dir, finished_epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
     model.fit(train_dataset, validation_data=datasets["validation"], epochs=config.train.epochs,
-              steps_per_epoch=steps_per_epoch, callbacks=make_callbacks(config, run_dir, finished_epochs),
+              steps_per_epoch=steps_per_epoch,
+              callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs),
               shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):

@@ -1,6 +1,6 @@
 """Import direction (DESIGN.md section 1), checked on the source with `ast`, without importing anything.
 
-config <- data, layers, decoding, metrics <- models (and run_files) <- tasks <- training, export <- cli.
+config <- data, layers, decoding, metrics <- models (and run_files) <- tasks <- training, export, diagnostics <- cli.
 `data` and `models` never import each other; `training` and `export` never import each other.
 """
 
@@ -25,6 +25,7 @@ LAYER_OF_PART = {
     "tasks": "tasks",
     "training": "training",
     "export": "export",
+    "diagnostics": "diagnostics",
     "cli": "cli",
     "__main__": "cli",
     "__init__": "root",
@@ -49,6 +50,7 @@ ALLOWED = {
     "tasks": _TASK_TIER,
     "training": _TRAINING_TIER,
     "export": _TRAINING_TIER,
+    "diagnostics": _TRAINING_TIER,
     "cli": set(LAYER_OF_PART.values()),
 }
 

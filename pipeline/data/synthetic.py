@@ -372,3 +372,43 @@ def translation_demo_texts() -> list[str]:
     """Dates in words covering each way of saying a year; see `date_pair` for their translations."""
     return [date_pair(23, 5, 1984)[0], date_pair(1, 1, 2000)[0], date_pair(31, 12, 2029)[0],
             date_pair(14, 7, 2007)[0]]
+
+
+# === Language model ===
+
+_PEOPLE = (("anna", "she"), ("maria", "she"), ("lena", "she"), ("tom", "he"), ("paul", "he"), ("omar", "he"))
+_THINGS = ("apple", "book", "coin", "shell", "stamp", "marble")
+_PLACES = ("the garden", "the market", "the school", "the station", "the river")
+
+
+def language_model_line(generator: numpy.random.Generator) -> str:
+    """One story line: a count that goes down by one and pronouns that agree with a name said earlier.
+
+    Example: "anna has four shells . at the market she gives one to tom . now anna has three shells ."
+    Predicting it well takes memory: the pronoun follows the name, the last name and object repeat the
+    first ones, and the final count is one less than the first (spelled out, so characters must count).
+    """
+    (giver, pronoun), (receiver, _) = (_PEOPLE[index] for index in generator.choice(len(_PEOPLE), 2, replace=False))
+    thing = _THINGS[int(generator.integers(len(_THINGS)))]
+    count = int(generator.integers(2, 10))
+    place = _PLACES[int(generator.integers(len(_PLACES)))]
+    remaining = _NUMBER_WORDS[count - 1] + " " + thing + ("s" if count - 1 != 1 else "")
+    return (f"{giver} has {_NUMBER_WORDS[count]} {thing}s . at {place} {pronoun} gives one to {receiver} . "
+            f"now {giver} has {remaining} .")
+
+
+def language_model_text(num_lines: int, seed: int) -> str:
+    """`num_lines` story lines (see `language_model_line`), each ended by a line break; deterministic for a seed.
+
+    Raises:
+        ValueError: If `num_lines` is not a positive integer.
+    """
+    if isinstance(num_lines, bool) or not isinstance(num_lines, int) or num_lines < 1:
+        raise ValueError(f"num_lines must be a positive integer, got {num_lines!r}")
+    generator = numpy.random.default_rng(seed)
+    return "".join(language_model_line(generator) + "\n" for _ in range(num_lines))
+
+
+def language_model_demo_prompts() -> list[str]:
+    """Prompts whose continuation shows whether the model learned agreement and counting."""
+    return ["tom has five apples . at the school ", "lena has", "now maria has t"]

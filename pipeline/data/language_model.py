@@ -1,0 +1,254 @@
+"""Plain text for language modelling: files, TFDS or synthetic text read as one token stream, and its batches.
+
+Readers return raw text (one string per split). `tokenize` and `detokenize` are core TensorFlow ops, so the
+exported SavedModel splits prompts and joins generations exactly as training did. Two batch layouts turn
+a split's token ids into (inputs, next-token labels):
+
+- `stream_batches` (truncated backpropagation through time): the stream is cut into `rows` equal parts,
+  one per batch row, and each part is read in consecutive chunks, so row i of batch k+1 continues row i of
+  batch k. A model that carries its recurrent state across batches sees the text without breaks.
+- `window_batches` (independent sequences): the stream is cut into windows of `steps` tokens that are
+  batched (and, for training, shuffled) independently; each starts from a zero state.
+"""
+
+import dataclasses
+import glob
+import logging
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline.data import files
+from pipeline.data import parallel
+from pipeline.data import splits as splits_lib
+from pipeline.data import synthetic
+from pipeline.data import tfds_source
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+PADDING_TOKEN, UNKNOWN_TOKEN, NEWLINE_TOKEN = "", "[UNK]", "\n"
+PADDING_ID, UNKNOWN_ID, NEWLINE_ID = 0, 1, 2
+RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, NEWLINE_TOKEN)
+TFDS_TEXT_FEATURE = "text"
+
+_HORIZONTAL_SPACE = r"[^\S\n]+"  # whitespace other than line breaks
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSplit:
+    """One split: its whole text.
+
+    Attributes:
+        text: The text, lines joined by "\\n".
+        origin: Where it came from, for messages.
+        skipped_rows: Lines skipped for invalid UTF-8 (`data.on_bad_rows: skip`).
+    """
+
+    text: str
+    origin: str
+    skipped_rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSplits(splits_lib.SplitSet):
+    """Train, validation and (optionally) test text."""
+
+
+# === Readers ===
+
+
+def expand_paths(patterns: typing.Union[str, typing.Sequence[str]], key: str) -> list[str]:
+    """Paths and glob patterns -> the files, patterns expanded in sorted order.
+
+    Raises:
+        files.DataError: A pattern matches nothing (the message names the config key).
+    """
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    paths = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise files.DataError(f"data.{key}: no file matches {pattern!r}")
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error") -> TextSplit:
+    """Reads text files (plain or gzip) in order as one text; line endings become "\\n".
+
+    Raises:
+        files.DataError: A missing file, or `path:line: invalid UTF-8 ...` under `on_bad_rows="error"`.
+    """
+    lines, skipped = [], 0
+    for path in paths:
+        for line in files.read_lines(path):
+            if line.decode_problem:
+                if on_bad_rows != "skip":
+                    raise files.DataError(files.located(path, line.number, line.decode_problem))
+                skipped += 1
+                continue
+            lines.append(line.text.removesuffix("\n").removesuffix("\r"))
+    if skipped:
+        logger.warning("%s: skipped %d lines with invalid UTF-8 (data.on_bad_rows: skip)", ", ".join(paths), skipped)
+    text = "".join(line + "\n" for line in lines)
+    return TextSplit(text=text, origin=", ".join(paths), skipped_rows=skipped)
+
+
+def load_splits(data_config: config_lib.LanguageModelDataConfig, seed: int) -> TextSplits:
+    """Reads every split; without a validation split, the last `validation_fraction` of train is held out.
+
+    Raises:
+        files.DataError: Unreadable files, an unknown TFDS feature, or no training text.
+    """
+    kind, _, name = data_config.source.partition(":")
+    if kind == "synthetic":
+        splits = _synthetic_splits(data_config, seed)
+    elif kind == "tfds":
+        splits = _tfds_splits(name, data_config)
+    else:
+        splits = {split_name: read_text(expand_paths(getattr(data_config, split_name), split_name),
+                                        on_bad_rows=data_config.on_bad_rows)
+                  for split_name in SPLITS if getattr(data_config, split_name) is not None}
+    if not splits.get("train") or not splits["train"].text.strip():
+        raise files.DataError(f"{data_config.source}: the training text is empty")
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = hold_out_tail(splits["train"], data_config.validation_fraction)
+    for split_name, split in splits.items():
+        logger.info("%s: %d characters from %s", split_name, len(split.text), split.origin)
+    return TextSplits(splits=splits)
+
+
+def hold_out_tail(split: TextSplit, fraction: float) -> tuple[TextSplit, TextSplit]:
+    """Splits off the last `fraction` of a text, at a line start when there is one near the cut.
+
+    A contiguous tail (rather than random lines) keeps both parts running text, as held-out text should be.
+
+    Raises:
+        files.DataError: The text is too short to leave something on both sides.
+    """
+    cut = int(len(split.text) * (1.0 - fraction))
+    line_start = split.text.find("\n", cut) + 1
+    if 0 < line_start < len(split.text):
+        cut = line_start
+    if not 0 < cut < len(split.text):
+        raise files.DataError(f"{split.origin}: the training text ({len(split.text)} characters) is too short to "
+                              "hold out a validation part; give data.validation")
+    return (TextSplit(split.text[:cut], split.origin, split.skipped_rows),
+            TextSplit(split.text[cut:], f"{split.origin} (last {fraction:.0%} held out for validation)"))
+
+
+def _synthetic_splits(data_config, seed: int) -> dict[str, TextSplit]:
+    lines = data_config.synthetic_examples
+    return {"train": TextSplit(synthetic.language_model_text(lines, seed), "synthetic:language_model/train"),
+            "test": TextSplit(synthetic.language_model_text(max(lines // 4, 10), seed + 1),
+                              "synthetic:language_model/test")}
+
+
+def _tfds_splits(name: str, data_config) -> dict[str, TextSplit]:
+    """TFDS text corpora with a `text` feature (`tiny_shakespeare`: one example per split)."""
+    builder = tfds_source.prepared_builder(name, data_config.tfds_data_dir)
+    features = list(builder.info.features)
+    if TFDS_TEXT_FEATURE not in features:
+        raise files.DataError(f"tfds:{name}: no {TFDS_TEXT_FEATURE!r} feature; its features are {features}")
+    result = {}
+    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
+        texts = [example[TFDS_TEXT_FEATURE].decode("utf-8") for example in examples]
+        text = "".join(item if item.endswith("\n") else item + "\n" for item in texts)
+        result[split_name] = TextSplit(text.replace("\r\n", "\n"), f"tfds:{name}/{split_name}")
+    return result
+
+
+# === Tokens ===
+
+
+def tokenize(texts: tf.Tensor, *, level: str, lowercase: bool) -> tf.RaggedTensor:
+    """Raw strings [batch] -> tokens [batch, (time)]: characters, or words with punctuation and "\\n" split off.
+
+    Core TensorFlow ops only, so exports tokenize prompts exactly as training did.
+    """
+    if lowercase:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    if level == "char":
+        return tf.strings.unicode_split(texts, "UTF-8")
+    texts = parallel.standardize(texts, lowercase=False, strip_punctuation=False)  # "dog." -> "dog . "
+    texts = tf.strings.regex_replace(texts, "\n", " \n ")
+    texts = tf.strings.regex_replace(texts, _HORIZONTAL_SPACE, " ")
+    tokens = tf.strings.split(texts, sep=" ")
+    return tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+
+
+def detokenize(tokens: tf.RaggedTensor, *, level: str) -> tf.Tensor:
+    """Tokens [batch, (time)] -> strings [batch]; words are joined by spaces with punctuation glued back."""
+    if level == "char":
+        return tf.strings.reduce_join(tokens, axis=-1)
+    texts = parallel.detokenize(tokens)
+    return tf.strings.regex_replace(texts, " ?\n ?", "\n")
+
+
+def line_batches(text: str, lines_per_batch: int = 4096) -> typing.Iterator[tf.Tensor]:
+    """The text as string batches of whole lines (each keeping its "\\n"), for batched tokenization."""
+    lines = text.split("\n")
+    pieces = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    for start in range(0, len(pieces), lines_per_batch):
+        yield tf.constant(pieces[start:start + lines_per_batch], dtype=tf.string)
+
+
+# === Batch layouts ===
+
+
+def stream_rows(num_tokens: int, batch_size: int, steps: int) -> int:
+    """Rows of the stream layout: `batch_size`, or fewer when the text cannot fill one chunk per row."""
+    return max(1, min(batch_size, (num_tokens - 1) // steps))
+
+
+def stream_batches(token_ids: np.ndarray, *, batch_size: int, steps: int) -> tf.data.Dataset:
+    """Consecutive chunks of a token stream laid out so that batch k+1 continues batch k row by row.
+
+    The stream is cut into `rows` (see `stream_rows`) equal parts, dropping the last few tokens that do not
+    divide evenly; part i is row i of every batch. Batch k holds tokens [k * steps, (k + 1) * steps) of each
+    part and its labels the tokens one position later; the last batch may be shorter in time.
+
+    Returns:
+        Dataset of ({"token_ids": int32 [rows, time]}, labels int32 [rows, time]) in stream order.
+    """
+    rows = stream_rows(len(token_ids), batch_size, steps)
+    per_row = len(token_ids) // rows
+    table = tf.constant(np.asarray(token_ids[:rows * per_row], np.int32).reshape(rows, per_row))  # (rows, per_row)
+    num_batches = max(0, -(-(per_row - 1) // steps))
+
+    def chunk(index):
+        start = tf.cast(index, tf.int32) * steps
+        end = tf.minimum(start + steps, per_row - 1)  # the last token of a row is only a label
+        return {"token_ids": table[:, start:end]}, table[:, start + 1:end + 1]
+
+    dataset = tf.data.Dataset.range(num_batches).map(chunk)
+    return dataset.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(tf.data.AUTOTUNE)
+
+
+def window_batches(token_ids: np.ndarray, *, batch_size: int, steps: int, shuffle_buffer: int = 0,
+                   seed: typing.Optional[int] = None) -> tf.data.Dataset:
+    """Independent windows of `steps` tokens (labels: the same window one token later), batched.
+
+    The windows tile the stream without overlap; the last `(len - 1) % steps` tokens are left out.
+    With `shuffle_buffer`, windows are shuffled (seeded, differently every epoch).
+
+    Returns:
+        Dataset of ({"token_ids": int32 [batch, steps]}, labels int32 [batch, steps]).
+    """
+    num_windows = max(0, (len(token_ids) - 1) // steps)
+    token_ids = np.asarray(token_ids, np.int32)
+    inputs = token_ids[:num_windows * steps].reshape(num_windows, steps)  # (windows, steps)
+    labels = token_ids[1:num_windows * steps + 1].reshape(num_windows, steps)  # (windows, steps)
+    dataset = tf.data.Dataset.from_tensor_slices(({"token_ids": inputs}, labels))
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,295 @@
+"""Language modelling: plain text -> recurrent next-token model -> perplexity, and generation from a prompt.
+
+Training follows `train.carry_state`: truncated backpropagation through time over the text as one
+stream (the model is stateful, its state is reset at every epoch and before every validation pass), or
+independent shuffled chunks. Evaluation scores held-out text the same way, with the state passed
+explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the model's `decode_step`.
+"""
+
+import logging
+import math
+import os
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from pipeline import config as config_lib
+from pipeline import decoding
+from pipeline.data import language_model as text_stream
+from pipeline.data import synthetic
+from pipeline.data import text as text_lib
+from pipeline.models import recurrent_language_model
+
+logger = logging.getLogger(__name__)
+
+_NEVER = -1e9  # logit given to padding and out-of-vocabulary tokens during generation
+_PROMPT_SAMPLES = 3
+
+
+# === Metric and callback ===
+
+
+class Perplexity(keras.metrics.Mean):
+    """exp(mean cross-entropy per token) of next-token logits: the model's average branching factor."""
+
+    def __init__(self, name="perplexity", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)  # (batch, time)
+        return super().update_state(losses, sample_weight=sample_weight)
+
+    def result(self):
+        return ops.exp(super().result())
+
+
+class ResetCarriedState(keras.callbacks.Callback):
+    """Starts every epoch and every validation pass of a stateful language model from a zero state."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_state()
+
+    def on_test_begin(self, logs=None):
+        self.model.reset_state()
+
+
+class LanguageModelTask:
+    """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures.
+
+    The vocabulary (characters or words, fitted on the training text) starts with "", "[UNK]" and "\\n"
+    (ids 0 to 2) and is saved under `<run_dir>/vocab/`.
+    """
+
+    monitor_choices = ("val_loss", "val_perplexity")
+    serving_input = "prompt"
+
+    def __init__(self, config: config_lib.RunConfig):
+        self.config = config
+        self.data_config: config_lib.LanguageModelDataConfig = config.data
+        self.model_config: config_lib.LanguageModelConfig = config.model
+        self.train_config: config_lib.LanguageModelTrainConfig = config.train
+        self.vocabulary: list[str] = []
+        self.lookup: typing.Optional[keras.layers.StringLookup] = None
+
+    # === Data ===
+
+    def load_splits(self) -> text_stream.TextSplits:
+        return text_stream.load_splits(self.data_config, seed=self.config.runtime.seed)
+
+    def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Raw strings [batch] -> tokens [batch, (time)] at the configured level."""
+        return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase)
+
+    def fit_preprocessing(self, splits: text_stream.TextSplits) -> None:
+        """Builds the vocabulary from the training text only."""
+        token_batches = ([token.decode("utf-8") for token in self.tokenize(lines).flat_values.numpy()]
+                         for lines in text_stream.line_batches(splits.splits["train"].text))
+        self._set_vocabulary(text_lib.build_vocabulary(token_batches, self.data_config.vocabulary_size,
+                                                       text_stream.RESERVED))
+        logger.info("vocabulary: %d %s tokens", len(self.vocabulary), self.data_config.level)
+
+    def _set_vocabulary(self, vocabulary: list[str]) -> None:
+        self.vocabulary = list(vocabulary)
+        self.lookup = text_lib.string_lookup(self.vocabulary)
+
+    def save_preprocessing(self, run_dir: str) -> None:
+        text_lib.save_vocabulary(self.vocabulary, os.path.join(run_dir, "vocab"))
+
+    def load_preprocessing(self, run_dir: str) -> None:
+        self._set_vocabulary(text_lib.load_vocabulary(os.path.join(run_dir, "vocab")))
+
+    def has_preprocessing(self, run_dir: str) -> bool:
+        return os.path.exists(os.path.join(run_dir, "vocab", text_lib.VOCABULARY_FILE))
+
+    def token_ids(self, text: str) -> np.ndarray:
+        """A whole text -> its token ids int32 [tokens] (line breaks included)."""
+        pieces = [self.lookup(self.tokenize(lines).flat_values).numpy()
+                  for lines in text_stream.line_batches(text)]
+        return np.concatenate(pieces).astype(np.int32) if pieces else np.zeros([0], np.int32)
+
+    def datasets(self, splits: text_stream.TextSplits) -> dict[str, tf.data.Dataset]:
+        """Batches per split in the layout of `train.carry_state` (training windows shuffled, seeded)."""
+        result = {}
+        for split_name, split in splits.splits.items():
+            token_ids = self.token_ids(split.text)
+            if len(token_ids) < 2:
+                raise ValueError(f"{split.origin}: the {split_name} text has fewer than 2 tokens")
+            result[split_name] = self.batches(token_ids, training=split_name == "train")
+        return result
+
+    def batches(self, token_ids: np.ndarray, training: bool = False,
+                carry_state: typing.Optional[bool] = None) -> tf.data.Dataset:
+        """One split's token ids as batches: the stream layout when carrying state, else windows."""
+        carry_state = self.train_config.carry_state if carry_state is None else carry_state
+        settings = {"batch_size": self.train_config.batch_size, "steps": self.train_config.tbptt_steps}
+        if carry_state:
+            return text_stream.stream_batches(token_ids, **settings)
+        return text_stream.window_batches(token_ids, shuffle_buffer=self.data_config.shuffle_buffer if training else 0,
+                                          seed=self.config.runtime.seed, **settings)
+
+    def sample_inputs(self, splits: text_stream.TextSplits) -> list[str]:
+        """Prompts for the export self-check and the demo: empty, validation line openings, demo prompts."""
+        lines = [line for line in splits.splits["validation"].text.split("\n") if line.strip()]
+        words_or_characters = 3 if self.data_config.level == "word" else 12
+        openings = [(" ".join(line.split()[:words_or_characters]) if self.data_config.level == "word"
+                     else line[:words_or_characters]) for line in lines[:_PROMPT_SAMPLES]]
+        demos = (synthetic.language_model_demo_prompts()
+                 if self.data_config.source == "synthetic:language_model" else [])
+        return [""] + openings + demos
+
+    # === Model ===
+
+    def build_model(self) -> recurrent_language_model.RecurrentLanguageModel:
+        return recurrent_language_model.build_recurrent_language_model(
+            self.model_config, vocabulary_size=len(self.vocabulary), stateful=self.train_config.carry_state)
+
+    def loss(self) -> keras.losses.Loss:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self) -> list:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), Perplexity(name="perplexity")]
+
+    def training_callbacks(self, model) -> list:
+        """Resets the carried state at epoch starts and before validation (truncated BPTT only)."""
+        return [ResetCarriedState()] if getattr(model, "stateful", False) else []
+
+    # === Evaluation ===
+
+    def score(self, model, dataset: tf.data.Dataset, carry_state: bool) -> dict:
+        """Summed cross-entropy, correct predictions and token count over a dataset, in order.
+
+        With `carry_state`, each batch starts from the previous batch's final state (when the batch size
+        matches), passed explicitly, so the model's own `stateful` setting plays no part.
+        """
+        state_spec = tf.nest.map_structure(lambda _: tf.TensorSpec([None, model.units], model.compute_dtype),
+                                           model.initial_state(1))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32),
+                                      state_spec])
+        def step(token_ids, labels, state):
+            logits, final_state = model.run(token_ids, state)  # (batch, time, vocabulary)
+            losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+            return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(tf.cast(correct, tf.int64)), final_state
+
+        totals = {"loss_sum": 0.0, "correct": 0, "tokens": 0}
+        state = None
+        for features, labels in dataset:
+            batch_size = int(labels.shape[0])
+            if not carry_state or state is None or int(state[0][0].shape[0]) != batch_size:
+                state = model.initial_state(batch_size)
+            loss_sum, correct, state = step(features["token_ids"], labels, state)
+            totals["loss_sum"] += float(loss_sum)
+            totals["correct"] += int(correct)
+            totals["tokens"] += int(tf.size(labels))
+        return totals
+
+    def evaluate(self, model, dataset: tf.data.Dataset) -> dict:
+        """Cross-entropy per token, perplexity, bits per token (and per character for character models).
+
+        `uniform_perplexity` (the vocabulary size, less padding) is what a model that knows nothing scores.
+        """
+        totals = self.score(model, dataset, carry_state=self.train_config.carry_state)
+        loss = totals["loss_sum"] / max(totals["tokens"], 1)
+        report = {
+            "tokens": totals["tokens"],
+            "loss": loss,
+            "perplexity": math.exp(loss),
+            "bits_per_token": loss / math.log(2),
+            "accuracy": totals["correct"] / max(totals["tokens"], 1),
+            "uniform_perplexity": float(len(self.vocabulary) - 1),
+            "level": self.data_config.level,
+            "carry_state": self.train_config.carry_state,
+        }
+        if self.data_config.level == "char":
+            report["bits_per_character"] = report["bits_per_token"]
+        return report
+
+    # === Generation ===
+
+    def prompt_token_ids(self, prompts: tf.Tensor) -> tf.RaggedTensor:
+        """Raw prompts [batch] -> ids [batch, (time)]: a line break (the start of text), then the prompt."""
+        ids = tf.cast(self.lookup(self.tokenize(prompts)), tf.int32)
+        starts = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(prompts)[0], 1], text_stream.NEWLINE_ID))
+        return tf.concat([starts, ids], axis=1)
+
+    def generate(self, model, prompts: tf.Tensor, mode: str, temperature=1.0, seed=None) -> dict:
+        """Continues each prompt with `greedy`, `sample` or `beam` decoding (core TF ops; batched).
+
+        Returns:
+            {"text": prompt + continuation, "continuation": the generated text, "score": its log-probability}.
+        """
+        ids = self.prompt_token_ids(prompts)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)  # (batch,), each >= 1
+        dense = ids.to_tensor()  # (batch, time)
+        context_mask = tf.sequence_mask(lengths - 1, tf.shape(dense)[1])  # every prompt token but the last
+        state = model.encode(dense, mask=context_mask)
+        start_tokens = tf.gather(ids.flat_values, tf.cast(ids.row_limits(), tf.int32) - 1)  # (batch,)
+        never = tf.constant([_NEVER, _NEVER] + [0.0] * (len(self.vocabulary) - 2))  # padding and [UNK]
+
+        def step_function(token_ids, step_state, step):
+            del step  # the recurrent state carries the position
+            logits, new_state = model.decode_step(token_ids, step_state)
+            return logits + never, new_state
+
+        settings = {"max_length": self.model_config.max_generate_length,
+                    "end_token": text_stream.NEWLINE_ID if self.model_config.stop_at_newline
+                    else text_stream.PADDING_ID}  # padding is never generated: no end
+        if mode == "beam":
+            result = decoding.beam_search(step_function, state, start_tokens, beam_size=self.model_config.beam_size,
+                                          **settings)
+        elif mode == "sample":
+            result = decoding.sample(step_function, state, start_tokens, temperature=temperature,
+                                     top_k=self.model_config.top_k, seed=seed, **settings)
+        else:
+            result = decoding.greedy_search(step_function, state, start_tokens, **settings)
+        tokens = tf.gather(tf.constant(self.vocabulary, dtype=tf.string), result.token_ids)  # (batch, time)
+        continuation = text_stream.detokenize(tf.RaggedTensor.from_tensor(tokens, lengths=result.lengths),
+                                              level=self.data_config.level)
+        return {"text": self._join(prompts, continuation), "continuation": continuation, "score": result.scores}
+
+    def _join(self, prompts: tf.Tensor, continuations: tf.Tensor) -> tf.Tensor:
+        if self.data_config.level == "char":
+            return tf.strings.join([prompts, continuations])
+        joined = tf.strings.join([prompts, continuations], separator=" ")
+        joined = tf.strings.regex_replace(joined, " ?\n ?", "\n")
+        return tf.strings.regex_replace(joined, r"^ | $", "")
+
+    # === Serving ===
+
+    def serving_functions(self, model) -> dict[str, typing.Callable]:
+        """`serving_default` (the configured decoding) plus `greedy`, `beam` and `sample` signatures.
+
+        Each takes `prompt` string [batch] (`sample` also a `temperature` float scalar) and returns `text`
+        (prompt + continuation) and `continuation` string [batch] and `score` float32 [batch] (the
+        continuation's log-probability; length-normalized for beam). `serving_default` with `decoding:
+        sample` uses `model.temperature` and the run's seed, so it is repeatable; `sample` draws a fresh
+        seed on every call.
+        """
+        prompt = tf.TensorSpec([None], tf.string, name="prompt")
+
+        @tf.function(input_signature=[prompt])
+        def greedy(prompt):
+            return self.generate(model, prompt, "greedy")
+
+        @tf.function(input_signature=[prompt])
+        def beam(prompt):
+            return self.generate(model, prompt, "beam")
+
+        @tf.function(input_signature=[prompt, tf.TensorSpec([], tf.float32, name="temperature")])
+        def sample(prompt, temperature):
+            return self.generate(model, prompt, "sample", temperature=temperature)
+
+        @tf.function(input_signature=[prompt])
+        def serve(prompt):
+            return self.generate(model, prompt, self.model_config.decoding, temperature=self.model_config.temperature,
+                                 seed=self.config.runtime.seed)
+
+        return {"serving_default": serve, "greedy": greedy, "beam": beam, "sample": sample}
+
+    def trackables(self) -> list:
+        """Objects whose state the export must carry besides the model (the vocabulary table)."""
+        return [self.lookup]
