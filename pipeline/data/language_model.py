@@ -115,9 +115,10 @@ def load_splits(data_config: config_lib.LanguageModelDataConfig, seed: int) -> T
     elif kind == "tfds":
         splits = _tfds_splits(name, data_config)
     else:
-        splits = {split_name: read_text(expand_paths(getattr(data_config, split_name), split_name),
-                                        on_bad_rows=data_config.on_bad_rows)
-                  for split_name in SPLITS if getattr(data_config, split_name) is not None}
+        paths = {split_name: expand_paths(getattr(data_config, split_name), split_name)  # every pattern checked first
+                 for split_name in SPLITS if getattr(data_config, split_name) is not None}
+        splits = {split_name: read_text(split_paths, on_bad_rows=data_config.on_bad_rows)
+                  for split_name, split_paths in paths.items()}
     if not splits.get("train") or not splits["train"].text.strip():
         raise files.DataError(f"{data_config.source}: the training text is empty")
     if "validation" not in splits:

@@ -1,0 +1,153 @@
+"""Language-model text: files (plain, gzip, globs, lists), held-out tail, TFDS offline, tokens, batch layouts."""
+
+import gzip
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline.data import files
+from pipeline.data import language_model as text_stream
+from pipeline.data import synthetic
+
+
+def _data_config(**values) -> config_lib.LanguageModelDataConfig:
+    return config_lib.from_tree({"name": "t", "task": "language_model", "data": values}).data
+
+
+def _strings(tensor) -> list[str]:
+    return [item.decode("utf-8") for item in tensor.numpy()]
+
+
+# === Files ===
+
+
+def test_files_globs_and_lists_are_read_in_order_as_one_text(tmp_path):
+    (tmp_path / "b.txt").write_bytes(b"second file\r\nwindows line\n")
+    with gzip.open(tmp_path / "a.txt.gz", "wt", encoding="utf-8") as stream:
+        stream.write("first file\nno newline at end")
+    (tmp_path / "c.txt").write_text("held out\n", encoding="utf-8")
+
+    splits = text_stream.load_splits(_data_config(train=str(tmp_path / "[ab].txt*"), validation=[str(tmp_path / "c.txt")]),
+                                     seed=0)
+
+    assert splits.splits["train"].text == "first file\nno newline at end\nsecond file\nwindows line\n"
+    assert splits.splits["validation"].text == "held out\n"
+    assert splits.skipped_rows == {"train": 0, "validation": 0}
+
+
+def test_a_glob_matching_nothing_names_the_key(tmp_path):
+    with pytest.raises(files.DataError, match=r"data.test: no file matches"):
+        text_stream.load_splits(_data_config(train=str(tmp_path), test=str(tmp_path / "*.txt")), seed=0)
+
+
+def test_invalid_utf8_stops_with_file_and_line_or_is_skipped_and_counted(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"good line\nbad \xff line\nlast line\n" * 20)
+
+    with pytest.raises(files.DataError, match=r"bad.txt:2: invalid UTF-8"):
+        text_stream.load_splits(_data_config(train=str(path)), seed=0)
+    splits = text_stream.load_splits(_data_config(train=str(path), on_bad_rows="skip"), seed=0)
+
+    assert splits.skipped_rows["train"] == 20
+    assert "\xff" not in splits.splits["train"].text and "bad" not in splits.splits["train"].text
+
+
+def test_validation_is_the_tail_of_train_cut_at_a_line_start():
+    split = text_stream.TextSplit("".join(f"line {index}\n" for index in range(100)), "corpus")
+
+    train, validation = text_stream.hold_out_tail(split, 0.1)
+
+    assert train.text + validation.text == split.text
+    assert train.text.endswith("\n") and validation.text.startswith("line ")
+    assert 0.08 < len(validation.text) / len(split.text) < 0.12
+    with pytest.raises(files.DataError, match="too short"):
+        text_stream.hold_out_tail(text_stream.TextSplit("x", "tiny"), 0.1)
+
+
+def test_empty_training_text_is_refused(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(files.DataError, match="training text is empty"):
+        text_stream.load_splits(_data_config(train=str(tmp_path / "empty.txt")), seed=0)
+
+
+def test_synthetic_corpus_is_deterministic_and_counts_down():
+    text = synthetic.language_model_text(50, seed=3)
+    assert text == synthetic.language_model_text(50, seed=3) != synthetic.language_model_text(50, seed=4)
+    numbers = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for line in text.splitlines():
+        words = line.split()
+        assert words[0] == words[words.index("now") + 1]  # the same person at the end
+        assert numbers.index(words[2]) - 1 == numbers.index(words[words.index("now") + 3])
+
+
+def test_tfds_tiny_shakespeare_offline():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=1):
+        splits = text_stream.load_splits(_data_config(source="tfds:tiny_shakespeare"), seed=0)
+
+    assert {"train", "validation", "test"} <= set(splits.splits)
+    assert all(split.text.endswith("\n") and len(split.text) > 1 for split in splits.splits.values())
+    assert splits.splits["train"].origin == "tfds:tiny_shakespeare/train"
+
+
+# === Tokens ===
+
+
+def test_characters_round_trip_including_unicode_and_line_breaks():
+    texts = tf.constant(["Ein Hund läuft.\nZwei", "", "日本"])
+
+    tokens = text_stream.tokenize(texts, level="char", lowercase=False)
+
+    assert tokens.to_list()[0][:3] == [b"E", b"i", b"n"] and tokens.row_lengths().numpy().tolist() == [20, 0, 2]
+    assert _strings(text_stream.detokenize(tokens, level="char")) == ["Ein Hund läuft.\nZwei", "", "日本"]
+
+
+def test_words_split_off_punctuation_and_line_breaks_and_join_back():
+    tokens = text_stream.tokenize(tf.constant(["A dog, running.\nThe  cat\n"]), level="word", lowercase=True)
+
+    assert [token.decode() for token in tokens.to_list()[0]] == ["a", "dog", ",", "running", ".", "\n", "the", "cat",
+                                                                  "\n"]
+    assert _strings(text_stream.detokenize(tokens, level="word")) == ["a dog, running.\nthe cat\n"]
+
+
+# === Batch layouts ===
+
+
+def test_stream_batches_continue_each_row_from_the_previous_batch():
+    token_ids = np.arange(1, 1 + 4 * 23, dtype=np.int32)  # 4 rows of 23 tokens
+
+    batches = list(text_stream.stream_batches(token_ids, batch_size=4, steps=5))
+
+    assert len(batches) == 5  # 22 predicted positions per row: chunks of 5, 5, 5, 5, 2
+    inputs = np.concatenate([features["token_ids"].numpy() for features, _ in batches], axis=1)
+    labels = np.concatenate([labels.numpy() for _, labels in batches], axis=1)
+    np.testing.assert_array_equal(inputs, token_ids.reshape(4, 23)[:, :-1])  # row i runs on without a break
+    np.testing.assert_array_equal(labels, inputs + 1)
+    assert [features["token_ids"].shape[1] for features, _ in batches] == [5, 5, 5, 5, 2]
+
+
+def test_stream_uses_fewer_rows_when_the_text_is_short():
+    token_ids = np.arange(1, 31, dtype=np.int32)
+
+    batches = list(text_stream.stream_batches(token_ids, batch_size=32, steps=10))
+
+    assert text_stream.stream_rows(30, 32, 10) == 2
+    assert all(features["token_ids"].shape[0] == 2 for features, _ in batches)
+
+
+def test_windows_tile_the_stream_and_shuffle_with_the_seed():
+    token_ids = np.arange(1, 42, dtype=np.int32)  # 41 tokens: 4 windows of 10, the last token only a label
+
+    ordered = list(text_stream.window_batches(token_ids, batch_size=8, steps=10))
+    shuffled = [list(text_stream.window_batches(token_ids, batch_size=8, steps=10, shuffle_buffer=100, seed=seed))
+                for seed in (1, 1, 2)]
+
+    inputs, labels = ordered[0][0]["token_ids"].numpy(), ordered[0][1].numpy()
+    np.testing.assert_array_equal(inputs, np.arange(1, 41).reshape(4, 10))
+    np.testing.assert_array_equal(labels, inputs + 1)
+    first_rows = [batches[0][0]["token_ids"].numpy()[:, 0].tolist() for batches in shuffled]
+    assert first_rows[0] == first_rows[1] and sorted(first_rows[0]) == [1, 11, 21, 31]
+    assert first_rows[0] != first_rows[2] or first_rows[0] != [1, 11, 21, 31]
