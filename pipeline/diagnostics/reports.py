@@ -8,6 +8,10 @@ import typing
 from matplotlib.backends import backend_agg
 from matplotlib import figure as figure_lib
 
+# Lines that coincide (e.g. two cells both at accuracy 1.0) stay distinguishable.
+_LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D")
+
 
 def finite_or_none(value: float) -> typing.Optional[float]:
     """A float for JSON: NaN and infinities become None (JSON has no such numbers)."""
@@ -48,9 +52,10 @@ def line_plot(path: str, series: dict[str, tuple[typing.Sequence, typing.Sequenc
     backend_agg.FigureCanvasAgg(figure)
     for index, panel in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
-        for name, (x_values, y_values) in panel["series"].items():
+        for line, (name, (x_values, y_values)) in enumerate(panel["series"].items()):
             y_values = [math.nan if value is None else value for value in y_values]
-            axes.plot(list(x_values), y_values, marker="o" if len(y_values) <= 12 else None, label=name)
+            axes.plot(list(x_values), y_values, label=name, linestyle=_LINE_STYLES[line % len(_LINE_STYLES)],
+                      marker=_MARKERS[line % len(_MARKERS)] if len(y_values) <= 12 else None)
         if panel.get("reference"):
             level, label = panel["reference"]
             axes.axhline(level, linestyle="--", color="grey", label=label)
