@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("path", metavar="PATH")
     predict.add_argument("inputs", nargs="*", metavar="INPUT")
     predict.add_argument("--signature", default="serving_default",
-                         help="signature to call (translation exports also have greedy, beam, sample)")
+                         help="signature to call (translation and language-model exports also have greedy, beam, sample)")
     predict.add_argument("--temperature", type=float, default=1.0,
                          help="for signatures with a temperature input (sample); default 1.0")
     _add_diagnose_parser(verbs)
