@@ -214,6 +214,7 @@ async def _serve_until_signalled(server: ModelServer, flags: argparse.Namespace)
 def main(argv: typing.Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # this server logs loads itself
     flags = parse_flags(argv)
     if not flags.port and not flags.rest_api_port:
         print("error: --port and --rest_api_port are both 0: nothing to serve on", file=sys.stderr)
