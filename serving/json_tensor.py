@@ -22,6 +22,7 @@ _BYTES_SUFFIX = "_bytes"
 _FLOAT32_MAX_INTEGER = (1 << 24) - 1
 _FLOAT64_MAX_INTEGER = (1 << 53) - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_RANK = 32  # NumPy arrays stop at 64 dimensions; no served model needs anywhere near this
 
 # Integer dtypes: NumPy type and accepted range (JSON integers outside it are type errors).
 _INTEGER_TYPES = {
@@ -168,6 +169,9 @@ def _fill(value, level: int, shape: list[int], convert: typing.Callable, element
 def tensor_from_json(value, dtype: int) -> np.ndarray:
     """Converts a JSON value (scalar or nested lists, strings possibly as `{"b64": ...}`) to an array."""
     shape = _dense_shape(value)
+    if len(shape) > MAX_RANK:
+        raise status.invalid_argument(f"JSON Value: lists nested {len(shape)} deep; tensors of rank above "
+                                      f"{MAX_RANK} are not supported")
     elements = []
     _fill(value, 0, shape, _leaf_converter(dtype), elements)
     array = np.empty(len(elements), dtype=numpy_dtype(dtype))
@@ -402,5 +406,8 @@ def predict_response(outputs: dict[str, np.ndarray], request_format: str) -> dic
 
 
 def dumps(document) -> bytes:
-    """Compact JSON with bare NaN/Infinity, UTF-8 encoded."""
-    return json.dumps(document, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact JSON with bare NaN/Infinity, UTF-8 encoded (escaped ASCII if it holds lone surrogates)."""
+    try:
+        return json.dumps(document, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, allow_nan=True, separators=(",", ":")).encode("ascii")

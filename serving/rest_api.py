@@ -148,6 +148,9 @@ def create_app(rest_api: RestApi, executor: concurrent.futures.Executor, timeout
             http_status, payload = await asyncio.wait_for(work, timeout_seconds)
         except asyncio.TimeoutError:
             return _json_response(504, {"error": f"Request timed out after {timeout_seconds:g} s"})
+        except Exception as error:  # noqa: BLE001 - `process` answers errors itself; this is the last guard
+            logger.exception("%s %s failed", request.method, path)
+            return _json_response(500, {"error": f"Internal error: {error}"})
         return web.Response(status=http_status, body=payload, content_type="application/json")
 
     app = web.Application(client_max_size=max_request_bytes)
