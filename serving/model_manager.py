@@ -108,21 +108,15 @@ class ModelManager:
                 if name.isdigit() and os.path.isdir(os.path.join(base_path, name))}
 
     def _poll_model(self, model: _Model) -> None:
-        config = model.config
         on_disk = self._versions_on_disk(model)
-        aspired = config.aspired_versions(on_disk)
-        loaded = dict(model.servables)
-        for version in sorted(aspired - set(loaded)):
-            if model.failed_attempts.get(version, 0) >= MAX_LOAD_ATTEMPTS:
-                continue
-            servable = self._load(model, version, on_disk[version])
-            if servable is not None:
-                loaded[version] = servable
-        model.servables = loaded  # new versions become visible before old ones go
-        for version in sorted(set(loaded) - aspired):
+        aspired = model.config.aspired_versions(on_disk)
+        for version in sorted(aspired - set(model.servables)):
+            if model.failed_attempts.get(version, 0) < MAX_LOAD_ATTEMPTS:
+                self._load(model, version, on_disk[version])
+        for version in sorted(set(model.servables) - aspired):  # only once the new versions serve
             self._unload(model, version)
 
-    def _load(self, model: _Model, version: int, path: str):
+    def _load(self, model: _Model, version: int, path: str) -> None:
         name = model.config.name
         model.states = {**model.states, version: VersionState("LOADING")}
         try:
@@ -133,11 +127,11 @@ class ModelManager:
             logger.error("Loading servable: {name: %s version: %d} failed (attempt %d of %d): %s",
                          name, version, attempts, MAX_LOAD_ATTEMPTS, error)
             model.states = {**model.states, version: VersionState("END", "UNKNOWN", str(error))}
-            return None
+            return
         model.failed_attempts.pop(version, None)
+        model.servables = {**model.servables, version: servable}
         model.states = {**model.states, version: VersionState("AVAILABLE")}
         logger.info("Successfully loaded servable version {name: %s version: %d}", name, version)
-        return servable
 
     def _unload(self, model: _Model, version: int) -> None:
         model.states = {**model.states, version: VersionState("UNLOADING")}
