@@ -275,11 +275,14 @@ class GrpcClient(Client):
 
 def _from_array(array, keep_bytes: bool = False):
     """A NumPy output as plain Python lists, strings decoded (bytes kept for `*_bytes` outputs, as REST does)."""
-    if array.dtype.kind in "OS":
-        if array.ndim:
-            return [_from_array(item, keep_bytes) for item in array]
-        return array.item() if keep_bytes else array.item().decode("utf-8", "replace")
-    return array.tolist()
+    if array.dtype.kind not in "OS":
+        return array.tolist()
+
+    def walk(value):
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value if keep_bytes else value.decode("utf-8", "replace")
+    return walk(array.tolist())
 
 
 # === Command line ===
