@@ -1,11 +1,10 @@
-"""TF Serving's gRPC API (`PredictionService`, `ModelService`) on grpc.aio with the official stubs.
+"""TF Serving's gRPC API (`PredictionService`, `ModelService`) on grpcio's server with the official stubs.
 
-Each call runs in the shared thread pool, bounded by the client's deadline and the server's timeout;
-failures abort the call with TF Serving's status code and message.
+Each call runs directly on one of the gRPC server's worker threads (no further hand-off, which matters for
+batch-1 latency); the client's deadline bounds it. Failures abort the call with TF Serving's status code and
+message.
 """
 
-import asyncio
-import concurrent.futures
 import logging
 import typing
 
@@ -41,27 +40,19 @@ def _set_spec(target, servable, signature_name: str) -> None:
 
 
 class _Runner:
-    """Runs a synchronous handler in the thread pool and turns ServingErrors into gRPC statuses."""
+    """Runs a handler, turning ServingErrors into gRPC statuses."""
 
-    def __init__(self, manager: model_manager.ModelManager, executor: concurrent.futures.Executor,
-                 timeout_seconds: float):
+    def __init__(self, manager: model_manager.ModelManager):
         self.manager = manager
-        self._executor = executor
-        self._timeout_seconds = timeout_seconds
 
-    async def run(self, context: grpc.aio.ServicerContext, function: typing.Callable, request):
-        remaining = context.time_remaining()
-        timeout = self._timeout_seconds if remaining is None else min(remaining, self._timeout_seconds)
-        work = asyncio.get_running_loop().run_in_executor(self._executor, function, request)
+    def run(self, context: grpc.ServicerContext, function: typing.Callable, request):
         try:
-            return await asyncio.wait_for(work, timeout)
+            return function(request)
         except status.ServingError as error:
-            await context.abort(error.grpc_code, error.message)
-        except asyncio.TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"Request timed out after {timeout:g} s")
+            context.abort(error.grpc_code, error.message)
         except Exception as error:  # noqa: BLE001 - answer with a status, never a dropped call
             logger.exception("gRPC %s failed", getattr(function, "__name__", function))
-            await context.abort(grpc.StatusCode.INTERNAL, f"Internal error: {error}")
+            context.abort(grpc.StatusCode.INTERNAL, f"Internal error: {error}")
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -70,20 +61,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, runner: _Runner):
         self._runner = runner
 
-    async def Predict(self, request, context):  # noqa: N802 - gRPC method names
-        return await self._runner.run(context, self._predict, request)
+    def Predict(self, request, context):  # noqa: N802 - gRPC method names
+        return self._runner.run(context, self._predict, request)
 
-    async def Classify(self, request, context):  # noqa: N802
-        return await self._runner.run(context, self._classify, request)
+    def Classify(self, request, context):  # noqa: N802
+        return self._runner.run(context, self._classify, request)
 
-    async def Regress(self, request, context):  # noqa: N802
-        return await self._runner.run(context, self._regress, request)
+    def Regress(self, request, context):  # noqa: N802
+        return self._runner.run(context, self._regress, request)
 
-    async def GetModelMetadata(self, request, context):  # noqa: N802
-        return await self._runner.run(context, self._metadata, request)
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        return self._runner.run(context, self._metadata, request)
 
-    async def MultiInference(self, request, context):  # noqa: N802
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by this server")
+    def MultiInference(self, request, context):  # noqa: N802
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by this server")
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         servable = self._runner.manager.servable(*_spec(request.model_spec))
@@ -142,11 +133,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, runner: _Runner):
         self._runner = runner
 
-    async def GetModelStatus(self, request, context):  # noqa: N802
-        return await self._runner.run(context, self._status, request)
+    def GetModelStatus(self, request, context):  # noqa: N802
+        return self._runner.run(context, self._status, request)
 
-    async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        return await self._runner.run(context, self._reload, request)
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        return self._runner.run(context, self._reload, request)
 
     def _status(self, request):
         if not request.HasField("model_spec"):
@@ -164,8 +155,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return model_management_pb2.ReloadConfigResponse()
 
 
-def add_services(server: grpc.aio.Server, manager: model_manager.ModelManager,
-                 executor: concurrent.futures.Executor, timeout_seconds: float) -> None:
-    runner = _Runner(manager, executor, timeout_seconds)
+def add_services(server: grpc.Server, manager: model_manager.ModelManager) -> None:
+    runner = _Runner(manager)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(runner), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(runner), server)

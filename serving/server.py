@@ -90,7 +90,7 @@ def model_configs(flags: argparse.Namespace) -> list[model_config.ModelConfig]:
 
 
 class ModelServer:
-    """REST and gRPC front ends over one ModelManager, sharing one thread pool for the model calls.
+    """REST (aiohttp, requests run in a thread pool) and gRPC (grpcio's threaded server) over one ModelManager.
 
     Args:
         manager: The served models.
@@ -122,12 +122,13 @@ class ModelServer:
         """Binds and starts both front ends; `rest_port` and `grpc_port` then hold the bound ports."""
         self._executor = concurrent.futures.ThreadPoolExecutor(self._num_threads, thread_name_prefix="request")
         if self.grpc_port is not None:
-            self._grpc_server = grpc.aio.server(options=[
-                ("grpc.max_receive_message_length", self._max_request_bytes),
-                ("grpc.max_send_message_length", -1)])
-            grpc_api.add_services(self._grpc_server, self.manager, self._executor, self._timeout_seconds)
+            self._grpc_server = grpc.server(
+                concurrent.futures.ThreadPoolExecutor(self._num_threads, thread_name_prefix="grpc"),
+                options=[("grpc.max_receive_message_length", self._max_request_bytes),
+                         ("grpc.max_send_message_length", -1)])
+            grpc_api.add_services(self._grpc_server, self.manager)
             self.grpc_port = self._grpc_server.add_insecure_port(f"{self.host}:{self.grpc_port}")
-            await self._grpc_server.start()
+            self._grpc_server.start()
             logger.info("Running gRPC ModelServer at %s:%d ...", self.host, self.grpc_port)
         if self.rest_port is not None:
             app = rest_api.create_app(rest_api.RestApi(self.manager), self._executor, self._timeout_seconds,
@@ -141,7 +142,7 @@ class ModelServer:
 
     async def stop(self, grace_seconds: float = 2.0) -> None:
         if self._grpc_server is not None:
-            await self._grpc_server.stop(grace_seconds)
+            await asyncio.get_running_loop().run_in_executor(None, lambda: self._grpc_server.stop(grace_seconds).wait())
         if self._rest_runner is not None:
             await self._rest_runner.cleanup()
         if self._executor is not None:
