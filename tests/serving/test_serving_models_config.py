@@ -150,3 +150,17 @@ def test_serving_config_verb_lists_every_exported_model(tmp_path):
 def test_serve_verb_hands_its_flags_to_the_server(tmp_path, capsys):
     assert cli.main(["serve", f"--model_base_path={tmp_path / 'missing'}", "--model_name=m"]) == 2
     assert "base path" in capsys.readouterr().err
+
+
+def test_production_files_serve_the_exports_folder_with_the_generated_config():
+    import yaml
+    compose = yaml.safe_load((helpers.REPOSITORY / "serving" / "docker-compose.yml").read_text())
+    service = compose["services"]["tensorflow-serving"]
+    assert service["image"].startswith("tensorflow/serving")
+    assert "../exports:/models:ro" in service["volumes"]
+    assert "--model_config_file=/config/models.config" in service["command"]
+    manifest = yaml.safe_load((helpers.REPOSITORY / "serving" / "kserve" / "inference_service.yaml").read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    assert "storageUri" in manifest["spec"]["predictor"]["tensorflow"]
+    batching = (helpers.REPOSITORY / "serving" / "batching_parameters.txt").read_text()
+    assert "batch_timeout_micros { value: 0 }" in batching and "num_batch_threads" in batching
