@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         help="re-read --model_config_file this often (0: never)")
     add("--file_system_poll_wait_seconds", type=float, default=1,
         help="look for new or removed versions this often (default 1; 0: only at start; < 0: never)")
-    add("--rest_api_timeout_in_ms", type=int, default=30000, help="per-request time limit (REST and gRPC)")
+    add("--rest_api_timeout_in_ms", type=int, default=30000,
+        help="per-request time limit for REST (gRPC calls are bounded by the client's deadline)")
     add("--rest_api_num_threads", type=int, default=4 * (os.cpu_count() or 1),
         help="threads running requests (default 4 per core)")
     add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")

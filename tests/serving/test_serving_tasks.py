@@ -1,5 +1,7 @@
 """Every task's export served over REST and gRPC and answered with readable output; the server's command line."""
 
+import functools
+import json
 import os
 import shutil
 import signal
@@ -73,8 +75,13 @@ def connect(request, tasks_server):
     return make
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(export_path: str, signature: str):
+    return cli.load_export(export_path, signature)
+
+
 def _in_process(export_path: str, inputs: list[str], signature: str = "serving_default") -> list[dict]:
-    return list(cli.predict_rows(cli.load_export(export_path, signature), inputs))
+    return list(cli.predict_rows(_signature(export_path, signature), inputs))
 
 
 def test_sentiment_classify_matches_the_export_run_in_process(connect, task_exports):
@@ -171,7 +178,7 @@ def test_standalone_server_and_client_command_lines(task_exports, tmp_path):
             [sys.executable, "serving/client.py", "--url", f"http://127.0.0.1:{rest_port}", "--model", "sentiment",
              "classify", "the plot was good"], cwd=helpers.REPOSITORY, capture_output=True, text=True, timeout=120)
         assert client.returncode == 0, client.stderr[-3000:]
-        row = __import__("json").loads(client.stdout.strip().splitlines()[-1])
+        row = json.loads(client.stdout.strip().splitlines()[-1])
         assert row["input"] == "the plot was good" and row["label"] in ("negative", "positive")
     finally:
         server.send_signal(signal.SIGTERM)
