@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline train | evaluate | export | predict`.
+"""Command line: `python -m pipeline train | evaluate | export | predict | serve | serving-config`.
 
 This is the only place that parses arguments; each verb calls an importable function. TensorFlow is
 imported only after the config has been read and checked, so bad input fails in a fraction of a second.
@@ -49,10 +49,25 @@ def _parser() -> argparse.ArgumentParser:
                          help="signature to call (translation exports also have greedy, beam, sample)")
     predict.add_argument("--temperature", type=float, default=1.0,
                          help="for signatures with a temperature input (sample); default 1.0")
+
+    verbs.add_parser("serve", add_help=False, help="TF-Serving-compatible REST and gRPC server over exports "
+                     "(tensorflow_model_server's flags; `serve --help` lists them)")
+    serving_config = verbs.add_parser("serving-config", help="print a models.config serving every model of an "
+                                      "exports folder", description="Writes TF Serving's model_config_list text "
+                                      "proto for every exports/<model_name>/ folder holding versions, e.g. "
+                                      "`python -m pipeline serving-config exports/ > serving/models.config`.")
+    serving_config.add_argument("exports_dir", metavar="EXPORTS_DIR")
+    serving_config.add_argument("--base_path_prefix", default="/models",
+                                help="where the server sees EXPORTS_DIR (default /models, the Docker image's "
+                                "mount; give the folder itself for serving/server.py)")
     return parser
 
 
 def main(argv: typing.Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the server parses its own (tensorflow_model_server) flags
+        from serving import server
+        return server.main(argv[1:])
     arguments = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
@@ -84,6 +99,10 @@ def _run(arguments: argparse.Namespace) -> int:
         _require_run_dir(arguments.run_dir)
         from pipeline import export
         print(export.export_run(arguments.run_dir, version=arguments.version))
+        return 0
+    if arguments.verb == "serving-config":
+        from serving import model_config
+        print(model_config.config_text_for_exports(arguments.exports_dir, arguments.base_path_prefix), end="")
         return 0
     return _predict(arguments.path, arguments.inputs, arguments.signature, arguments.temperature)
 
