@@ -54,6 +54,12 @@ class CaptionedImages:
 class CaptionSplits(splits_lib.SplitSet):
     """Train, validation and (optionally) test images with captions."""
 
+    @property
+    def skipped_rows(self) -> dict[str, dict[str, int]]:
+        """Per split: malformed caption rows and bad images skipped (explicit skip policies), for metrics.json."""
+        return {name: {"rows": split.skipped_rows, "images": len(split.skipped_images)}
+                for name, split in self.splits.items()}
+
 
 # === Readers ===
 

@@ -41,8 +41,8 @@ def _canvas(generator: np.random.Generator) -> Image.Image:
 def _one_shape(generator: np.random.Generator) -> tuple[Image.Image, list[str]]:
     colour, shape = str(generator.choice(list(COLOURS))), str(generator.choice(SHAPES))
     position = str(generator.choice(POSITIONS))
-    radius = generator.uniform(7, 11)
-    near, far, middle = generator.uniform(13, 19), generator.uniform(45, 51), generator.uniform(24, 40)
+    radius = generator.uniform(10, 14)
+    near, far, middle = generator.uniform(15, 20), generator.uniform(44, 49), generator.uniform(26, 38)
     centre = {"left": (near, middle), "right": (far, middle), "top": (middle, near), "bottom": (middle, far)}[position]
     image = _canvas(generator)
     _draw_shape(ImageDraw.Draw(image), shape, colour, centre, radius)
@@ -57,8 +57,8 @@ def _two_shapes(generator: np.random.Generator) -> tuple[Image.Image, list[str]]
             break
     image = _canvas(generator)
     draw = ImageDraw.Draw(image)
-    for (colour, shape), x in zip(kinds, (generator.uniform(14, 22), generator.uniform(42, 50))):
-        _draw_shape(draw, shape, colour, (x, generator.uniform(18, 46)), generator.uniform(7, 10))
+    for (colour, shape), x in zip(kinds, (generator.uniform(15, 20), generator.uniform(44, 49))):
+        _draw_shape(draw, shape, colour, (x, generator.uniform(20, 44)), generator.uniform(9, 12))
     (left_colour, left_shape), (right_colour, right_shape) = kinds
     return image, [f"a {left_colour} {left_shape} left of a {right_colour} {right_shape}",
                    f"a {right_colour} {right_shape} right of a {left_colour} {left_shape}"]

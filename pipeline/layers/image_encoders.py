@@ -64,7 +64,7 @@ def small_cnn(image_size: int = 64, filters=(32, 64, 128), name: str = "small_cn
         for layer in range(2):
             outputs = keras.layers.Conv2D(size, 3, padding="same", use_bias=False,
                                           name=f"block{block}_conv{layer}")(outputs)
-            outputs = keras.layers.BatchNormalization(name=f"block{block}_norm{layer}")(outputs)
+            outputs = keras.layers.BatchNormalization(momentum=0.9, name=f"block{block}_norm{layer}")(outputs)
             outputs = keras.layers.ReLU(name=f"block{block}_relu{layer}")(outputs)
         outputs = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(outputs)
     return keras.Model(inputs, outputs, name=name)

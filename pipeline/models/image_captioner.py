@@ -4,7 +4,8 @@ Show-and-Tell (Vinyals et al. 2015): the mean of the image's feature grid, throu
 initializes the decoder's recurrent state; the decoder then reads word embeddings only.
 Show-Attend-and-Tell (Xu et al. 2015): the initial state also comes from the mean feature, and at every
 step the previous hidden state attends over the feature grid; the gated context joins the word
-embedding as the recurrent input, and the new state and context give the logits ("deep output").
+embedding as the recurrent input, and the new state and context give the logits ("deep output"). A learned embedding of each grid location is
+added to the projected features, so that the context also tells where it looked ("on the left").
 
 Training is teacher-forced over whole captions; decoding feeds one token at a time through
 `decode_step`, which `pipeline.decoding` drives. Both paths give the same logits for the same prefix.
@@ -82,6 +83,9 @@ class ImageCaptioner(keras.Model):
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         if self.uses_attention:
             self.feature_projection = keras.layers.Dense(units, activation="relu", name="feature_projection")
+            # CNN features say what is there, not where; a learned embedding per grid location says where.
+            self.location_embedding = keras.layers.Embedding(self.image_encoder.locations, units,
+                                                             name="location_embedding")
             self.attention_layer = ATTENTIONS[attention](units, name="attention")
             self.context_gate = keras.layers.Dense(1, activation="sigmoid", name="context_gate")
             self.decoder_cells = [CELL_CLASSES[cell](units, name=f"decoder_{cell}_cell_{index}")
@@ -105,6 +109,7 @@ class ImageCaptioner(keras.Model):
         self.token_embedding.build((None, None))
         if self.uses_attention:
             self.feature_projection.build((None, None, channels))
+            self.location_embedding.build((None,))
             self.attention_layer.build((None, None, units), (None, None, units))
             self.context_gate.build((None, units))
             features = self.embedding_dim + units
@@ -141,7 +146,8 @@ class ImageCaptioner(keras.Model):
         pooled = self.feature_dropout(ops.mean(image_features, axis=1), training=training)  # (batch, channels)
         state = {"decoder_states": [[layer(pooled) for layer in layers] for layers in self.initial_state_layers]}
         if self.uses_attention:
-            features = self.feature_projection(image_features)  # (batch, locations, units)
+            locations = self.location_embedding(ops.arange(self.image_encoder.locations))  # (locations, units)
+            features = self.feature_projection(image_features) + locations[None]  # (batch, locations, units)
             state["features"] = features
             state["attention_keys"] = self.attention_layer.project_keys(features)
         return state
