@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 # TFDS split names per split of ours (coco_captions calls its validation split `val`).
-_TFDS_SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
+_TFDS_SPLIT_NAMES = {"train": ("train",), "validation": ("val", "validation"), "test": ("test",)}
 
 
 @dataclasses.dataclass(frozen=True)
