@@ -65,6 +65,7 @@ class CaptioningTask:
         self.lookup: typing.Optional[keras.layers.StringLookup] = None
         self.stores: dict[str, _ImageStore] = {}
         self._feature_encoder: typing.Optional[image_encoders.ImageEncoder] = None
+        self._encode_pixels: typing.Optional[typing.Callable[[tf.Tensor], tf.Tensor]] = None
 
     @property
     def image_size(self) -> int:
@@ -124,11 +125,10 @@ class CaptioningTask:
         """Decodes a split's images once (naming or skipping bad ones); caches features or pixels."""
         consume, features, pixels = None, [], []
         if self.caches_features:
-            encoder = self.feature_encoder()
-            encode = tf.function(lambda images: encoder(images, training=False), reduce_retracing=True)
+            self.feature_encoder()  # builds it (pretrained weights) and its traced call
 
             def consume(rows, batch):
-                features.append(encode(tf.constant(batch)).numpy())
+                features.append(self._encode_pixels(tf.constant(batch)).numpy())
         elif self.data_config.cache:
             def consume(rows, batch):
                 pixels.append(batch)
@@ -146,6 +146,8 @@ class CaptioningTask:
                                                                 name="image_encoder")
             self._feature_encoder.load_pretrained(encoder.weights)
             self._feature_encoder.trainable = False
+            self._encode_pixels = tf.function(lambda images: self._feature_encoder(images, training=False),
+                                              reduce_retracing=True)
         return self._feature_encoder
 
     def datasets(self, splits: captions_lib.CaptionSplits) -> dict[str, tf.data.Dataset]:
