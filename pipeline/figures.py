@@ -11,7 +11,7 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
-_TEXT_HEIGHT = 44
+_TEXT_HEIGHT = 58  # four lines of caption
 _BACKGROUND = (255, 255, 255)
 _TEXT_COLOUR = (20, 20, 20)
 
@@ -60,7 +60,7 @@ def render_caption_grid(rows: typing.Sequence[dict], path: str, cell_size: int =
         top, left = (index * height, 0) if with_attention else (
             (index // columns) * height, (index % columns) * cell_size)
         canvas.paste(image, (left, top))
-        caption = textwrap.fill(" ".join(words), width=max(cell_size // 7, 10))
+        caption = textwrap.fill(" ".join(words), width=max(cell_size // 6, 10))
         draw.multiline_text((left + 4, top + cell_size + 2), caption, fill=_TEXT_COLOUR, font=small_font, spacing=1)
         attention = row.get("attention")
         if attention is None:

@@ -146,7 +146,7 @@ def test_attention_maps_and_caption_figure(tiny_captioning_run, tmp_path):
         assert row["attention"].shape == (len(row["tokens"]), 4, 4)  # 32 px / 2**3 pooling blocks
         np.testing.assert_allclose(row["attention"].sum(axis=(1, 2)), 1.0, rtol=1e-5)
     path = figures.render_caption_grid(rows, str(tmp_path / "captions.png"), cell_size=64, max_words=6)
-    assert Image.open(path).size == (64 * 7, 3 * (64 + 44))
+    assert Image.open(path).size == (64 * 7, 3 * (64 + 58))
 
 
 # === Encoders and the feature cache ===
