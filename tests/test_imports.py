@@ -27,6 +27,7 @@ LAYER_OF_PART = {
     "export": "export",
     "cli": "cli",
     "__main__": "cli",
+    "figures": "figures",
     "__init__": "root",
 }
 
@@ -50,6 +51,7 @@ ALLOWED = {
     "training": _TRAINING_TIER,
     "export": _TRAINING_TIER,
     "cli": set(LAYER_OF_PART.values()),
+    "figures": set(),  # plain drawing: arrays in, PNG out
 }
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")

@@ -4,9 +4,11 @@
 """
 
 from pipeline import layers
+from pipeline.models import image_captioner
 from pipeline.models import seq2seq_translator
 
 CUSTOM_OBJECTS = {
     **layers.CUSTOM_OBJECTS,
     "Seq2SeqTranslator": seq2seq_translator.Seq2SeqTranslator,
+    "ImageCaptioner": image_captioner.ImageCaptioner,
 }

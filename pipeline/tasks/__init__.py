@@ -1,5 +1,6 @@
 """Tasks wire a config to data, model, losses, evaluation and serving. `TASKS` maps `task:` to the class."""
 
+from pipeline.tasks import captioning
 from pipeline.tasks import sentiment
 from pipeline.tasks import tagging
 from pipeline.tasks import translation
@@ -8,6 +9,7 @@ TASKS = {
     "sentiment": sentiment.SentimentTask,
     "tagging": tagging.TaggingTask,
     "translation": translation.TranslationTask,
+    "captioning": captioning.CaptioningTask,
 }
 
 
