@@ -317,8 +317,9 @@ class DataConfig:
             counts malformed rows (in the log and in metrics.json).
         bucketing: Batch examples of similar length together instead of padding to the longest.
         num_buckets: Number of length buckets (boundaries from quantiles of the training lengths).
-        shuffle_buffer: Shuffle buffer size in examples.
-        cache: Cache vectorized examples in memory after the first epoch.
+        shuffle_buffer: Shuffle buffer size in examples when streaming (`cache: false`); a cached split is
+            shuffled whole every epoch.
+        cache: Hold the vectorized split in memory and batch it by gathering (vectorization runs once).
     """
 
     source: str = "files"
