@@ -46,6 +46,9 @@ class TrainConfig:
         early_stopping_patience: Epochs without improvement of `monitor` before stopping; 0 disables.
         monitor: Validation metric that picks the best checkpoint and drives early stopping.
         steps_per_epoch: Cap on training steps per epoch; null uses the whole training split.
+        ema_momentum: Keep an exponential moving average of the weights (Polyak averaging) with this
+            momentum, e.g. 0.99; validation, the best checkpoint and the export use the averaged weights.
+            null trains without it.
     """
 
     epochs: int = 5
@@ -57,8 +60,11 @@ class TrainConfig:
     early_stopping_patience: int = 3
     monitor: str = "val_accuracy"
     steps_per_epoch: Optional[int] = None
+    ema_momentum: Optional[float] = None
 
     def __post_init__(self):
+        _require(self.ema_momentum is None or 0 < self.ema_momentum < 1,
+                 f"train.ema_momentum: must be in (0, 1) or null (got {self.ema_momentum})")
         _require(self.epochs >= 1, f"train.epochs: must be >= 1 (got {self.epochs})")
         _require(self.batch_size >= 1, f"train.batch_size: must be >= 1 (got {self.batch_size})")
         _require(self.learning_rate > 0, f"train.learning_rate: must be > 0 (got {self.learning_rate})")
