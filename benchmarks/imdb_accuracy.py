@@ -16,14 +16,9 @@ directory is cleared first so that `training.train` starts fresh instead of resu
 """
 
 import argparse
-import contextlib
-import csv
 import json
 import math
 import os
-import shutil
-import sys
-import time
 
 import harness
 
@@ -47,76 +42,6 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-class EpochTimer:
-    """Keras callback (built lazily, after Keras is imported) that logs each epoch's duration to stderr."""
-
-    @staticmethod
-    def create(durations: list):
-        import keras
-
-        class _EpochTimer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.started = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                durations.append(time.perf_counter() - self.started)
-                shown = ", ".join(f"{key}={value:.4f}" for key, value in sorted((logs or {}).items()))
-                harness.progress(f"epoch {epoch + 1}: {durations[-1]:.0f} s; {shown}")
-
-        return _EpochTimer()
-
-
-@contextlib.contextmanager
-def timed_fit(record: dict):
-    """Wraps `keras.Model.fit` while the block runs: times the call and adds an epoch timer callback.
-
-    `training.train` takes no extra callbacks, so this is how the benchmark sees inside it without
-    changing the package. The wrapper only adds a callback and a clock; the fit itself is unchanged.
-
-    Args:
-        record: Filled with `fit_seconds` and `epoch_seconds` (one per epoch run).
-    """
-    import keras
-
-    original_fit = keras.Model.fit
-    record["epoch_seconds"] = []
-
-    def fit(model, *arguments, **keyword_arguments):
-        callbacks = list(keyword_arguments.get("callbacks") or [])
-        keyword_arguments["callbacks"] = callbacks + [EpochTimer.create(record["epoch_seconds"])]
-        started = time.perf_counter()
-        try:
-            return original_fit(model, *arguments, **keyword_arguments)
-        finally:
-            record["fit_seconds"] = time.perf_counter() - started
-
-    keras.Model.fit = fit
-    try:
-        yield record
-    finally:
-        keras.Model.fit = original_fit
-
-
-def clear_run_dir(run_dir: str) -> None:
-    """Removes a previous run so that training starts fresh; refuses folders that are not run directories."""
-    if not os.path.exists(run_dir):
-        return
-    if os.listdir(run_dir) and not os.path.exists(os.path.join(run_dir, "config.yaml")):
-        sys.exit(f"error: {run_dir} exists and is not a run directory (no config.yaml); choose another --run-dir")
-    harness.progress(f"clearing the previous run in {run_dir}")
-    shutil.rmtree(run_dir)
-
-
-def read_history(run_dir: str) -> list[dict]:
-    """Rows of logs/history.csv (one per epoch run), numbers as floats."""
-    path = os.path.join(run_dir, "logs", "history.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as stream:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)}
-                for row in csv.DictReader(stream)]
-
-
 def train_split_tokens(config, run_dir: str) -> tuple[int, int]:
     """Real tokens and batches in one epoch of the train split, using the run's saved vocabulary."""
     from pipeline import tasks
@@ -133,18 +58,6 @@ def tokens_per_epoch(config, run_dir: str) -> int:
     tokens, batches = train_split_tokens(config, run_dir)
     steps = config.train.steps_per_epoch
     return tokens if steps is None else int(round(tokens * steps / batches))
-
-
-def run_training(config) -> dict:
-    """Runs `training.train` and returns the timings."""
-    from pipeline import training
-
-    record = {}
-    started = time.perf_counter()
-    with harness.stdout_to_stderr(), timed_fit(record):
-        training.train(config)
-    record["train_wall_seconds"] = time.perf_counter() - started
-    return record
 
 
 def config_summary(config) -> str:
@@ -165,7 +78,7 @@ def summarize(config, overrides: list[str], record: dict, run_dir: str) -> dict:
     """Builds the JSON result from the timings, metrics.json, the history and the token count."""
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as stream:
         metrics = json.load(stream)
-    history = read_history(run_dir)
+    history = harness.read_history(run_dir)
     epochs_run = len(history)
     tokens = tokens_per_epoch(config, run_dir) * epochs_run
     test_accuracy = metrics["test"]["accuracy"]
@@ -200,9 +113,9 @@ def main() -> None:
 
     overrides = list(BENCHMARK_OVERRIDES) + [f"runtime.run_dir={arguments.run_dir}"] + arguments.overrides
     config = config_lib.load_config([arguments.config], overrides)
-    clear_run_dir(config.run_dir)
+    harness.clear_run_dir(config.run_dir)
     harness.progress(f"training {arguments.config} with {overrides} into {config.run_dir}")
-    record = run_training(config)
+    record = harness.run_training(config)
     harness.progress(f"training finished in {record['train_wall_seconds']:.0f} s; counting train tokens")
     harness.report("imdb_accuracy", summarize(config, overrides, record, config.run_dir))
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline train | evaluate | export | predict | diagnose`.
+"""Command line: `python -m pipeline train | evaluate | export | predict | serve | serving-config | diagnose`.
 
 This is the only place that parses arguments; each verb calls an importable function. TensorFlow is
 imported only after the config has been read and checked, so bad input fails in a fraction of a second.
@@ -42,13 +42,25 @@ def _parser() -> argparse.ArgumentParser:
     predict = verbs.add_parser("predict", help="run an export on raw inputs, one JSON object per input",
                                description="PATH is an export (exports/NAME/VERSION), a model base path "
                                "(exports/NAME, latest version) or a run directory (its latest export). "
-                               "Inputs are texts; with none, stdin is read one input per line.")
+                               "Inputs are texts, or image files for exports that take image_bytes; with "
+                               "none, stdin is read one input per line.")
     predict.add_argument("path", metavar="PATH")
     predict.add_argument("inputs", nargs="*", metavar="INPUT")
     predict.add_argument("--signature", default="serving_default",
                          help="signature to call (translation and language-model exports also have greedy, beam, sample)")
     predict.add_argument("--temperature", type=float, default=1.0,
                          help="for signatures with a temperature input (sample); default 1.0")
+
+    verbs.add_parser("serve", add_help=False, help="TF-Serving-compatible REST and gRPC server over exports "
+                     "(tensorflow_model_server's flags; `serve --help` lists them)")
+    serving_config = verbs.add_parser("serving-config", help="print a models.config serving every model of an "
+                                      "exports folder", description="Writes TF Serving's model_config_list text "
+                                      "proto for every exports/<model_name>/ folder holding versions, e.g. "
+                                      "`python -m pipeline serving-config exports/ > serving/models.config`.")
+    serving_config.add_argument("exports_dir", metavar="EXPORTS_DIR")
+    serving_config.add_argument("--base_path_prefix", default="/models",
+                                help="where the server sees EXPORTS_DIR (default /models, the Docker image's "
+                                "mount; give the folder itself for serving/server.py)")
     _add_diagnose_parser(verbs)
     return parser
 
@@ -116,6 +128,10 @@ def _add_diagnose_parser(verbs) -> None:
 
 
 def main(argv: typing.Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the server parses its own (tensorflow_model_server) flags
+        from serving import server
+        return server.main(argv[1:])
     arguments = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
@@ -147,6 +163,10 @@ def _run(arguments: argparse.Namespace) -> int:
         _require_run_dir(arguments.run_dir)
         from pipeline import export
         print(export.export_run(arguments.run_dir, version=arguments.version))
+        return 0
+    if arguments.verb == "serving-config":
+        from serving import model_config
+        print(model_config.config_text_for_exports(arguments.exports_dir, arguments.base_path_prefix), end="")
         return 0
     if arguments.verb == "diagnose":
         return _diagnose(arguments)
@@ -196,7 +216,8 @@ def _train(config: config_lib.RunConfig) -> int:
     run_dir = training.train(config)
     if config.export.on_train_end:
         path = export.export_run(run_dir)
-        inputs = [text for text in run_files.load_sample_inputs(run_dir) if text][-4:]
+        samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
+        inputs = [run_files.decode_sample_input(item) for item in samples]
         for row in predict_rows(load_export(path), inputs):
             logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
     print(run_dir)
@@ -226,11 +247,30 @@ def load_export(path: str, signature: str = "serving_default"):
     return loaded.signatures[signature]
 
 
-def predict_rows(function, inputs: list[str], temperature: float = 1.0) -> typing.Iterator[dict]:
-    """Runs a signature with one string input (and optionally `temperature`) in batches, yielding rows."""
+def string_input_name(function) -> str:
+    """The name of a signature's string input (`text`, `image_bytes`, ...)."""
     import tensorflow as tf
     specs = function.structured_input_signature[1]
-    input_name = next(name for name, spec in specs.items() if spec.dtype == tf.string)
+    return next(name for name, spec in specs.items() if spec.dtype == tf.string)
+
+
+def predict_rows(function, inputs: list, temperature: float = 1.0,
+                 labels: typing.Optional[list[str]] = None) -> typing.Iterator[dict]:
+    """Runs a signature with one string input (and optionally `temperature`) in batches, yielding rows.
+
+    Args:
+        function: A loaded signature.
+        inputs: Texts, or bytes (e.g. encoded images).
+        temperature: For signatures with a `temperature` input.
+        labels: How each input is shown in its row (default: the text itself, or its size for bytes).
+            An input named `<name>_bytes` is shown under `<name>` (e.g. `image`).
+    """
+    import tensorflow as tf
+    specs = function.structured_input_signature[1]
+    input_name = string_input_name(function)
+    shown_as = input_name[:-len("_bytes")] if input_name.endswith("_bytes") else input_name
+    if labels is None:
+        labels = [item if isinstance(item, str) else f"<{len(item)} bytes>" for item in inputs]
     extra = {}
     if "temperature" in specs:
         extra["temperature"] = tf.constant(temperature, dtype=specs["temperature"].dtype)
@@ -241,12 +281,12 @@ def predict_rows(function, inputs: list[str], temperature: float = 1.0) -> typin
         batch = inputs[start:start + _PREDICT_BATCH_SIZE]
         outputs = {key: value.numpy() for key, value in
                    function(**{input_name: tf.constant(batch, dtype=tf.string)}, **extra).items()}
-        for row, text in enumerate(batch):
+        for row, label in enumerate(labels[start:start + _PREDICT_BATCH_SIZE]):
             result = {key: _plain(value[row]) for key, value in sorted(outputs.items())}
             if isinstance(result.get("length"), int):  # padded per-token outputs: keep the real tokens
                 result = {key: value[:result["length"]] if isinstance(value, list) else value
                           for key, value in result.items()}
-            yield {input_name: text, **result}
+            yield {shown_as: label, **result}
 
 
 def _plain(value):
@@ -266,6 +306,17 @@ def _predict(path: str, inputs: list[str], signature: str, temperature: float) -
     function = load_export(path, signature)
     if not inputs:
         inputs = [line.rstrip("\n") for line in sys.stdin]
-    for row in predict_rows(function, inputs, temperature):
+    labels = None
+    if string_input_name(function).endswith("_bytes"):  # inputs are files, e.g. images
+        labels, inputs = inputs, [_read_file(name) for name in inputs]
+    for row in predict_rows(function, inputs, temperature, labels):
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: cannot read this input file ({error.strerror})") from None

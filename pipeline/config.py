@@ -46,6 +46,9 @@ class TrainConfig:
         early_stopping_patience: Epochs without improvement of `monitor` before stopping; 0 disables.
         monitor: Validation metric that picks the best checkpoint and drives early stopping.
         steps_per_epoch: Cap on training steps per epoch; null uses the whole training split.
+        ema_momentum: Keep an exponential moving average of the weights (Polyak averaging) with this
+            momentum, e.g. 0.99; validation, the best checkpoint and the export use the averaged weights.
+            null trains without it.
     """
 
     epochs: int = 5
@@ -57,8 +60,11 @@ class TrainConfig:
     early_stopping_patience: int = 3
     monitor: str = "val_accuracy"
     steps_per_epoch: Optional[int] = None
+    ema_momentum: Optional[float] = None
 
     def __post_init__(self):
+        _require(self.ema_momentum is None or 0 < self.ema_momentum < 1,
+                 f"train.ema_momentum: must be in (0, 1) or null (got {self.ema_momentum})")
         _require(self.epochs >= 1, f"train.epochs: must be >= 1 (got {self.epochs})")
         _require(self.batch_size >= 1, f"train.batch_size: must be >= 1 (got {self.batch_size})")
         _require(self.learning_rate > 0, f"train.learning_rate: must be > 0 (got {self.learning_rate})")
@@ -285,6 +291,76 @@ class LanguageModelConfig(RecurrentConfig):
                  f"model.max_generate_length: must be >= 1 (got {self.max_generate_length})")
 
 
+IMAGE_ENCODERS = ("small_cnn", "squeezenet", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+                  "efficientnet_b0", "resnet50")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageEncoderConfig:
+    """The CNN that turns an image into a grid of feature vectors.
+
+    Attributes:
+        name: `small_cnn` (trained from scratch), `squeezenet` (SqueezeNet v1.1) or a
+            `keras.applications` backbone: `mobilenet_v2`, `mobilenet_v3_small`, `mobilenet_v3_large`,
+            `efficientnet_b0`, `resnet50`.
+        weights: Pretrained weights: null (random initialization), `imagenet` (downloaded on first use:
+            needs internet) or the path of a local weights file (`.h5` or `.weights.h5`).
+        trainable: Fine-tune the encoder with the decoder; false freezes it (its features are then
+            computed once per image and cached when `data.cache_features` is true).
+        image_size: Images are resized to this square size; null uses the backbone's own (227 for
+            SqueezeNet, 224 for the others, 64 for `small_cnn`).
+        filters: Convolution filters per block of `small_cnn` (each block halves the resolution).
+    """
+
+    name: Literal["small_cnn", "squeezenet", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+                  "efficientnet_b0", "resnet50"] = "small_cnn"
+    weights: Optional[str] = None
+    trainable: bool = True
+    image_size: Optional[int] = None
+    filters: tuple[int, ...] = (32, 64, 128)
+
+    def __post_init__(self):
+        _require(self.image_size is None or self.image_size >= 32,
+                 f"model.encoder.image_size: must be >= 32 or null (got {self.image_size})")
+        _require(len(self.filters) >= 1 and all(value >= 1 for value in self.filters),
+                 f"model.encoder.filters: must be a non-empty list of positive sizes (got {list(self.filters)})")
+        _require(self.weights is None or bool(self.weights.strip()),
+                 "model.encoder.weights: must be null, 'imagenet' or a weights file path (got an empty string)")
+        _require(self.trainable or self.weights is not None,
+                 f"model.encoder.trainable: a frozen encoder needs pretrained weights; set model.encoder.weights "
+                 f"('imagenet' or a weights file) or model.encoder.trainable: true (encoder {self.name!r})")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionerModelConfig(Seq2SeqModelConfig):
+    """Image captioner: CNN encoder -> recurrent decoder (Show-and-Tell or Show-Attend-and-Tell).
+
+    `cell`, `units`, `layers`, `embedding_dim` and `dropout` apply to the decoder; the decoding keys
+    (`decoding`, `beam_size`, `length_penalty`, `temperature`, `max_decode_length`) and
+    `label_smoothing` work as for translation.
+
+    Attributes:
+        encoder: The image encoder block.
+        decoder: `show_and_tell`: the pooled image feature initializes the recurrent state (Vinyals et
+            al. 2015); `show_attend_and_tell`: the initial state comes from the mean feature and every
+            step attends over the spatial feature grid (Xu et al. 2015).
+        attention: Scores of `show_attend_and_tell`: `bahdanau` (additive) or `luong` (multiplicative).
+        beam_size: Hypotheses kept per image by beam search.
+    """
+
+    encoder: ImageEncoderConfig = ImageEncoderConfig()
+    decoder: Literal["show_and_tell", "show_attend_and_tell"] = "show_attend_and_tell"
+    beam_size: int = 3
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(not self.bidirectional,
+                 "model.bidirectional: the caption decoder generates left to right; it cannot be bidirectional")
+        _require(self.decoder != "show_attend_and_tell" or self.attention != "none",
+                 "model.attention: show_attend_and_tell needs 'bahdanau' or 'luong' "
+                 "(for no attention use model.decoder: show_and_tell)")
+
+
 # === Data ===
 
 
@@ -304,8 +380,9 @@ class DataConfig:
             counts malformed rows (in the log and in metrics.json).
         bucketing: Batch examples of similar length together instead of padding to the longest.
         num_buckets: Number of length buckets (boundaries from quantiles of the training lengths).
-        shuffle_buffer: Shuffle buffer size in examples.
-        cache: Cache vectorized examples in memory after the first epoch.
+        shuffle_buffer: Shuffle buffer size in examples when streaming (`cache: false`); a cached split is
+            shuffled whole every epoch.
+        cache: Hold the vectorized split in memory and batch it by gathering (vectorization runs once).
     """
 
     source: str = "files"
@@ -410,6 +487,59 @@ class TaggingDataConfig(DataConfig):
         for key in ("max_sequence_length", "max_word_length"):
             value = getattr(self, key)
             _require(value >= 1, f"data.{key}: must be >= 1 (got {value})")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptioningDataConfig(DataConfig):
+    """Images with reference captions (captions CSV or COCO JSON + image folder, TFDS or synthetic).
+
+    Files come in two layouts: one captions file for every image (`captions`) with `train`,
+    `validation` and `test` as split lists (one image name per line, the Flickr8k layout), or
+    `train`, `validation` and `test` as captions files of their own (the COCO layout).
+
+    Attributes:
+        file_format: `csv` (`image,caption` rows with RFC 4180 quoting, the Flickr8k/Kaggle layout) or
+            `coco_json` (`{"images": [{"id", "file_name"}], "annotations": [{"image_id", "caption"}]}`);
+            `auto` picks by extension (`.json` -> `coco_json`).
+        captions: One captions file for all splits; null when `train` etc. are captions files.
+        image_directory: Folder that image names in the captions files are relative to.
+        header: CSV captions files start with a header row naming the columns.
+        image_column: CSV column (name or 0-based index) of the image file name.
+        caption_column: CSV column (name or 0-based index) of the caption.
+        on_bad_images: `error` stops at the first missing or undecodable image, naming its path;
+            `skip` drops such images (and their captions) and counts them (log and metrics.json).
+        cache_features: With a frozen encoder, compute each image's features once and keep them in
+            memory, so training epochs never rerun the CNN.
+        vocabulary_size: Largest caption vocabulary, including padding, out-of-vocabulary, start and end.
+        max_caption_length: Tokens kept per caption (before the start/end token is added).
+        lowercase: Lower-case captions.
+        strip_punctuation: Remove punctuation from captions (the COCO evaluation ignores it too).
+    """
+
+    file_format: Literal["auto", "csv", "coco_json"] = "auto"
+    captions: Optional[str] = None
+    image_directory: Optional[str] = None
+    header: bool = True
+    image_column: Union[str, int] = "image"
+    caption_column: Union[str, int] = "caption"
+    on_bad_images: Literal["error", "skip"] = "error"
+    cache_features: bool = True
+    vocabulary_size: int = 5000
+    max_caption_length: int = 30
+    lowercase: bool = True
+    strip_punctuation: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self.vocabulary_size >= 5, f"data.vocabulary_size: must be >= 5 (got {self.vocabulary_size})")
+        _require(self.max_caption_length >= 1,
+                 f"data.max_caption_length: must be >= 1 (got {self.max_caption_length})")
+        if self.source == "files":
+            _require(self.image_directory is not None,
+                     "data.image_directory: required when data.source is 'files' (the folder the image "
+                     "names in the captions are relative to)")
+        elif self.captions is not None:
+            _require(False, f"data.captions: only for data.source 'files' (got source {self.source!r})")
 
 
 LANGUAGE_PLACEHOLDER = "{language}"
@@ -543,6 +673,7 @@ TASK_CONFIG_CLASSES = {
     "tagging": (TaggingDataConfig, TaggerModelConfig),
     "translation": (TranslationDataConfig, Seq2SeqModelConfig),
     "language_model": (LanguageModelDataConfig, LanguageModelConfig),
+    "captioning": (CaptioningDataConfig, CaptionerModelConfig),
 }
 
 # Tasks whose `train` block has keys of its own; the others use `TrainConfig`.
@@ -586,6 +717,11 @@ class RunConfig:
             _require(self.model.max_decode_length is None or self.model.max_decode_length <= limit,
                      f"model.max_decode_length: must be <= 2 x data.max_target_length = {limit} "
                      f"(got {self.model.max_decode_length}); training never sees longer targets")
+        if isinstance(self.model, CaptionerModelConfig) and isinstance(self.data, CaptioningDataConfig):
+            limit = 2 * self.data.max_caption_length
+            _require(self.model.max_decode_length is None or self.model.max_decode_length <= limit,
+                     f"model.max_decode_length: must be <= 2 x data.max_caption_length = {limit} "
+                     f"(got {self.model.max_decode_length}); training never sees longer captions")
 
     @property
     def run_dir(self) -> str:

@@ -25,11 +25,11 @@ logger = logging.getLogger(__name__)
 
 # Runs in a fresh interpreter: TensorFlow only, no `pipeline` import, exactly what a server has.
 _SELF_CHECK_SCRIPT = """
-import json, sys
+import base64, json, sys
 import numpy as np
 import tensorflow as tf
 path, signature, input_name = sys.argv[1:4]
-inputs = json.loads(sys.stdin.read())
+inputs = [base64.b64decode(item["b64"]) if isinstance(item, dict) else item for item in json.loads(sys.stdin.read())]
 function = tf.saved_model.load(path).signatures[signature]
 outputs = function(**{input_name: tf.constant(inputs, dtype=tf.string)})
 def plain(array):
@@ -112,11 +112,14 @@ def self_check(path: str, functions: dict, inputs: list, input_name: str,
                signature: str = "serving_default") -> None:
     """Loads the export in a fresh process and compares its outputs with the in-memory function.
 
+    `inputs` are JSON values: strings, or `{"b64": ...}` for bytes (e.g. encoded images).
+
     Raises:
         ExportError: The export failed to load or run, or an output differs.
     """
+    raw_inputs = [run_files.decode_sample_input(item) for item in inputs]
     expected = {key: value.numpy() for key, value in
-                functions[signature](tf.constant(inputs, dtype=tf.string)).items()}
+                functions[signature](tf.constant(raw_inputs, dtype=tf.string)).items()}
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.run(
         [sys.executable, "-c", _SELF_CHECK_SCRIPT, path, signature, input_name],

@@ -1,6 +1,10 @@
 """Evaluation metrics computed from predictions and references (NumPy; no model knowledge)."""
 
+import collections
+import re
+
 import numpy as np
+import sacrebleu
 
 
 def classification_report(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
@@ -126,3 +130,127 @@ def tagging_report(gold_sequences, predicted_sequences, out_of_vocabulary_sequen
     if is_span_tagset(tag_names):
         report["spans"] = span_scores(gold_sequences, predicted_sequences)
     return report
+
+
+# === Captioning ===
+
+_CAPTION_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+def caption_tokens(text: str) -> list[str]:
+    """Lower-cased words without punctuation, as the COCO caption evaluation compares them."""
+    return _CAPTION_PUNCTUATION.sub(" ", text.lower()).split()
+
+
+def _normalized(text: str) -> str:
+    return " ".join(caption_tokens(text))
+
+
+def bleu_scores(hypotheses: list[str], references: list[list[str]], max_order: int = 4) -> dict:
+    """Corpus BLEU-1 .. BLEU-`max_order` (0-100, sacreBLEU) with any number of references per hypothesis.
+
+    Text is lower-cased and stripped of punctuation first; BLEU-n is the geometric mean of the 1..n-gram
+    precisions times the brevity penalty against the closest reference length (as in the COCO
+    evaluation), without smoothing.
+    """
+    width = max((len(items) for items in references), default=0)
+    streams = [[_normalized(items[index]) if index < len(items) else None for items in references]
+               for index in range(width)]
+    hypotheses = [_normalized(text) for text in hypotheses]
+    scores = {}
+    for order in range(1, max_order + 1):
+        bleu = sacrebleu.metrics.BLEU(max_ngram_order=order, tokenize="none", smooth_method="none",
+                                      force=True)
+        scores[f"bleu_{order}"] = float(bleu.corpus_score(hypotheses, streams).score) if hypotheses else 0.0
+    return scores
+
+
+def _ngram_counts(tokens: list[str], max_order: int) -> collections.Counter:
+    return collections.Counter(tuple(tokens[start:start + order]) for order in range(1, max_order + 1)
+                               for start in range(len(tokens) - order + 1))
+
+
+def cider_d(hypotheses: list[str], references: list[list[str]], sigma: float = 6.0,
+            max_order: int = 4) -> tuple[float, np.ndarray]:
+    """CIDEr-D (Vedantam et al. 2015) as the COCO caption evaluation computes it.
+
+    TF-IDF vectors of 1..4-grams, with document frequencies from the references of the evaluated set;
+    the hypothesis' counts are clipped by the reference's, a Gaussian penalty (`sigma`) on the length
+    difference applies, the n-gram orders are averaged, and the result is scaled by 10.
+
+    Returns:
+        (the corpus score: the mean of the per-image scores, the per-image scores).
+    """
+    reference_counts = [[_ngram_counts(caption_tokens(text), max_order) for text in items] for items in references]
+    document_frequency = collections.Counter(
+        ngram for items in reference_counts for ngram in set().union(*[counts.keys() for counts in items]))
+    log_images = np.log(float(max(len(references), 1)))
+
+    def vectors(counts: collections.Counter):
+        weights = [dict() for _ in range(max_order)]
+        norms = np.zeros(max_order)
+        for ngram, count in counts.items():
+            order = len(ngram) - 1
+            weight = count * (log_images - np.log(max(1.0, document_frequency[ngram])))
+            weights[order][ngram] = weight
+            norms[order] += weight ** 2
+        length = sum(count for ngram, count in counts.items() if len(ngram) == 2)  # as the reference code
+        return weights, np.sqrt(norms), length
+
+    scores = np.zeros(len(hypotheses))
+    for row, (hypothesis, items) in enumerate(zip(hypotheses, reference_counts)):
+        hypothesis_vectors, hypothesis_norms, hypothesis_length = vectors(
+            _ngram_counts(caption_tokens(hypothesis), max_order))
+        total = np.zeros(max_order)
+        for counts in items:
+            reference_vectors, reference_norms, reference_length = vectors(counts)
+            for order in range(max_order):
+                value = sum(min(weight, reference_vectors[order].get(ngram, 0.0)) * reference_vectors[order].get(ngram, 0.0)
+                            for ngram, weight in hypothesis_vectors[order].items())
+                if hypothesis_norms[order] and reference_norms[order]:
+                    value /= hypothesis_norms[order] * reference_norms[order]
+                total[order] += value * np.exp(-((hypothesis_length - reference_length) ** 2) / (2 * sigma ** 2))
+        scores[row] = 10.0 * total.mean() / max(len(items), 1)
+    return (float(scores.mean()) if len(scores) else 0.0), scores
+
+
+def captioning_scores(hypotheses: list[str], references: list[list[str]]) -> dict:
+    """BLEU-1..4 and CIDEr-D (both 0-100: CIDEr-D x 100) and the exact-match rate (any reference)."""
+    scores = bleu_scores(hypotheses, references)
+    scores["cider"] = 100.0 * cider_d(hypotheses, references)[0]
+    matches = [_normalized(hypothesis) in {_normalized(text) for text in items}
+               for hypothesis, items in zip(hypotheses, references)]
+    scores["exact_match"] = float(np.mean(matches)) if matches else 0.0
+    return scores
+
+
+def consensus_captions(references: list[list[str]]) -> list[str]:
+    """For each image, the caption that agrees most (CIDEr-D) with the image's other captions."""
+    candidates, others, owners = [], [], []
+    for image, items in enumerate(references):
+        for index, text in enumerate(items):
+            candidates.append(text)
+            others.append([other for position, other in enumerate(items) if position != index] or [text])
+            owners.append(image)
+    _, scores = cider_d(candidates, others)
+    best: dict[int, tuple[float, str]] = {}
+    for owner, score, text in zip(owners, scores, candidates):
+        if owner not in best or score > best[owner][0]:
+            best[owner] = (score, text)
+    return [best[image][1] for image in range(len(references))]
+
+
+def nearest_neighbour_captions(query_features: np.ndarray, train_features: np.ndarray,
+                               train_captions: list[str]) -> list[str]:
+    """The caption of the most similar training image (cosine similarity of pooled encoder features).
+
+    Args:
+        query_features: [queries, features].
+        train_features: [train images, features].
+        train_captions: One caption per training image (e.g. its `consensus_captions`).
+    """
+    def unit(matrix):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    nearest = np.argmax(unit(query_features) @ unit(train_features).T, axis=1)
+    return [train_captions[index] for index in nearest]

@@ -1,5 +1,6 @@
 """Names and readers of the files a run directory holds (DESIGN.md section 3), shared by train/evaluate/export."""
 
+import base64
 import json
 import os
 
@@ -39,6 +40,13 @@ def save_sample_inputs(run_dir: str, inputs: list) -> None:
 def load_sample_inputs(run_dir: str) -> list:
     with open(os.path.join(run_dir, SAMPLE_INPUTS), encoding="utf-8") as stream:
         return json.load(stream)
+
+
+def decode_sample_input(item):
+    """A saved sample input as a signature takes it: `{"b64": ...}` (TF Serving's JSON for bytes) -> bytes."""
+    if isinstance(item, dict) and "b64" in item:
+        return base64.b64decode(item["b64"])
+    return item
 
 
 def load_trained_model(run_dir: str) -> keras.Model:

@@ -83,7 +83,8 @@ def make_optimizer(train: config_lib.TrainConfig, total_steps: int) -> keras.opt
         "rmsprop": keras.optimizers.RMSprop,
         "sgd": keras.optimizers.SGD,
     }
-    return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm)
+    averaging = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
+    return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm, **averaging)
 
 
 def compile_model(model: keras.Model, task, config: config_lib.RunConfig, total_steps: int) -> None:
@@ -128,8 +129,12 @@ def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: 
     monitor = config.train.monitor
     previous_best = _best_so_far(_trim_history(run_dir, finished_epochs), monitor)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if config.train.ema_momentum:
+        # Before the checkpoints: from the end of validation to the next epoch's start the model holds the
+        # averaged weights, so the best checkpoint (and the export made from it) is the averaged model.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, run_files.BEST_WEIGHTS), monitor=monitor, save_best_only=True,
             save_weights_only=True, initial_value_threshold=previous_best),

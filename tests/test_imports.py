@@ -28,6 +28,7 @@ LAYER_OF_PART = {
     "diagnostics": "diagnostics",
     "cli": "cli",
     "__main__": "cli",
+    "figures": "figures",
     "__init__": "root",
 }
 
@@ -52,6 +53,7 @@ ALLOWED = {
     "export": _TRAINING_TIER,
     "diagnostics": _TRAINING_TIER,
     "cli": set(LAYER_OF_PART.values()),
+    "figures": set(),  # plain drawing: arrays in, PNG out
 }
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")

@@ -27,15 +27,22 @@ def prepared_builder(name: str, data_dir: typing.Optional[str]):
     return builder
 
 
-def split_examples(builder, split_names: typing.Iterable[str]) -> typing.Iterator[tuple[str, typing.Iterable[dict]]]:
-    """Yields (split name, NumPy examples) for each requested split the data set has."""
+def split_examples(builder, split_names: typing.Iterable[str],
+                   decoders: typing.Optional[dict] = None) -> typing.Iterator[tuple[str, typing.Iterable[dict]]]:
+    """Yields (split name, NumPy examples) for each requested split the data set has.
+
+    Args:
+        builder: A prepared builder.
+        split_names: TFDS split names to read.
+        decoders: Optional TFDS decoders per feature, e.g. `{"image": tfds.decode.SkipDecoding()}`.
+    """
     import tensorflow_datasets as tfds
 
     for split_name in split_names:
         # Without metadata (e.g. under tfds.testing.mock_data) every requested split is tried.
         if builder.info.splits and split_name not in builder.info.splits:
             continue
-        yield split_name, tfds.as_numpy(builder.as_dataset(split=split_name))
+        yield split_name, tfds.as_numpy(builder.as_dataset(split=split_name, decoders=decoders))
 
 
 def _first_line(error: Exception) -> str:

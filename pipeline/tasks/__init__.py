@@ -1,6 +1,7 @@
 """Tasks wire a config to data, model, losses, evaluation and serving. `TASKS` maps `task:` to the class."""
 
 from pipeline.tasks import language_model
+from pipeline.tasks import captioning
 from pipeline.tasks import sentiment
 from pipeline.tasks import tagging
 from pipeline.tasks import translation
@@ -10,6 +11,7 @@ TASKS = {
     "tagging": tagging.TaggingTask,
     "translation": translation.TranslationTask,
     "language_model": language_model.LanguageModelTask,
+    "captioning": captioning.CaptioningTask,
 }
 
 

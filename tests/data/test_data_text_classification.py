@@ -397,12 +397,17 @@ def test_bucket_boundaries_empty_for_one_bucket_or_no_lengths(lengths, num_bucke
     assert batching.bucket_boundaries(lengths, num_buckets) == []
 
 
+CACHE = pytest.mark.parametrize("cache", [True, False], ids=["in_memory", "streaming"])
+
+
+@CACHE
 @pytest.mark.parametrize("bucketed", [True, False], ids=["bucketed", "padded"])
-def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, bucketed):
+def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, bucketed, cache):
     lengths = example_lengths(bucket_split, encode)
     boundaries = batching.bucket_boundaries(lengths, 4) if bucketed else None
     dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
-                                      batch_size=4, boundaries=boundaries, shuffle_buffer=100, seed=0)
+                                      batch_size=4, boundaries=boundaries, shuffle_buffer=100, seed=0,
+                                      cache=cache)
 
     seen = collections.Counter()
     total = 0
@@ -425,11 +430,14 @@ def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, buck
     assert seen == expected
 
 
-def test_bucketed_batches_group_similar_lengths(bucket_split, encode):
+@CACHE
+@pytest.mark.parametrize("shuffle_buffer", [0, 100], ids=["ordered", "shuffled"])
+def test_bucketed_batches_group_similar_lengths(bucket_split, encode, cache, shuffle_buffer):
     lengths = example_lengths(bucket_split, encode)
     boundaries = batching.bucket_boundaries(lengths, 4)
     dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
-                                      batch_size=3, boundaries=boundaries)
+                                      batch_size=3, boundaries=boundaries, cache=cache,
+                                      shuffle_buffer=shuffle_buffer, seed=0)
 
     assert len(boundaries) >= 2
     for features, _ in dataset:
@@ -440,17 +448,64 @@ def test_bucketed_batches_group_similar_lengths(bucket_split, encode):
         assert token_ids.shape[1] == batch_lengths.max()  # padded to its own longest example
 
 
-def test_shuffled_batches_repeat_with_the_same_seed(bucket_split, encode):
+@CACHE
+def test_shuffled_batches_repeat_with_the_same_seed(bucket_split, encode, cache):
     lengths = example_lengths(bucket_split, encode)
 
     def first_epoch(seed):
         dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode),
                                           lengths=lengths, batch_size=4, boundaries=None, shuffle_buffer=100,
-                                          seed=seed)
-        return [labels.numpy().tolist() for _, labels in dataset]
+                                          seed=seed, cache=cache)
+        return [features["token_ids"].numpy().tolist() for features, _ in dataset]
 
     assert first_epoch(7) == first_epoch(7)
     assert first_epoch(7) != first_epoch(8)
+
+
+@CACHE
+def test_every_epoch_reshuffles_but_the_sequence_of_epochs_repeats(bucket_split, encode, cache):
+    lengths = example_lengths(bucket_split, encode)
+
+    def epochs(count):
+        dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode),
+                                          lengths=lengths, batch_size=4, boundaries=[3], shuffle_buffer=100,
+                                          seed=3, cache=cache)
+        return [[features["token_ids"].numpy().tolist() for features, _ in dataset] for _ in range(count)]
+
+    first, second = epochs(2)
+    assert first != second
+    assert epochs(2) == [first, second]
+
+
+def test_unshuffled_in_memory_batches_keep_the_order_within_each_bucket(bucket_split, encode):
+    lengths = example_lengths(bucket_split, encode)
+    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
+                                      batch_size=2, boundaries=[3], cache=True)
+    encoded = [tuple(int(value) for value in np.trim_zeros(np.array(row), "b"))
+               for row in encode(tf.constant(BUCKET_TEXTS)).to_list()]
+    expected = ([row for row, length in zip(encoded, lengths) if length < 3]
+                + [row for row, length in zip(encoded, lengths) if length >= 3])
+
+    rows = [tuple(int(value) for value in np.trim_zeros(row, "b"))
+            for features, _ in dataset for row in features["token_ids"].numpy()]
+
+    assert rows == expected
+
+
+def test_in_memory_batches_pad_ragged_features_of_any_rank():
+    characters = tf.ragged.constant([[[1, 2], [3]], [[4, 5, 6]], [[7]]], dtype=tf.int32)
+    dataset = tf.data.Dataset.from_tensor_slices(({"token_ids": tf.ragged.constant([[1, 2], [3], [4]]),
+                                                   "characters": characters,
+                                                   "text": tf.constant(["a b", "c", "d"])},
+                                                  tf.constant([0, 1, 0])))
+
+    (features, labels), = list(batching.batch_examples(dataset, lengths=np.array([2, 1, 1]), batch_size=3,
+                                                       boundaries=None, cache=True))
+
+    assert features["characters"].numpy().tolist() == [[[1, 2, 0], [3, 0, 0]], [[4, 5, 6], [0, 0, 0]],
+                                                       [[7, 0, 0], [0, 0, 0]]]
+    assert features["text"].numpy().tolist() == [b"a b", b"c", b"d"]
+    assert labels.numpy().tolist() == [0, 1, 0]
 
 
 @pytest.mark.parametrize("boundaries, expected", [

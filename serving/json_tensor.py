@@ -1,0 +1,413 @@
+"""TF Serving's REST JSON encoding: request JSON to NumPy inputs and tf.Examples, outputs back to JSON.
+
+The rules and error messages follow tensorflow_serving/util/json_tensor.cc: row (`instances`) and columnar
+(`inputs`) formats, `{"b64": ...}` for binary strings in and out (outputs whose name ends in `_bytes`),
+lossless number conversion, bare NaN/Infinity in responses.
+"""
+
+import base64
+import binascii
+import json
+import typing
+
+import numpy as np
+from tensorflow.core.example import example_pb2
+from tensorflow.core.example import feature_pb2
+from tensorflow.core.framework import types_pb2
+
+from serving import status
+
+_BASE64_KEY = "b64"
+_BYTES_SUFFIX = "_bytes"
+_FLOAT32_MAX_INTEGER = (1 << 24) - 1
+_FLOAT64_MAX_INTEGER = (1 << 53) - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_RANK = 32  # NumPy arrays stop at 64 dimensions; no served model needs anywhere near this
+
+# Integer dtypes: NumPy type and accepted range (JSON integers outside it are type errors).
+_INTEGER_TYPES = {
+    types_pb2.DT_INT8: np.int8, types_pb2.DT_INT16: np.int16, types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_INT64: np.int64, types_pb2.DT_UINT8: np.uint8, types_pb2.DT_UINT32: np.uint32,
+    types_pb2.DT_UINT64: np.uint64,
+}
+
+
+def dtype_name(dtype: int) -> str:
+    """TensorFlow's DataTypeString: DT_FLOAT -> "float", DT_INT32 -> "int32", DT_HALF -> "half"."""
+    return types_pb2.DataType.Name(dtype)[3:].lower() if dtype in types_pb2.DataType.values() else str(dtype)
+
+
+def json_text(value) -> str:
+    """A JSON value as text, for error messages."""
+    return json.dumps(value, allow_nan=True, ensure_ascii=False)
+
+
+def json_type(value) -> str:
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+
+
+def _type_error(value, dtype: int) -> status.ServingError:
+    return status.invalid_argument(f"JSON Value: {json_text(value)} Type: {json_type(value)} "
+                                   f"is not of expected type: {dtype_name(dtype)}")
+
+
+def _lossy_error(value, target: str) -> status.ServingError:
+    return status.invalid_argument(f"Cannot convert JSON value: {json_text(value)} to {target} "
+                                   "without loss of precision.")
+
+
+def is_base64_object(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_BASE64_KEY), str)
+
+
+def decode_base64_object(value) -> bytes:
+    if not is_base64_object(value):
+        raise status.invalid_argument(f"JSON Value: {json_text(value)} not formatted correctly for base64 data")
+    text = value[_BASE64_KEY]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise status.invalid_argument("Unable to base64 decode") from None
+
+
+def _is_number(value) -> bool:
+    return type(value) in (int, float)
+
+
+def _check_lossless(value, dtype: int) -> None:
+    """Integers must fit the float's mantissa and finite decimals its range (NaN and Infinity pass)."""
+    single = dtype == types_pb2.DT_FLOAT
+    if type(value) is int:
+        if abs(value) > (_FLOAT32_MAX_INTEGER if single else _FLOAT64_MAX_INTEGER):
+            raise _lossy_error(value, "float" if single else "double")
+    elif single and np.isfinite(value) and abs(value) > _FLOAT32_MAX:
+        raise _lossy_error(value, "float")
+
+
+def _leaf_converter(dtype: int) -> typing.Callable:
+    """Returns a function checking and converting one JSON leaf value to a tensor element of `dtype`."""
+    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+        def convert_float(value):
+            if not _is_number(value):
+                raise _type_error(value, dtype)
+            _check_lossless(value, dtype)
+            return value
+        return convert_float
+    if dtype in _INTEGER_TYPES:
+        information = np.iinfo(_INTEGER_TYPES[dtype])
+
+        def convert_integer(value):
+            if type(value) is not int or not information.min <= value <= information.max:
+                raise _type_error(value, dtype)
+            return value
+        return convert_integer
+    if dtype == types_pb2.DT_BOOL:
+        def convert_bool(value):
+            if type(value) is not bool:
+                raise _type_error(value, dtype)
+            return value
+        return convert_bool
+    if dtype == types_pb2.DT_STRING:
+        def convert_string(value):
+            if isinstance(value, dict):
+                return decode_base64_object(value)
+            if type(value) is not str:
+                raise _type_error(value, dtype)
+            return value.encode("utf-8", "surrogatepass")
+        return convert_string
+
+    def unsupported(value):
+        raise status.unimplemented(f"Conversion of JSON Value: {json_text(value)} to type: {dtype_name(dtype)}")
+    return unsupported
+
+
+def numpy_dtype(dtype: int):
+    """The NumPy dtype holding a tensor of `dtype` (object for strings)."""
+    if dtype == types_pb2.DT_STRING:
+        return object
+    if dtype == types_pb2.DT_FLOAT:
+        return np.float32
+    if dtype == types_pb2.DT_DOUBLE:
+        return np.float64
+    if dtype == types_pb2.DT_BOOL:
+        return np.bool_
+    return _INTEGER_TYPES.get(dtype, object)
+
+
+def _dense_shape(value) -> list[int]:
+    """The shape implied by following the first element of each nested list."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _fill(value, level: int, shape: list[int], convert: typing.Callable, elements: list) -> None:
+    rank = len(shape)
+    if not isinstance(value, list):
+        if level != rank:
+            raise status.invalid_argument(f"JSON Value: {json_text(value)} found at incorrect level: {level + 1} "
+                                          f"in the JSON DOM. Expected at level: {rank}")
+        elements.append(convert(value))
+        return
+    if level >= rank:
+        raise status.invalid_argument(f"Encountered list at unexpected level: {level} expected < {rank}")
+    if len(value) != shape[level]:
+        raise status.invalid_argument(f"Encountered list at unexpected size: {len(value)} at level: {level} "
+                                      f"expected size: {shape[level]}")
+    for item in value:
+        _fill(item, level + 1, shape, convert, elements)
+
+
+def tensor_from_json(value, dtype: int) -> np.ndarray:
+    """Converts a JSON value (scalar or nested lists, strings possibly as `{"b64": ...}`) to an array."""
+    shape = _dense_shape(value)
+    if len(shape) > MAX_RANK:
+        raise status.invalid_argument(f"JSON Value: lists nested {len(shape)} deep; tensors of rank above "
+                                      f"{MAX_RANK} are not supported")
+    elements = []
+    _fill(value, 0, shape, _leaf_converter(dtype), elements)
+    array = np.empty(len(elements), dtype=numpy_dtype(dtype))
+    array[:] = elements
+    return array.reshape(shape)
+
+
+def _status_text(error: status.ServingError) -> str:
+    return f"{error.code}: {error.message}"
+
+
+def _shape_text(shape: tuple) -> str:
+    return "[" + ",".join(str(size) for size in shape) + "]"
+
+
+def _instances_to_tensors(instances: list, input_dtypes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Row format: every instance is a value (single input) or an object with every input's value."""
+    is_object = lambda item: isinstance(item, dict) and not is_base64_object(item)  # noqa: E731
+    if not is_object(instances[0]) and len(input_dtypes) > 1:
+        raise status.invalid_argument("instances is a plain list, but expecting list of objects as multiple "
+                                      "input tensors required as per tensorinfo_map")
+    objects = is_object(instances[0])
+    names = sorted(input_dtypes)
+    columns = {name: [] for name in names}
+    shapes = {}
+    for index, instance in enumerate(instances):
+        if objects != is_object(instance):
+            found, expected = ("list", "object") if objects else ("object", "value/list")
+            raise status.invalid_argument(f"Expecting {expected} but got {found} at item {index} of input list")
+        items = instance.items() if objects else [(names[0], instance)]
+        for name, value in items:
+            try:
+                if name not in input_dtypes:
+                    raise status.invalid_argument(f"JSON object: does not have named input: {name}")
+                tensor = tensor_from_json(value, input_dtypes[name])
+                if name in shapes and shapes[name] != tensor.shape:
+                    if int(np.prod(shapes[name])) != tensor.size:
+                        raise status.invalid_argument(f"Expecting tensor size: {int(np.prod(shapes[name]))} "
+                                                      f"but got: {tensor.size}")
+                    raise status.invalid_argument(f"Expecting shape {_shape_text(shapes[name])} "
+                                                  f"but got: {_shape_text(tensor.shape)}")
+            except status.ServingError as error:
+                key = f" key: {name}" if objects else ""
+                raise status.invalid_argument(f"Failed to process element: {index}{key} of 'instances' list. "
+                                              f"Error: {_status_text(error)}") from None
+            shapes[name] = tensor.shape
+            columns[name].append(tensor)
+        if objects and set(instance) != set(names):
+            raise status.invalid_argument(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                                          f"{json_text(instance)} must only have keys: {','.join(names)}")
+    return {name: np.stack(values) for name, values in columns.items()}
+
+
+def _inputs_to_tensors(inputs, input_dtypes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Columnar format: one value (single input) or an object naming every input."""
+    if not isinstance(inputs, dict) or is_base64_object(inputs):
+        if len(input_dtypes) > 1:
+            raise status.invalid_argument("inputs is a plain value/list, but expecting an object as multiple "
+                                          "input tensors required as per tensorinfo_map")
+        (name, dtype), = input_dtypes.items()
+        return {name: tensor_from_json(inputs, dtype)}
+    tensors = {}
+    for name in sorted(input_dtypes):
+        if name not in inputs:
+            raise status.invalid_argument(f"Missing named input: {name} in 'inputs' object.")
+        tensors[name] = tensor_from_json(inputs[name], input_dtypes[name])
+    return tensors
+
+
+def parse_request(body: bytes) -> dict:
+    """Parses a request body that must be a JSON object (NaN and Infinity allowed, as in TF Serving)."""
+    if not body:
+        raise status.invalid_argument("JSON Parse error: The document is empty")
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise status.invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
+    except (UnicodeDecodeError, RecursionError) as error:
+        raise status.invalid_argument(f"JSON Parse error: {error}") from None
+    if not isinstance(document, dict):
+        raise status.invalid_argument(f"JSON Value: {json_text(document)} Is not object")
+    return document
+
+
+def signature_name(document: dict) -> str:
+    """The request's optional `signature_name` ("" when absent)."""
+    name = document.get("signature_name", "")
+    if not isinstance(name, str):
+        raise status.invalid_argument(f"JSON Value: {json_text(document)} not formatted correctly. "
+                                      "'signature_name' key must be a string value.")
+    return name
+
+
+def predict_inputs(document: dict, input_dtypes: dict[str, int]) -> tuple[dict[str, np.ndarray], str]:
+    """Returns the input arrays and the format ("row" or "columnar") of a parsed predict request."""
+    if "instances" in document:
+        if "inputs" in document:
+            raise status.invalid_argument(f"JSON Value: {json_text(document)} Not formatted correctly expecting "
+                                          "only one of 'inputs' or 'instances' keys to exist ")
+        instances = document["instances"]
+        if not isinstance(instances, list):
+            raise status.invalid_argument(f"JSON Value: {json_text(document)} Excepting 'instances' to be an "
+                                          "list/array")
+        if not instances:
+            raise status.invalid_argument(f"JSON Value: {json_text(document)} No values in 'instances' array")
+        return _instances_to_tensors(instances, input_dtypes), "row"
+    if "inputs" in document:
+        return _inputs_to_tensors(document["inputs"], input_dtypes), "columnar"
+    raise status.invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+# === tf.Example JSON (classify and regress) ===
+
+def _kind_error(name: str, kind: str) -> status.ServingError:
+    return status.invalid_argument(f"Unexpected element type in feature: {name} expecting type: {kind}")
+
+
+def _add_feature_value(value, name: str, feature: feature_pb2.Feature) -> None:
+    kind = feature.WhichOneof("kind")
+    kind_name = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}.get(kind)
+
+    def require(expected: str) -> None:
+        if kind not in (None, expected):
+            raise _kind_error(name, kind_name)
+
+    if value is None or isinstance(value, list) or (isinstance(value, dict) and not is_base64_object(value)):
+        raise status.invalid_argument(f"Feature: {name} has element with unexpected JSON type: {json_type(value)}")
+    if isinstance(value, bool):
+        require("int64_list")
+        feature.int64_list.value.append(int(value))
+    elif isinstance(value, dict):
+        require("bytes_list")
+        feature.bytes_list.value.append(decode_base64_object(value))
+    elif isinstance(value, str):
+        require("bytes_list")
+        feature.bytes_list.value.append(value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, float) or value > np.iinfo(np.uint64).max:
+        require("float_list")
+        _check_lossless(float(value), types_pb2.DT_FLOAT)
+        feature.float_list.value.append(float(value))
+    else:
+        require("int64_list")
+        if value > np.iinfo(np.int64).max:
+            raise status.invalid_argument(f"Feature: {name} has uint64 element. Only int64 is supported.")
+        if value < np.iinfo(np.int64).min:
+            raise _lossy_error(value, "int64")
+        feature.int64_list.value.append(value)
+
+
+def example_from_json(value) -> example_pb2.Example:
+    """Builds a tf.Example from `{"feature": value or [values], ...}`."""
+    if not isinstance(value, dict):
+        raise status.invalid_argument(f"Example must be JSON object but got JSON {json_type(value)}")
+    example = example_pb2.Example()
+    for name, content in value.items():
+        feature = feature_pb2.Feature()
+        for item in content if isinstance(content, list) else [content]:
+            _add_feature_value(item, name, feature)
+        example.features.feature[name].CopyFrom(feature)
+    return example
+
+
+def examples_from_json(document: dict, method: str) -> tuple[list[example_pb2.Example], typing.Optional[example_pb2.Example]]:
+    """The `examples` list and optional `context` example of a classify or regress request."""
+    context = example_from_json(document["context"]) if "context" in document else None
+    if "examples" not in document:
+        raise status.invalid_argument(f"JSON Value: {json_text(document)} When method is {method}, key 'examples' "
+                                      "is expected and was not found")
+    examples = document["examples"]
+    if not isinstance(examples, list):
+        raise status.invalid_argument(f"JSON Value: {json_text(document)} Expecting 'examples' value to be an "
+                                      "list/array")
+    if not examples:
+        raise status.invalid_argument(f"JSON Value: {json_text(document)} 'examples' value is an empty array")
+    return [example_from_json(example) for example in examples], context
+
+
+# === Responses ===
+
+def _element_values(array: np.ndarray, as_bytes: bool) -> list:
+    flat = array.reshape(-1)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+        return [float(str(value)) for value in flat]  # shortest text that reads back as the same float32
+    if array.dtype.kind in "OSU":
+        if as_bytes:
+            return [{_BASE64_KEY: base64.b64encode(_as_bytes(value)).decode("ascii")} for value in flat]
+        return [_as_bytes(value).decode("utf-8", "replace") for value in flat]
+    return flat.tolist()
+
+
+def _as_bytes(value) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+def json_value(array: np.ndarray, as_bytes: bool = False):
+    """An array as nested JSON lists (a bare value for a scalar)."""
+    values = _element_values(np.asarray(array), as_bytes)
+    if np.ndim(array) == 0:
+        return values[0]
+    nested = np.empty(len(values), dtype=object)
+    nested[:] = values
+    return nested.reshape(np.shape(array)).tolist()
+
+
+def is_bytes_output(name: str, array: np.ndarray) -> bool:
+    return array.dtype.kind in "OS" and name.endswith(_BYTES_SUFFIX)
+
+
+def predict_response(outputs: dict[str, np.ndarray], request_format: str) -> dict:
+    """`{"predictions": [...]}` (row) or `{"outputs": ...}` (columnar), as TF Serving writes them."""
+    if not outputs:
+        raise status.invalid_argument("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if request_format == "columnar":
+        values = {name: json_value(outputs[name], is_bytes_output(name, outputs[name])) for name in names}
+        return {"outputs": values if len(names) > 1 else values[names[0]]}
+    batch_size = 0
+    for name in names:
+        shape = np.shape(outputs[name])
+        if not shape:
+            raise status.invalid_argument(f"Tensor name: {name} has no shape information ")
+        if shape[0] < 1:
+            raise status.invalid_argument(f"Tensor name: {name} has invalid batch size: {shape[0]}")
+        if batch_size and shape[0] != batch_size:
+            raise status.invalid_argument(f"Tensor name: {name} has inconsistent batch size: {shape[0]} "
+                                          f"expecting: {batch_size}")
+        batch_size = shape[0]
+    columns = {name: json_value(outputs[name], is_bytes_output(name, outputs[name])) for name in names}
+    if len(names) == 1:
+        return {"predictions": columns[names[0]]}
+    return {"predictions": [{name: columns[name][row] for name in names} for row in range(batch_size)]}
+
+
+def dumps(document) -> bytes:
+    """Compact JSON with bare NaN/Infinity, UTF-8 encoded (escaped ASCII if it holds lone surrogates)."""
+    try:
+        return json.dumps(document, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, allow_nan=True, separators=(",", ":")).encode("ascii")
