@@ -92,6 +92,7 @@ def tagging_table(sentences: typing.Sequence[dict], path: str, max_tokens: int =
         max_tokens: Tokens shown per sentence (the rest are cut).
     """
     text, colours = [], []
+    max_tokens = min(max_tokens, max((len(sentence["tokens"]) for sentence in sentences), default=1))
     for sentence in sentences:
         tokens, gold, predicted = (list(sentence[key])[:max_tokens] for key in ("tokens", "gold", "predicted"))
         if not len(tokens) == len(gold) == len(predicted):
