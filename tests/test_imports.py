@@ -29,6 +29,7 @@ LAYER_OF_PART = {
     "cli": "cli",
     "__main__": "cli",
     "figures": "figures",
+    "plots": "plots",
     "__init__": "root",
 }
 
@@ -54,6 +55,7 @@ ALLOWED = {
     "diagnostics": _TRAINING_TIER,
     "cli": set(LAYER_OF_PART.values()),
     "figures": set(),  # plain drawing: arrays in, PNG out
+    "plots": set(),  # matplotlib figures: values in, PNG out
 }
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")

@@ -1,0 +1,119 @@
+"""Executes every notebook top to bottom on its tiny config within a time budget, and checks its pairing.
+
+Notebooks are jupytext percent-format `.py` files (the source of truth) paired with `.ipynb` files committed
+without outputs. A new notebook needs one row in NOTEBOOKS.
+"""
+
+import dataclasses
+import os
+import time
+
+import pytest
+
+import helpers
+
+nbclient = pytest.importorskip("nbclient")
+nbformat = pytest.importorskip("nbformat")
+jupytext = pytest.importorskip("jupytext")
+
+NOTEBOOK_DIR = helpers.REPOSITORY / "notebooks"
+# Applied to every notebook run in tests: the export self-check starts one more TensorFlow process.
+COMMON_OVERRIDES = ["export.self_check=false"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """How a notebook runs in tests: config overrides, figures it must write, wall-clock budget (seconds)."""
+
+    overrides: list
+    figures: list
+    budget_seconds: float = 90.0
+
+
+NOTEBOOKS = {
+    "sentiment": Case(["train.epochs=1"], ["sentiment_training_curves.png", "sentiment_confusion_matrix.png"]),
+    "tagging": Case(["train.epochs=1"], ["tagging_training_curves.png", "tagging_predictions.png"]),
+    "translation": Case(["train.epochs=1", "data.synthetic_examples=600"],
+                        ["translation_training_curves.png", "translation_attention.png"]),
+    "captioning": Case(["train.epochs=1", "data.synthetic_examples=300"],
+                       ["captioning_training_curves.png", "captioning_captions.png", "captioning_attention.png"]),
+}
+
+
+def _parameters_index(notebook) -> int:
+    for index, cell in enumerate(notebook.cells):
+        if "parameters" in cell.metadata.get("tags", []):
+            return index
+    raise AssertionError("the notebook has no cell tagged 'parameters'")
+
+
+def _inject_parameters(notebook, parameters: dict) -> None:
+    """Adds a cell after the `parameters` cell that overrides its values (papermill's convention)."""
+    source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    notebook.cells.insert(_parameters_index(notebook) + 1, cell)
+
+
+def _outputs_text(notebook) -> str:
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_runs_within_budget_and_writes_its_figures(name, tmp_path):
+    case = NOTEBOOKS[name]
+    notebook = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+    figures = tmp_path / "figures"
+    _inject_parameters(notebook, {
+        "CONFIG": str(helpers.REPOSITORY / "configs" / "tiny" / f"{name}.yaml"),
+        "OVERRIDES": [*COMMON_OVERRIDES, *case.overrides,
+                      f"runtime.run_dir={tmp_path / 'run'}", f"export.dir={tmp_path / 'exports'}"],
+        "FIGURES": str(figures),
+    })
+    environment = {"PYTHONPATH": os.pathsep.join(filter(None, [str(helpers.REPOSITORY), os.environ.get("PYTHONPATH")])),
+                   "TF_CPP_MIN_LOG_LEVEL": "2"}
+    client = nbclient.NotebookClient(notebook, timeout=int(case.budget_seconds), kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    started = time.monotonic()
+    client.execute(env=dict(os.environ, **environment))  # the kernel imports pipeline from the repository
+    elapsed = time.monotonic() - started
+
+    assert elapsed <= case.budget_seconds, f"{name}.py took {elapsed:.0f} s (budget {case.budget_seconds:.0f} s)"
+    for figure in case.figures:
+        path = figures / figure
+        assert path.exists(), f"{name}.py did not write {figure}; it wrote {sorted(os.listdir(figures))}"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+    assert any((tmp_path / "exports").rglob("saved_model.pb")), "no export written"
+    assert "'state': 'AVAILABLE'" in _outputs_text(notebook), "the served model's status was not shown"
+
+
+def test_every_notebook_has_a_test_case():
+    found = {path.stem for path in NOTEBOOK_DIR.glob("*.py")}
+
+    assert found == set(NOTEBOOKS), f"add a row to NOTEBOOKS for {sorted(found - set(NOTEBOOKS))}"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_pair_is_in_sync_and_has_no_outputs(name):
+    script = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+    stored = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+
+    assert [(cell.cell_type, cell.source) for cell in stored.cells] == \
+        [(cell.cell_type, cell.source) for cell in script.cells], \
+        f"notebooks/{name}.ipynb differs from {name}.py; run `jupytext --sync notebooks/{name}.py`"
+    with_outputs = [index for index, cell in enumerate(stored.cells)
+                    if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)]
+    assert not with_outputs, f"notebooks/{name}.ipynb has outputs in cells {with_outputs}; clear them"
+
+
+def test_readme_shows_every_notebook():
+    readme = (helpers.REPOSITORY / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Notebooks", 1)[-1].split("\n## ", 1)[0]
+
+    for name in NOTEBOOKS:
+        assert f"notebooks/{name}.ipynb" in section, f"README's Notebooks section does not list {name}"
+    images = [line.split("](", 1)[1].split(")", 1)[0] for line in section.splitlines() if "![" in line]
+    assert images and all((helpers.REPOSITORY / image).exists() for image in images), images
