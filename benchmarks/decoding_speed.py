@@ -75,9 +75,10 @@ def python_loop_decoder(task, model):
         for _ in range(task.max_decode_length):
             logits, state = step(tokens, state)
             tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            chosen = np.where(finished, 0, tokens.numpy())
-            outputs.append(chosen)
-            finished |= chosen == parallel.END_ID
+            chosen = tokens.numpy()
+            ended = chosen == parallel.END_ID
+            outputs.append(np.where(finished | ended, 0, chosen))  # as in-graph: no end token, 0 after it
+            finished |= ended
             if finished.all():
                 break
         return np.stack(outputs, axis=1)
