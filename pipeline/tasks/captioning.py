@@ -27,6 +27,7 @@ from pipeline.data import parallel
 from pipeline.data import text as text_lib
 from pipeline.layers import image_encoders
 from pipeline.models import image_captioner
+from pipeline.tasks import generation
 from pipeline.tasks import translation
 
 logger = logging.getLogger(__name__)
@@ -415,26 +416,11 @@ class CaptioningTask:
         the log-probability of the caption (end token included), length-normalized for beam search.
         Decoding, resizing and the encoder's preprocessing run inside the graph.
         """
-        image_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
-
-        @tf.function(input_signature=[image_bytes])
-        def greedy(image_bytes):
-            return self.caption(model, image_bytes, "greedy")
-
-        @tf.function(input_signature=[image_bytes])
-        def beam(image_bytes):
-            return self.caption(model, image_bytes, "beam")
-
-        @tf.function(input_signature=[image_bytes, tf.TensorSpec([], tf.float32, name="temperature")])
-        def sample(image_bytes, temperature):
-            return self.caption(model, image_bytes, "sample", temperature=temperature)
-
-        @tf.function(input_signature=[image_bytes])
-        def serve(image_bytes):
-            return self.caption(model, image_bytes, self.model_config.decoding,
-                                temperature=self.model_config.temperature, seed=self.config.runtime.seed)
-
-        return {"serving_default": serve, "greedy": greedy, "beam": beam, "sample": sample}
+        return generation.decoding_signatures(
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            lambda inputs, mode, **settings: self.caption(model, inputs, mode, **settings),
+            default_mode=self.model_config.decoding, temperature=self.model_config.temperature,
+            seed=self.config.runtime.seed)
 
     def trackables(self) -> list:
         """Nothing besides the model: the vocabulary is a constant of the graph."""

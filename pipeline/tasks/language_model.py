@@ -22,6 +22,7 @@ from pipeline.data import language_model as text_stream
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.models import recurrent_language_model
+from pipeline.tasks import generation
 
 logger = logging.getLogger(__name__)
 
@@ -269,26 +270,11 @@ class LanguageModelTask:
         sample` uses `model.temperature` and the run's seed, so it is repeatable; `sample` draws a fresh
         seed on every call.
         """
-        prompt = tf.TensorSpec([None], tf.string, name="prompt")
-
-        @tf.function(input_signature=[prompt])
-        def greedy(prompt):
-            return self.generate(model, prompt, "greedy")
-
-        @tf.function(input_signature=[prompt])
-        def beam(prompt):
-            return self.generate(model, prompt, "beam")
-
-        @tf.function(input_signature=[prompt, tf.TensorSpec([], tf.float32, name="temperature")])
-        def sample(prompt, temperature):
-            return self.generate(model, prompt, "sample", temperature=temperature)
-
-        @tf.function(input_signature=[prompt])
-        def serve(prompt):
-            return self.generate(model, prompt, self.model_config.decoding, temperature=self.model_config.temperature,
-                                 seed=self.config.runtime.seed)
-
-        return {"serving_default": serve, "greedy": greedy, "beam": beam, "sample": sample}
+        return generation.decoding_signatures(
+            tf.TensorSpec([None], tf.string, name="prompt"),
+            lambda inputs, mode, **settings: self.generate(model, inputs, mode, **settings),
+            default_mode=self.model_config.decoding, temperature=self.model_config.temperature,
+            seed=self.config.runtime.seed)
 
     def trackables(self) -> list:
         """Objects whose state the export must carry besides the model (the vocabulary table)."""

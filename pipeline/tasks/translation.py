@@ -18,6 +18,7 @@ from pipeline.data import parallel
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.models import seq2seq_translator
+from pipeline.tasks import generation
 
 logger = logging.getLogger(__name__)
 
@@ -324,26 +325,11 @@ class TranslationTask:
         `serving_default` with `decoding: sample` uses `model.temperature` and the run's seed, so it is
         repeatable; the `sample` signature draws a fresh seed on every call.
         """
-        text = tf.TensorSpec([None], tf.string, name="text")
-
-        @tf.function(input_signature=[text])
-        def greedy(text):
-            return self.translate(model, text, "greedy")
-
-        @tf.function(input_signature=[text])
-        def beam(text):
-            return self.translate(model, text, "beam")
-
-        @tf.function(input_signature=[text, tf.TensorSpec([], tf.float32, name="temperature")])
-        def sample(text, temperature):
-            return self.translate(model, text, "sample", temperature=temperature)
-
-        @tf.function(input_signature=[text])
-        def serve(text):
-            return self.translate(model, text, self.model_config.decoding, temperature=self.model_config.temperature,
-                                  seed=self.config.runtime.seed)
-
-        return {"serving_default": serve, "greedy": greedy, "beam": beam, "sample": sample}
+        return generation.decoding_signatures(
+            tf.TensorSpec([None], tf.string, name="text"),
+            lambda inputs, mode, **settings: self.translate(model, inputs, mode, **settings),
+            default_mode=self.model_config.decoding, temperature=self.model_config.temperature,
+            seed=self.config.runtime.seed)
 
     def trackables(self) -> list:
         """Objects whose state the export must carry besides the model (the source lookup table)."""
