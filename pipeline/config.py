@@ -177,12 +177,12 @@ class SentimentModelConfig(RecurrentConfig):
 
     Attributes:
         pooling: How the sequence becomes one vector: the final state (`last`), a masked `mean` or
-            `max` over time, or learned `attention` weights over time steps.
+            `max` over time, both concatenated (`mean_max`), or learned `attention` weights over time steps.
         word_dropout: Probability of replacing a training word by the out-of-vocabulary token (a
             regularizer; it also trains the out-of-vocabulary embedding).
     """
 
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    pooling: Literal["last", "mean", "max", "mean_max", "attention"] = "last"
     word_dropout: float = 0.0
 
     def __post_init__(self):

@@ -5,18 +5,21 @@ from keras import ops
 
 
 class MaskedPooling(keras.layers.Layer):
-    """Mean or max over the unmasked time steps of (batch, time, features).
+    """Mean or max over the unmasked time steps of (batch, time, features), or both concatenated.
 
     A row whose steps are all masked (an empty text) pools to zeros.
 
     Args:
-        mode: `mean` or `max`.
+        mode: `mean`, `max`, or `mean_max` ([mean, max] concatenated: (batch, 2 * features), the
+            "concat pooling" of ULMFiT).
     """
+
+    MODES = ("mean", "max", "mean_max")
 
     def __init__(self, mode="mean", **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("mean", "max"):
-            raise ValueError(f"mode: {mode!r} is not one of ['mean', 'max']")
+        if mode not in self.MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {list(self.MODES)}")
         self.mode = mode
         self.supports_masking = True
 
@@ -25,8 +28,18 @@ class MaskedPooling(keras.layers.Layer):
             mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
         weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)  # (batch, time, 1)
         if self.mode == "mean":
-            total = ops.sum(inputs * weights, axis=1)
-            return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+            return self._mean(inputs, weights)
+        if self.mode == "max":
+            return self._max(inputs, weights)
+        return ops.concatenate([self._mean(inputs, weights), self._max(inputs, weights)], axis=-1)
+
+    @staticmethod
+    def _mean(inputs, weights):
+        total = ops.sum(inputs * weights, axis=1)
+        return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    @staticmethod
+    def _max(inputs, weights):
         lowest = ops.min(inputs) - 1.0
         pooled = ops.max(ops.where(weights > 0, inputs, lowest), axis=1)
         has_steps = ops.sum(weights, axis=1) > 0  # (batch, 1)
@@ -36,7 +49,10 @@ class MaskedPooling(keras.layers.Layer):
         return None
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1])
+        features = input_shape[-1]
+        if self.mode == "mean_max" and features is not None:
+            features *= 2
+        return (input_shape[0], features)
 
     def get_config(self):
         config = super().get_config()

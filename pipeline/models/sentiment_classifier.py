@@ -32,7 +32,7 @@ def build_sentiment_classifier(model_config: config_lib.SentimentModelConfig, *,
         cell=model_config.cell, units=model_config.units, num_layers=model_config.layers,
         bidirectional=model_config.bidirectional, dropout=model_config.dropout,
         return_sequences=not pool_last, name="encoder")(features)
-    if model_config.pooling in ("mean", "max"):
+    if model_config.pooling in pooling.MaskedPooling.MODES:
         features = pooling.MaskedPooling(model_config.pooling, name="pooling")(features)
     elif model_config.pooling == "attention":
         features = pooling.AttentionPooling(model_config.units, name="pooling")(features)

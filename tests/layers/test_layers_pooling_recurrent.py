@@ -181,6 +181,19 @@ def test_masked_max_of_negative_values():
     np.testing.assert_allclose(pooled[0], [-11.0, -12.0])
 
 
+def test_mean_max_concatenates_the_masked_mean_and_max():
+    values, mask = inputs_and_mask()
+    values[1, 3] = 1000.0  # masked: must not win
+
+    layer = pooling.MaskedPooling("mean_max")
+    pooled = keras.ops.convert_to_numpy(layer(values, mask=mask))
+
+    assert pooled.shape == (BATCH, 2 * FEATURES) == layer.compute_output_shape(values.shape)
+    np.testing.assert_allclose(pooled[1, :FEATURES], values[1, :2].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(pooled[1, FEATURES:], values[1, :2].max(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(pooled[2], np.zeros(2 * FEATURES))
+
+
 @pytest.mark.parametrize("mode", ["mean", "max"])
 def test_masked_pooling_without_mask_uses_every_step(mode):
     values, _ = inputs_and_mask()

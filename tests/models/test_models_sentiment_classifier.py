@@ -13,7 +13,7 @@ from pipeline.models import sentiment_classifier
 VOCABULARY_SIZE = 30
 NUM_CLASSES = 3
 CELLS = ("simple_rnn", "lstm", "gru")
-POOLINGS = ("last", "mean", "max", "attention")
+POOLINGS = ("last", "mean", "max", "mean_max", "attention")
 # Right-padded token ids: a full row, a short row and an empty text (one padding id).
 TOKEN_IDS = np.array([[5, 3, 9, 2, 7],
                       [4, 8, 0, 0, 0],
