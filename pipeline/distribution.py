@@ -177,7 +177,9 @@ def keras_fit_workarounds(model, strategy: typing.Optional[tf.distribute.Strateg
       symbolically; that `strategy.reduce` fails on dict inputs and on batches whose padded length
       differs between replicas (bucketing). Our models are built when created, so the strategy
       recorded at creation is dropped: Keras then skips that step and builds the compiled metrics while
-      tracing the train step, and `fit` still runs under the strategy because it runs in its scope.
+      tracing the train step, and `fit` still runs under the strategy because it runs in its scope. The
+      optimizer is built here, in the strategy's scope: built lazily inside a replica's step, its
+      variables fail to initialize with several local replicas.
     - With `MultiWorkerMirroredStrategy` across workers, Keras averages each logged scalar with
       `strategy.reduce(MEAN, value, axis=0)`, which fails on scalars; the replacement averages them over
       the replicas (axis None) and leaves every other case to Keras.
@@ -188,6 +190,8 @@ def keras_fit_workarounds(model, strategy: typing.Optional[tf.distribute.Strateg
     from keras.src.backend.tensorflow import trainer as keras_trainer  # the functions patched below
 
     model._distribute_strategy = None  # pylint: disable=protected-access
+    if not model.optimizer.built:  # created lazily inside a replica's step, its slots fail to initialize
+        model.optimizer.build(model.trainable_variables)
     original = keras_trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy_in_use, reduction):
