@@ -189,6 +189,8 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         finished_epochs = resumed_epoch(run_dir)
         if distribution.is_multi_worker(strategy):
             check_workers_agree(strategy, finished_epochs, config.run_dir)
+        if finished_epochs:
+            logger.info("resuming %s after %d finished epoch(s)", config.run_dir, finished_epochs)
         if finished_epochs and task.has_preprocessing(run_dir):
             task.load_preprocessing(run_dir)  # the same vocabulary the checkpoint was trained with
         else:
@@ -210,8 +212,6 @@ def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distrib
     model = task.build_model()
     steps_per_epoch = config.train.steps_per_epoch
     compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
-    if finished_epochs:
-        logger.info("resuming %s after %d finished epoch(s)", run_dir, finished_epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
     validation_dataset = datasets["validation"]
     if distribution.is_multi_worker(strategy):
@@ -235,17 +235,23 @@ def worker_run_dir(config: config_lib.RunConfig, chief: bool) -> typing.Iterator
 
     Non-chief workers take part in everything the chief does, saving included (a save may read
     variables through collective ops every worker has to join), but into a directory deleted at the
-    end. To resume, they start from a copy of the chief's last checkpoint, so the run directory has to
-    be on storage every worker can read (NFS, a shared volume) when training spans several machines.
+    end. Every save decision (best checkpoint, early stopping) has to be the same on every worker, so to
+    resume they start from a copy of the chief's checkpoints and history: the run directory has to be on
+    storage every worker can read (NFS, a shared volume) when training spans several machines.
     """
     if chief:
         yield prepare_run_dir(config)
         return
     directory = tempfile.mkdtemp(prefix=f"{config.name}-worker-")
     try:
-        for part in ("vocab", run_files.LAST_CHECKPOINT):
+        # The checkpoints and the history too: the best-checkpoint threshold comes from the history, and
+        # a save the chief makes and a worker skips (or the reverse) would desynchronize their collectives.
+        for part in ("vocab", run_files.CHECKPOINTS):
             if os.path.isdir(os.path.join(config.run_dir, part)):
                 shutil.copytree(os.path.join(config.run_dir, part), os.path.join(directory, part))
+        if os.path.exists(os.path.join(config.run_dir, run_files.HISTORY)):
+            os.makedirs(os.path.join(directory, "logs"))
+            shutil.copy(os.path.join(config.run_dir, run_files.HISTORY), os.path.join(directory, run_files.HISTORY))
         config_lib.save_config(config, os.path.join(directory, run_files.CONFIG_FILE))
         yield directory
     finally:
