@@ -183,3 +183,33 @@ def test_two_workers_train_together_and_export_once(tmp_path):
     assert (tmp_path / "run0" / "checkpoints" / "last").is_dir()
     assert not (tmp_path / "run1").exists()  # the other worker wrote only to a deleted temporary folder
     assert "exported" not in logs[1]
+
+
+# === Kubernetes manifest ===
+
+
+def test_kubernetes_manifest_gives_each_pod_a_consistent_tf_config():
+    import re
+    import shlex
+
+    import yaml
+
+    path = helpers.REPOSITORY / "deploy" / "kubernetes" / "multi_worker_training.yaml"
+    documents = {document["kind"]: document for document in yaml.safe_load_all(path.read_text())}
+    service, job = documents["Service"], documents["Job"]
+    pod = job["spec"]["template"]["spec"]
+    script = pod["containers"][0]["args"][0]
+    addresses = json.loads(re.search(r'"cluster": (\{.*?\})', script.replace('\\"', '"')).group(1))["worker"]
+
+    assert service["spec"]["clusterIP"] == "None" and pod["subdomain"] == service["metadata"]["name"]
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == len(addresses)
+    assert addresses == [f"{job['metadata']['name']}-{index}.{service['metadata']['name']}:12345"
+                         for index in range(len(addresses))]
+    assert '"index\\": ${JOB_COMPLETION_INDEX}' in script
+    command = shlex.split(script.partition("exec ")[2])
+    assert command[:4] == ["python", "-m", "pipeline", "train"]
+    overrides = [command[index + 1] for index, word in enumerate(command) if word == "--set"]
+    config = config_lib.load_config([str(helpers.REPOSITORY / command[4])], overrides)
+    assert config.runtime.distribution == "multi_worker"
+    assert config.run_dir.startswith(pod["containers"][0]["volumeMounts"][0]["mountPath"])
