@@ -38,7 +38,8 @@ class TrainConfig:
 
     Attributes:
         epochs: Passes over the training set.
-        batch_size: Examples per training step.
+        batch_size: Examples per training step: the global batch. Under `runtime.distribution` each of
+            the N replicas gets `batch_size / N` of them, so results match one device's.
         optimizer: Optimizer name.
         learning_rate: Peak step size.
         learning_rate_schedule: `constant`, or `cosine` decay to zero over all training steps.
