@@ -216,7 +216,7 @@ def _train(config: config_lib.RunConfig) -> int:
     from pipeline import training
     strategy = distribution.create_strategy(config.runtime)  # before any other TensorFlow work
     run_dir = training.train(config, strategy)
-    if config.export.on_train_end and distribution.is_chief():  # one export per multi-worker run
+    if config.export.on_train_end and distribution.writes_files(config.runtime):  # one export per run
         path = export.export_run(run_dir)
         samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
         inputs = [run_files.decode_sample_input(item) for item in samples]

@@ -73,6 +73,13 @@ def is_chief(environment: typing.Optional[typing.Mapping[str, str]] = None) -> b
     return task_type == "worker" and task_index == 0
 
 
+def writes_files(runtime: config_lib.RuntimeConfig,
+                 environment: typing.Optional[typing.Mapping[str, str]] = None) -> bool:
+    """Whether this process writes the run directory and the export: always, except on the workers of
+    multi-worker training that are not the chief (`TF_CONFIG` is read only for `multi_worker`)."""
+    return runtime.distribution != "multi_worker" or is_chief(environment)
+
+
 def worker_count(environment: typing.Optional[typing.Mapping[str, str]] = None) -> int:
     """Number of processes that train together: the cluster's chief and workers (1 without `TF_CONFIG`)."""
     cluster = read_tf_config(environment).get("cluster") or {}
@@ -100,7 +107,7 @@ def create_strategy(runtime: config_lib.RuntimeConfig) -> typing.Optional[tf.dis
     else:
         strategy = _tpu_strategy(runtime.tpu_address)
     logger.info("distribution: %s with %d replica(s) in sync%s", type(strategy).__name__,
-                strategy.num_replicas_in_sync, "" if is_chief() else " (this worker writes no files)")
+                strategy.num_replicas_in_sync, "" if writes_files(runtime) else " (this worker writes no files)")
     return strategy
 
 

@@ -182,7 +182,7 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         strategy = distribution.create_strategy(config.runtime)  # first: before other TensorFlow work
     task = tasks_lib.create_task(config)
     check_config(config, task)
-    chief = distribution.is_chief()
+    chief = distribution.writes_files(config.runtime)
     with worker_run_dir(config, chief) as run_dir:
         configure_runtime(config.runtime)
         splits = task.load_splits()

@@ -39,6 +39,14 @@ def test_chief_is_worker_zero_unless_the_cluster_has_a_chief(environment, expect
     assert distribution.is_chief(environment) is expected
 
 
+def test_only_multi_worker_training_reads_tf_config():
+    worker_one = tf_config("worker", 1)
+
+    assert not distribution.writes_files(config_lib.RuntimeConfig(distribution="multi_worker"), worker_one)
+    assert distribution.writes_files(config_lib.RuntimeConfig(distribution="mirrored"), worker_one)
+    assert distribution.writes_files(config_lib.RuntimeConfig(), {"TF_CONFIG": "{not json"})
+
+
 def test_worker_count_counts_chief_and_workers_only():
     cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"], "evaluator": ["e:1"]}
 
