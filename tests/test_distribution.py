@@ -155,23 +155,31 @@ def free_ports(count: int) -> list[int]:
             item.close()
 
 
+# Learns within 30 steps of a global batch of 32.
+WORKER_OVERRIDES = ["runtime.distribution=multi_worker", "train.epochs=3", "train.steps_per_epoch=10",
+                    "train.learning_rate=0.02", "model.bidirectional=true"]
+
+
 def start_worker(index: int, addresses: list[str], directory) -> subprocess.Popen:
     """One `python -m pipeline train` process, its own run directory (as on its own machine)."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
         {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}))
-    overrides = [f"runtime.run_dir={directory / f'run{index}'}", f"export.dir={directory / 'exports'}",
-                 "runtime.distribution=multi_worker", "train.epochs=3", "train.steps_per_epoch=10",
-                 "train.learning_rate=0.02", "model.bidirectional=true"]  # learns within 30 steps
     command = [sys.executable, "-m", "pipeline", "train", TINY_SENTIMENT]
-    for override in overrides:
+    for override in worker_overrides(index, directory):
         command += ["--set", override]
     return subprocess.Popen(command, cwd=helpers.REPOSITORY, env=environment, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_two_workers_train_together_and_export_once(tmp_path):
+def worker_overrides(index: int, directory) -> list[str]:
+    return [f"runtime.run_dir={directory / f'run{index}'}", f"export.dir={directory / 'exports'}",
+            *WORKER_OVERRIDES]
+
+
+def run_two_workers(directory) -> tuple[list[int], list[str], str]:
+    """Return codes, logs, and both logs for an assertion message (the workers are killed after 240 s)."""
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    workers = [start_worker(index, addresses, tmp_path) for index in range(2)]
+    workers = [start_worker(index, addresses, directory) for index in range(2)]
     logs = []
     try:
         for worker in workers:
@@ -180,8 +188,13 @@ def test_two_workers_train_together_and_export_once(tmp_path):
         for worker in workers:
             worker.kill()  # no-op for a finished worker
     shown = "\n".join(f"--- worker {index} ---\n{log[-4000:]}" for index, log in enumerate(logs))
+    return [worker.returncode for worker in workers], logs, shown
 
-    assert [worker.returncode for worker in workers] == [0, 0], shown
+
+def test_two_workers_train_together_and_export_once(tmp_path):
+    return_codes, logs, shown = run_two_workers(tmp_path)
+
+    assert return_codes == [0, 0], shown
     assert "2 replica(s) in sync" in logs[0], shown
     history = read_history(tmp_path / "run0")
     assert len(history) == 3, shown
@@ -191,6 +204,20 @@ def test_two_workers_train_together_and_export_once(tmp_path):
     assert (tmp_path / "run0" / "checkpoints" / "last").is_dir()
     assert not (tmp_path / "run1").exists()  # the other worker wrote only to a deleted temporary folder
     assert "exported" not in logs[1]
+
+
+def test_workers_that_would_resume_differently_stop_with_an_error(tmp_path):
+    # The chief's run directory holds a checkpoint after one epoch; worker 1's (not shared) holds none.
+    config = config_lib.load_config([TINY_SENTIMENT], worker_overrides(0, tmp_path))
+    config_lib.save_config(config, str(tmp_path / "run0" / "config.yaml"))
+    (tmp_path / "run0" / "checkpoints" / "last").mkdir(parents=True)
+    (tmp_path / "run0" / "checkpoints" / "last" / "training_metadata.json").write_text('{"epoch": 1}')
+
+    return_codes, logs, shown = run_two_workers(tmp_path)
+
+    assert return_codes == [2, 2], shown
+    for log in logs:
+        assert "error: the workers would resume" in log and "different epochs (0 and 1)" in log, shown
 
 
 # === Kubernetes manifest ===
