@@ -210,16 +210,21 @@ def _require_run_dir(path: str) -> None:
 
 
 def _train(config: config_lib.RunConfig) -> int:
+    from pipeline import distribution
     from pipeline import export
     from pipeline import run_files
     from pipeline import training
-    run_dir = training.train(config)
-    if config.export.on_train_end:
-        path = export.export_run(run_dir)
-        samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
-        inputs = [run_files.decode_sample_input(item) for item in samples]
-        for row in predict_rows(load_export(path), inputs):
-            logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
+    strategy = distribution.create_strategy(config.runtime)  # before any other TensorFlow work
+    run_dir = training.train(config, strategy)
+    try:
+        if config.export.on_train_end and distribution.writes_files(config.runtime):  # one export per run
+            path = export.export_run(run_dir)
+            samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
+            inputs = [run_files.decode_sample_input(item) for item in samples]
+            for row in predict_rows(load_export(path), inputs):
+                logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
+    finally:  # even when the export fails, so that the other workers do not wait for the chief forever
+        distribution.wait_for_all_workers(strategy)
     print(run_dir)
     return 0
 

@@ -38,7 +38,8 @@ class TrainConfig:
 
     Attributes:
         epochs: Passes over the training set.
-        batch_size: Examples per training step.
+        batch_size: Examples per training step: the global batch. Under `runtime.distribution` each of
+            the N replicas gets `batch_size / N` of them, so results match one device's.
         optimizer: Optimizer name.
         learning_rate: Peak step size.
         learning_rate_schedule: `constant`, or `cosine` decay to zero over all training steps.
@@ -132,6 +133,11 @@ class RuntimeConfig:
         deterministic: Make TensorFlow ops deterministic (same seed, same weights).
         jit_compile: Compile the training step with XLA (slower on CPU; see README).
         mixed_precision: Keras dtype policy (bfloat16 is slower on most CPUs; see README).
+        distribution: `tf.distribute` strategy: `none` (one device), `mirrored` (every GPU of this
+            machine), `multi_worker` (several machines, each described by its `TF_CONFIG` environment
+            variable) or `tpu`. `train.batch_size` stays the global batch, split across the replicas.
+        tpu_address: With `distribution: tpu`, the TPU's name or `grpc://host:port` address; "" finds
+            the TPU of this machine, Colab or Cloud TPU VM.
     """
 
     run_dir: Optional[str] = None
@@ -139,6 +145,13 @@ class RuntimeConfig:
     deterministic: bool = True
     jit_compile: bool = False
     mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    distribution: Literal["none", "mirrored", "multi_worker", "tpu"] = "none"
+    tpu_address: str = ""
+
+    def __post_init__(self):
+        _require(self.distribution == "tpu" or not self.tpu_address,
+                 f"runtime.tpu_address: only used with runtime.distribution: tpu "
+                 f"(distribution is {self.distribution!r})")
 
 
 # === Recurrent models ===
@@ -722,6 +735,11 @@ class RunConfig:
             _require(self.model.max_decode_length is None or self.model.max_decode_length <= limit,
                      f"model.max_decode_length: must be <= 2 x data.max_caption_length = {limit} "
                      f"(got {self.model.max_decode_length}); training never sees longer captions")
+        if self.runtime.distribution != "none" and getattr(self.train, "carry_state", False):
+            raise ConfigError(
+                f"train.carry_state: not supported with runtime.distribution: {self.runtime.distribution} "
+                "(each replica would see a different share of the rows whose state is carried); "
+                "set train.carry_state: false")
 
     @property
     def run_dir(self) -> str:

@@ -10,16 +10,20 @@ Run directory layout (DESIGN.md section 3):
     metrics.json                evaluation of every split
 """
 
+import contextlib
 import csv
 import json
 import logging
 import os
+import shutil
+import tempfile
 import typing
 
 import keras
 import tensorflow as tf
 
 from pipeline import config as config_lib
+from pipeline import distribution
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
 
@@ -159,43 +163,108 @@ def task_callbacks(task, model: keras.Model) -> list:
     return list(task.training_callbacks(model)) if hasattr(task, "training_callbacks") else []
 
 
-def train(config: config_lib.RunConfig) -> str:
-    """Trains (resuming from the run directory's last checkpoint), evaluates, and exports if configured.
+def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.Strategy] = None) -> str:
+    """Trains (resuming from the run directory's last checkpoint) and evaluates.
+
+    With `runtime.distribution` set, the model is built, compiled and trained under the strategy's
+    scope. In multi-worker training every worker runs this same function; only the chief writes the run
+    directory and evaluates, the others write into a temporary directory deleted at the end (see
+    `worker_run_dir`).
+
+    Args:
+        config: The run.
+        strategy: The strategy of `runtime.distribution` if already created; created here otherwise.
 
     Returns:
         The run directory.
     """
+    if strategy is None:
+        strategy = distribution.create_strategy(config.runtime)  # first: before other TensorFlow work
     task = tasks_lib.create_task(config)
     check_config(config, task)
-    run_dir = prepare_run_dir(config)
-    configure_runtime(config.runtime)
+    chief = distribution.writes_files(config.runtime)
+    with worker_run_dir(config, chief) as run_dir:
+        configure_runtime(config.runtime)
+        splits = task.load_splits()
+        finished_epochs = resumed_epoch(run_dir)
+        if distribution.is_multi_worker(strategy):
+            check_workers_agree(strategy, finished_epochs, config.run_dir)
+        if finished_epochs:
+            logger.info("resuming %s after %d finished epoch(s)", config.run_dir, finished_epochs)
+        if finished_epochs and task.has_preprocessing(run_dir):
+            task.load_preprocessing(run_dir)  # the same vocabulary the checkpoint was trained with
+        else:
+            task.fit_preprocessing(splits)
+            task.save_preprocessing(run_dir)
+        run_files.save_sample_inputs(run_dir, task.sample_inputs(splits))
+        datasets = task.datasets(splits)
 
-    splits = task.load_splits()
-    finished_epochs = resumed_epoch(run_dir)
-    if finished_epochs and task.has_preprocessing(run_dir):
-        task.load_preprocessing(run_dir)  # the same vocabulary the checkpoint was trained with
-    else:
-        task.fit_preprocessing(splits)
-        task.save_preprocessing(run_dir)
-    run_files.save_sample_inputs(run_dir, task.sample_inputs(splits))
-    datasets = task.datasets(splits)
+        with distribution.scope(strategy):
+            model = fit(config, task, strategy, datasets, run_dir, finished_epochs)
+        if chief:  # the other workers only train
+            evaluate_splits(task, model, datasets, run_dir, skipped_rows=splits.skipped_rows)
+    return config.run_dir
 
+
+def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distribute.Strategy],
+        datasets: dict, run_dir: str, finished_epochs: int) -> keras.Model:
+    """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one."""
     model = task.build_model()
     steps_per_epoch = config.train.steps_per_epoch
     compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
-    if finished_epochs:
-        logger.info("resuming %s after %d finished epoch(s)", run_dir, finished_epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
-    model.fit(train_dataset, validation_data=datasets["validation"], epochs=config.train.epochs,
-              steps_per_epoch=steps_per_epoch,
-              callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs),
-              shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
+    validation_dataset = datasets["validation"]
+    if distribution.is_multi_worker(strategy):
+        train_dataset = distribution.shard_by_data(train_dataset)
+        validation_dataset = distribution.shard_by_data(validation_dataset)
+    with distribution.keras_fit_workarounds(model, strategy):
+        model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
+                  steps_per_epoch=steps_per_epoch,
+                  callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs),
+                  shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
         model.load_weights(os.path.join(run_dir, run_files.BEST_WEIGHTS))
     model.save(os.path.join(run_dir, run_files.MODEL_FILE))
-    evaluate_splits(task, model, datasets, run_dir, skipped_rows=splits.skipped_rows)
-    return run_dir
+    return model
+
+
+@contextlib.contextmanager
+def worker_run_dir(config: config_lib.RunConfig, chief: bool) -> typing.Iterator[str]:
+    """The directory this process writes: the run directory on the chief, a temporary one elsewhere.
+
+    Non-chief workers take part in everything the chief does, saving included (a save may read
+    variables through collective ops every worker has to join), but into a directory deleted at the
+    end. Every save decision (best checkpoint, early stopping) has to be the same on every worker, so to
+    resume they start from a copy of the chief's checkpoints and history: the run directory has to be on
+    storage every worker can read (NFS, a shared volume) when training spans several machines.
+    """
+    if chief:
+        yield prepare_run_dir(config)
+        return
+    directory = tempfile.mkdtemp(prefix=f"{config.name}-worker-")
+    try:
+        # The checkpoints and the history too: the best-checkpoint threshold comes from the history, and
+        # a save the chief makes and a worker skips (or the reverse) would desynchronize their collectives.
+        for part in ("vocab", run_files.CHECKPOINTS):
+            if os.path.isdir(os.path.join(config.run_dir, part)):
+                shutil.copytree(os.path.join(config.run_dir, part), os.path.join(directory, part))
+        if os.path.exists(os.path.join(config.run_dir, run_files.HISTORY)):
+            os.makedirs(os.path.join(directory, "logs"))
+            shutil.copy(os.path.join(config.run_dir, run_files.HISTORY), os.path.join(directory, run_files.HISTORY))
+        config_lib.save_config(config, os.path.join(directory, run_files.CONFIG_FILE))
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def check_workers_agree(strategy: tf.distribute.Strategy, finished_epochs: int, run_dir: str) -> None:
+    """Fails on every worker, instead of hanging, when the workers would resume from different epochs."""
+    smallest, largest = distribution.all_workers_agree(strategy, finished_epochs)
+    if smallest != largest:
+        raise RuntimeError(
+            f"the workers would resume {run_dir} from different epochs ({smallest} and {largest}): every "
+            "worker must read the chief's checkpoints, so put runtime.run_dir on storage all of them share")
 
 
 def _fit_verbosity() -> typing.Union[str, int]:

@@ -30,6 +30,7 @@ LAYER_OF_PART = {
     "__main__": "cli",
     "figures": "figures",
     "plots": "plots",
+    "distribution": "distribution",
     "__init__": "root",
 }
 
@@ -56,7 +57,9 @@ ALLOWED = {
     "cli": set(LAYER_OF_PART.values()),
     "figures": set(),  # plain drawing: arrays in, PNG out
     "plots": set(),  # matplotlib figures: values in, PNG out
+    "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
 }
+ALLOWED["training"] = ALLOWED["training"] | {"distribution"}
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")
 FORBIDDEN_CALLS = re.compile(r"\b(py_function|numpy_function|py_func)\b")
