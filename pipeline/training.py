@@ -22,6 +22,7 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
+from pipeline.layers import cudnn
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,27 @@ def configure_runtime(runtime: config_lib.RuntimeConfig) -> None:
     keras.utils.set_random_seed(runtime.seed)
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:
+        # An earlier run in this process may have enabled it, which would also keep Keras from using XLA;
+        # TensorFlow exports no public switch back.
+        from tensorflow.python.framework import config as framework_config  # pylint: disable=g-direct-tensorflow-import
+        framework_config.disable_op_determinism()
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+
+
+def warn_if_cudnn_ineligible(config: config_lib.RunConfig, model: keras.Model) -> list[str]:
+    """Logs a warning when a GPU is visible and some recurrent layer will not use cuDNN kernels.
+
+    Returns:
+        The reasons warned about (empty without a GPU or when every layer is eligible).
+    """
+    if not tf.config.list_physical_devices("GPU"):
+        return []
+    reasons = list(dict.fromkeys(cudnn.config_reasons(config) + cudnn.model_reasons(model)))
+    if reasons:
+        logger.warning("a GPU is visible but these recurrent layers will not use cuDNN kernels (slower):\n  %s",
+                       "\n  ".join(reasons))
+    return reasons
 
 
 def check_config(config: config_lib.RunConfig, task) -> None:
@@ -181,6 +202,7 @@ def train(config: config_lib.RunConfig) -> str:
     datasets = task.datasets(splits)
 
     model = task.build_model()
+    warn_if_cudnn_ineligible(config, model)
     steps_per_epoch = config.train.steps_per_epoch
     compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
     if finished_epochs:
