@@ -63,6 +63,9 @@ def check_config(config: config_lib.RunConfig, task) -> None:
     if config.train.monitor not in task.monitor_choices:
         raise config_lib.ConfigError(
             f"train.monitor: {config.train.monitor!r} is not one of {list(task.monitor_choices)}")
+    if config.export.jit_compile and not hasattr(task, "compiled_serving_functions"):
+        raise config_lib.ConfigError(
+            f"export.jit_compile: the {config.task} task has no XLA-compiled signatures; set it to false")
 
 
 def prepare_run_dir(config: config_lib.RunConfig) -> str:
