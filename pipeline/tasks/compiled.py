@@ -92,7 +92,7 @@ def decoding_signatures(input_spec: tf.TensorSpec, *, prepare: typing.Callable[[
 
     functions = {f"{mode}{SUFFIX}": signature(mode) for mode in COMPILED_MODES}
     if default_mode in COMPILED_MODES:
-        functions[f"serving_default{SUFFIX}"] = signature(default_mode)
+        functions[f"serving_default{SUFFIX}"] = functions[f"{default_mode}{SUFFIX}"]  # one compilation for both
     return functions
 
 
