@@ -14,9 +14,15 @@ repetitions:
                       each a traced `tf.function`; Python picks the argmax, tracks finished rows and stops when
                       every row has ended (the tutorial way); its tokens are checked equal to in_graph_greedy's
     in_graph_beam     beam search with beam size 4, traced once
+    xla_greedy        in_graph_greedy compiled with XLA (`tf.function(jit_compile=True)`): encoder, decoder steps
+                      and the loop fused into one compiled program (what `export.jit_compile` serves)
+    xla_beam          in_graph_beam compiled with XLA
 
-Figures: speedup = python_loop seconds / in_graph_greedy seconds (target >= 2x) and beam-4 throughput relative
-to greedy (sentences per second).
+Figures: speedup = python_loop seconds / in_graph_greedy seconds (target >= 2x), the same for xla_greedy, and
+beam-4 throughput relative to greedy (sentences per second), plain and XLA.
+
+`figures(quick=True)` times an untrained translator built from configs/tiny/translation.yaml (seconds, no data
+files) for the speed suite; `figures(quick=False)` the Multi30k run as `main` does.
 """
 
 import argparse
@@ -29,6 +35,7 @@ import numpy as np
 import harness
 
 CONFIG = "configs/translation_multi30k_de_en.yaml"
+QUICK_CONFIG = "configs/tiny/translation.yaml"
 TARGET_SPEEDUP = 2.0
 BATCH_SIZES = (1, 64)
 
@@ -41,8 +48,8 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def load_translator(run_dir: str):
-    """(task, model, trained) from a run directory, or an untrained translator from the Multi30k config."""
+def load_translator(run_dir: str, config_path: str = CONFIG):
+    """(task, model, trained) from a run directory, or an untrained translator from `config_path`."""
     from pipeline import config as config_lib
     from pipeline import run_files
     from pipeline import tasks
@@ -53,7 +60,7 @@ def load_translator(run_dir: str):
         task.load_preprocessing(run_dir)
         return task, run_files.load_trained_model(run_dir), True
     harness.progress(f"no trained model in {run_dir}: timing an untrained translator")
-    task = tasks.create_task(config_lib.load_config([CONFIG], []))
+    task = tasks.create_task(config_lib.load_config([config_path], []))
     task.fit_preprocessing(task.load_splits())
     return task, task.build_model(), False
 
@@ -86,10 +93,10 @@ def python_loop_decoder(task, model):
     return decode
 
 
-def in_graph_decoder(task, model, mode: str):
+def in_graph_decoder(task, model, mode: str, jit_compile: bool = False):
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], jit_compile=jit_compile)
     def decode(encoder_token_ids):
         return task.decode(model, encoder_token_ids, mode).token_ids
 
@@ -103,24 +110,25 @@ def same_tokens(loop_tokens: np.ndarray, graph_tokens: np.ndarray) -> bool:
     return bool(np.array_equal(pad(loop_tokens), pad(graph_tokens)))
 
 
-def main() -> None:
-    arguments = parse_arguments()
-    harness.configure_logging()
+def measure(run_dir: str, repetitions: int, config_path: str = CONFIG) -> dict:
+    """Times every variant at each batch size, interleaved in one process; returns the result dict."""
     import tensorflow as tf
 
-    task, model, trained = load_translator(arguments.run_dir)
-    sources = task.load_splits().splits["test"].sources
+    task, model, trained = load_translator(run_dir, config_path)
+    splits = task.load_splits().splits
+    sources = (splits["test"] if "test" in splits else splits["validation"]).sources
     task.model_config = dataclasses.replace(task.model_config, beam_size=4)
     variants = {"in_graph_greedy": in_graph_decoder(task, model, "greedy"),
                 "python_loop": python_loop_decoder(task, model),
-                "in_graph_beam": in_graph_decoder(task, model, "beam")}
+                "in_graph_beam": in_graph_decoder(task, model, "beam"),
+                "xla_greedy": in_graph_decoder(task, model, "greedy", jit_compile=True),
+                "xla_beam": in_graph_decoder(task, model, "beam", jit_compile=True)}
     result = {"trained_model": trained, "max_decode_length": task.max_decode_length, "batches": {}}
     for batch_size in BATCH_SIZES:
-        inputs = task.source_token_ids(tf.constant(sources[:batch_size]))
-        outputs = {name: decode(inputs) for name, decode in variants.items()}  # traces, warms up
-        agree = same_tokens(outputs["python_loop"], outputs["in_graph_greedy"])
+        inputs = task.source_token_ids(tf.constant((list(sources) * batch_size)[:batch_size]))
+        outputs = {name: decode(inputs) for name, decode in variants.items()}  # traces, compiles, warms up
         times = {name: [] for name in variants}
-        for repetition in range(arguments.repetitions):
+        for repetition in range(repetitions):
             names = list(variants)
             for name in names[repetition % len(names):] + names[:repetition % len(names)]:
                 started = time.perf_counter()
@@ -131,20 +139,54 @@ def main() -> None:
             "median_seconds": {name: harness.rounded(value, 5) for name, value in medians.items()},
             "sentences_per_second": {name: harness.rounded(batch_size / value, 1) for name, value in medians.items()},
             "speedup_in_graph_vs_python_loop": harness.rounded(medians["python_loop"] / medians["in_graph_greedy"], 3),
+            "speedup_xla_vs_python_loop": harness.rounded(medians["python_loop"] / medians["xla_greedy"], 3),
+            "speedup_xla_vs_in_graph": harness.rounded(medians["in_graph_greedy"] / medians["xla_greedy"], 3),
             "beam4_throughput_vs_greedy": harness.rounded(medians["in_graph_greedy"] / medians["in_graph_beam"], 3),
-            "python_loop_tokens_equal_in_graph": agree,
+            "xla_beam4_throughput_vs_xla_greedy": harness.rounded(medians["xla_greedy"] / medians["xla_beam"], 3),
+            "python_loop_tokens_equal_in_graph": same_tokens(outputs["python_loop"], outputs["in_graph_greedy"]),
+            "xla_tokens_equal_in_graph": same_tokens(outputs["xla_greedy"], outputs["in_graph_greedy"]),
             "generated_steps": int(outputs["in_graph_greedy"].shape[1]),
         }
         harness.progress(f"batch {batch_size}: {result['batches'][str(batch_size)]}")
-    speedups = [entry["speedup_in_graph_vs_python_loop"] for entry in result["batches"].values()]
+    best = [max(entry["speedup_in_graph_vs_python_loop"], entry["speedup_xla_vs_python_loop"])
+            for entry in result["batches"].values()]
     result.update({
         "baseline": "python_loop (greedy, a traced decode_step per token), measured in this run",
-        "ratio": min(speedups),
-        "target": f"in-graph greedy >= {TARGET_SPEEDUP}x the Python loop at batch 1 and 64",
-        "target_met": bool(min(speedups) >= TARGET_SPEEDUP),
-        "method": "medians over --repetitions interleaved calls per variant, after one warm-up call each",
-        "run_dir": arguments.run_dir,
+        "ratio": min(best),
+        "target": f"in-graph greedy (plain or XLA) >= {TARGET_SPEEDUP}x the Python loop at batch 1 and 64",
+        "target_met": bool(min(best) >= TARGET_SPEEDUP),
+        "method": "medians over interleaved calls per variant, after one warm-up (and XLA compile) call each",
+        "run_dir": run_dir if trained else f"untrained, {config_path}",
     })
+    return result
+
+
+def figures(quick: bool = False) -> list[dict]:
+    """The decoding figures for the speed suite, one dict per figure line (ratios measured in one process)."""
+    if quick:
+        result = measure("/nonexistent-run", repetitions=5, config_path=QUICK_CONFIG)
+    else:
+        result = measure("benchmarks/results/runs/multi30k", repetitions=7)
+    lines = []
+    for batch_size, entry in result["batches"].items():
+        common = {"batch_size": int(batch_size), "model": result["run_dir"],
+                  "generated_steps": entry["generated_steps"], "sentences_per_second": entry["sentences_per_second"]}
+        lines.append({"figure": "decoding_in_graph_greedy_vs_python_loop", "value": entry["speedup_in_graph_vs_python_loop"],
+                      "unit": "x", "baseline": "python_loop", "target": TARGET_SPEEDUP, **common})
+        lines.append({"figure": "decoding_xla_greedy_vs_python_loop", "value": entry["speedup_xla_vs_python_loop"],
+                      "unit": "x", "baseline": "python_loop", "target": TARGET_SPEEDUP,
+                      "tokens_equal": entry["xla_tokens_equal_in_graph"], **common})
+        lines.append({"figure": "decoding_beam4_vs_greedy_throughput", "value": entry["beam4_throughput_vs_greedy"],
+                      "unit": "x", "baseline": "in_graph_greedy",
+                      "xla_value": entry["xla_beam4_throughput_vs_xla_greedy"], **common})
+    return lines
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    harness.configure_logging()
+    result = measure(arguments.run_dir, arguments.repetitions)
+    result["run_dir"] = arguments.run_dir
     harness.report("decoding_speed", result)
 
 

@@ -111,12 +111,17 @@ class ExportConfig:
         model_name: TF Serving model name; null uses the run's `name`.
         on_train_end: Export automatically when `train` finishes.
         self_check: Load the export in a fresh process and compare it with the in-memory model.
+        jit_compile: Also write XLA-compiled signatures (`serving_default_xla`, and for generative tasks
+            `greedy_xla` and `beam_xla`): the numeric core between tokenization and detokenization is
+            compiled with XLA; string processing stays outside. TF Serving needs
+            `--xla_cpu_compilation_enabled=true` to run them on a CPU (see README).
     """
 
     dir: str = "exports"
     model_name: Optional[str] = None
     on_train_end: bool = True
     self_check: bool = True
+    jit_compile: bool = False
 
     def __post_init__(self):
         _require(self.model_name is None or (self.model_name and "/" not in self.model_name),
@@ -152,6 +157,12 @@ class RuntimeConfig:
         _require(self.distribution == "tpu" or not self.tpu_address,
                  f"runtime.tpu_address: only used with runtime.distribution: tpu "
                  f"(distribution is {self.distribution!r})")
+
+    def __post_init__(self):
+        # Keras turns XLA off, with only a warning, for models compiled while op determinism is enabled.
+        _require(not (self.jit_compile and self.deterministic),
+                 "runtime.jit_compile: XLA training needs runtime.deterministic: false (Keras does not "
+                 "compile with XLA while TensorFlow op determinism is enabled)")
 
 
 # === Recurrent models ===

@@ -26,6 +26,7 @@ from pipeline import config as config_lib
 from pipeline import distribution
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
+from pipeline.layers import cudnn
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,27 @@ def configure_runtime(runtime: config_lib.RuntimeConfig) -> None:
     keras.utils.set_random_seed(runtime.seed)
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:
+        # An earlier run in this process may have enabled it, which would also keep Keras from using XLA;
+        # TensorFlow exports no public switch back.
+        from tensorflow.python.framework import config as framework_config  # pylint: disable=g-direct-tensorflow-import
+        framework_config.disable_op_determinism()
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+
+
+def warn_if_cudnn_ineligible(config: config_lib.RunConfig, model: keras.Model) -> list[str]:
+    """Logs a warning when a GPU is visible and some recurrent layer will not use cuDNN kernels.
+
+    Returns:
+        The reasons warned about (empty without a GPU or when every layer is eligible).
+    """
+    if not tf.config.list_physical_devices("GPU"):
+        return []
+    reasons = list(dict.fromkeys(cudnn.config_reasons(config) + cudnn.model_reasons(model)))
+    if reasons:
+        logger.warning("a GPU is visible but these recurrent layers will not use cuDNN kernels (slower):\n  %s",
+                       "\n  ".join(reasons))
+    return reasons
 
 
 def check_config(config: config_lib.RunConfig, task) -> None:
@@ -46,6 +67,9 @@ def check_config(config: config_lib.RunConfig, task) -> None:
     if config.train.monitor not in task.monitor_choices:
         raise config_lib.ConfigError(
             f"train.monitor: {config.train.monitor!r} is not one of {list(task.monitor_choices)}")
+    if config.export.jit_compile and not hasattr(task, "compiled_serving_functions"):
+        raise config_lib.ConfigError(
+            f"export.jit_compile: the {config.task} task has no XLA-compiled signatures; set it to false")
 
 
 def prepare_run_dir(config: config_lib.RunConfig) -> str:
@@ -210,6 +234,7 @@ def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distrib
         datasets: dict, run_dir: str, finished_epochs: int) -> keras.Model:
     """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one."""
     model = task.build_model()
+    warn_if_cudnn_ineligible(config, model)
     steps_per_epoch = config.train.steps_per_epoch
     compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]

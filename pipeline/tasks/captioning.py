@@ -27,6 +27,7 @@ from pipeline.data import parallel
 from pipeline.data import text as text_lib
 from pipeline.layers import image_encoders
 from pipeline.models import image_captioner
+from pipeline.tasks import compiled
 from pipeline.tasks import generation
 from pipeline.tasks import translation
 
@@ -288,8 +289,16 @@ class CaptioningTask:
     def caption(self, model, image_bytes: tf.Tensor, mode: str, temperature=1.0, seed=None) -> dict:
         """Encoded images string [batch] -> {"caption": string [batch], "score": float32 [batch]} (core TF ops)."""
         images = images_lib.decode_batch(image_bytes, self.image_size)  # (batch, size, size, 3) uint8
-        result = self.decode_state(model, model.encode(images), tf.shape(image_bytes)[0], mode,
-                                   temperature=temperature, seed=seed)
+        result = self.decode_images(model, images, mode, temperature=temperature, seed=seed)
+        return self.caption_outputs(result)
+
+    def decode_images(self, model, images: tf.Tensor, mode: str, temperature=1.0, seed=None) -> decoding.DecodeResult:
+        """Decoded images uint8 [batch, size, size, 3] -> captions as a DecodeResult (encoder and decoding)."""
+        return self.decode_state(model, model.encode(images), tf.shape(images)[0], mode,
+                                 temperature=temperature, seed=seed)
+
+    def caption_outputs(self, result: decoding.DecodeResult) -> dict:
+        """A decoding result -> the signatures' outputs: `caption` string [batch], `score` float32 [batch]."""
         return {"caption": self.detokenize(result.token_ids), "score": result.scores}
 
     def caption_with_attention(self, model, image_bytes: list[bytes]) -> list[dict]:
@@ -421,6 +430,16 @@ class CaptioningTask:
             lambda inputs, mode, **settings: self.caption(model, inputs, mode, **settings),
             default_mode=self.model_config.decoding, temperature=self.model_config.temperature,
             seed=self.config.runtime.seed)
+
+    def compiled_serving_functions(self, model) -> dict[str, typing.Callable]:
+        """`greedy_xla`, `beam_xla` (and `serving_default_xla` unless it samples): image encoder and decoding
+        loop compiled by XLA, image decoding and detokenization outside (`export.jit_compile`)."""
+        return compiled.decoding_signatures(
+            tf.TensorSpec([None], tf.string, name="image_bytes"),
+            prepare=lambda image_bytes: images_lib.decode_batch(image_bytes, self.image_size),
+            decode=lambda images, mode: self.decode_images(model, images, mode),
+            finish=lambda image_bytes, result: self.caption_outputs(result),
+            default_mode=self.model_config.decoding)
 
     def trackables(self) -> list:
         """Nothing besides the model: the vocabulary is a constant of the graph."""

@@ -15,6 +15,7 @@ from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.data import text_classification
 from pipeline.models import sentiment_classifier
+from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,10 @@ class SentimentTask:
             }
 
         return {"serving_default": serve}
+
+    def compiled_serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+        """`serving_default_xla`: `serving_default` with the model call compiled by XLA (`export.jit_compile`)."""
+        return compiled.model_signatures(self.serving_functions, model)
 
     def trackables(self) -> list:
         """Objects whose state the export must carry besides the model (the vocabulary table)."""

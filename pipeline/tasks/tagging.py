@@ -15,6 +15,7 @@ from pipeline.data import synthetic
 from pipeline.data import tagging as tagging_data
 from pipeline.data import text as text_lib
 from pipeline.models import sequence_tagger
+from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,10 @@ class TaggingTask:
             }
 
         return {"serving_default": serve}
+
+    def compiled_serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+        """`serving_default_xla`: `serving_default` with the model call compiled by XLA (`export.jit_compile`)."""
+        return compiled.model_signatures(self.serving_functions, model)
 
     def trackables(self) -> list:
         """Objects whose state the export must carry besides the model (the lookup tables)."""

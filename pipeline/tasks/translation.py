@@ -18,6 +18,7 @@ from pipeline.data import parallel
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.models import seq2seq_translator
+from pipeline.tasks import compiled
 from pipeline.tasks import generation
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,10 @@ class TranslationTask:
     def translate(self, model, texts: tf.Tensor, mode: str, temperature=1.0, seed=None) -> dict:
         """Raw strings [batch] -> {"translation": string [batch], "score": float32 [batch]} (core TF ops)."""
         result = self.decode(model, self.source_token_ids(texts), mode, temperature=temperature, seed=seed)
+        return self.translation_outputs(result)
+
+    def translation_outputs(self, result: decoding.DecodeResult) -> dict:
+        """A decoding result -> the signatures' outputs: `translation` string [batch], `score` float32 [batch]."""
         return {"translation": self.detokenize(result.token_ids), "score": result.scores}
 
     def translate_with_attention(self, model, texts: list[str]) -> list[dict]:
@@ -330,6 +335,16 @@ class TranslationTask:
             lambda inputs, mode, **settings: self.translate(model, inputs, mode, **settings),
             default_mode=self.model_config.decoding, temperature=self.model_config.temperature,
             seed=self.config.runtime.seed)
+
+    def compiled_serving_functions(self, model) -> dict[str, typing.Callable]:
+        """`greedy_xla`, `beam_xla` (and `serving_default_xla` unless it samples): the encoder and the whole
+        decoding loop compiled by XLA, tokenization and detokenization outside (`export.jit_compile`)."""
+        return compiled.decoding_signatures(
+            tf.TensorSpec([None], tf.string, name="text"),
+            prepare=lambda texts: compiled.pad_axis(self.source_token_ids(texts), 1),
+            decode=lambda encoder_token_ids, mode: self.decode(model, encoder_token_ids, mode),
+            finish=lambda texts, result: self.translation_outputs(result),
+            default_mode=self.model_config.decoding)
 
     def trackables(self) -> list:
         """Objects whose state the export must carry besides the model (the source lookup table)."""

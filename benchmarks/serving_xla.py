@@ -1,0 +1,125 @@
+"""Serving latency of the XLA-compiled signature (`export.jit_compile`) vs the plain one, called in-process.
+
+Usage (from the repository root):
+    python benchmarks/serving_xla.py [--export exports/NAME/VERSION] [--calls 400] [--throughput-rounds 15]
+
+Without --export it trains configs/tiny/sentiment.yaml with `export.jit_compile: true` into a temporary folder
+(about a minute) and loads that export with `tf.saved_model.load`, as a server does. Measured in one process,
+interleaved in rounds of 25 calls so that the shared machine's drift hits both alike:
+
+    plain   signatures["serving_default"](text=...)       string ops, lookups and the model as one graph
+    xla     signatures["serving_default_xla"](text=...)   the same, with the model call compiled by XLA
+
+Figures: batch-1 p50 and p99 latency of each (target: xla p50 / plain p50 <= 0.3) and batch-64 throughput
+(examples per second, median over rounds). Both signatures see the same inputs after one warm-up call each (the
+XLA compilation happens there, once per input shape).
+"""
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+import harness
+
+TARGET_RATIO = 0.3
+ROUND_SIZE = 25
+THROUGHPUT_BATCH = 64
+TEXT = "the acting was not very good but the music was extremely good"
+SIGNATURES = {"plain": "serving_default", "xla": "serving_default_xla"}
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export", help="a SavedModel version folder with serving_default and serving_default_xla "
+                        "taking `text` (default: train configs/tiny/sentiment.yaml)")
+    parser.add_argument("--calls", type=int, default=400, help="batch-1 calls per variant (default 400)")
+    parser.add_argument("--throughput-rounds", type=int, default=15,
+                        help="batch-64 calls per variant (default 15)")
+    return parser.parse_args()
+
+
+def tiny_sentiment_export(directory: str) -> str:
+    """Trains configs/tiny/sentiment.yaml with export.jit_compile: true and returns its export folder."""
+    from pipeline import config as config_lib
+    from pipeline import export
+    from pipeline import training
+    config = config_lib.load_config(["configs/tiny/sentiment.yaml"], [
+        f"runtime.run_dir={directory}/run", f"export.dir={directory}/exports", "export.on_train_end=false",
+        "export.jit_compile=true"])
+    with harness.stdout_to_stderr():
+        return export.export_run(training.train(config))
+
+
+def measure(export_path: str, calls: int, throughput_rounds: int) -> dict:
+    """Batch-1 latencies and batch-64 throughput of both signatures, interleaved."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(export_path)
+    functions = {name: loaded.signatures[signature] for name, signature in SIGNATURES.items()}
+    single = tf.constant([TEXT])
+    batch = tf.constant([f"{TEXT} {'and more ' * (index % 7)}" for index in range(THROUGHPUT_BATCH)])
+    agreement = {}
+    for name, function in functions.items():
+        agreement[name] = function(text=batch)["probabilities"].numpy()  # warm-up; XLA compiles here
+        function(text=single)
+    latencies = {name: [] for name in functions}
+    for round_index in range(max(1, calls // ROUND_SIZE)):
+        for name in (list(functions) if round_index % 2 == 0 else list(functions)[::-1]):
+            for _ in range(ROUND_SIZE):
+                started = time.perf_counter()
+                function_outputs = functions[name](text=single)
+                function_outputs["probabilities"].numpy()
+                latencies[name].append(time.perf_counter() - started)
+    throughput = {name: [] for name in functions}
+    for round_index in range(throughput_rounds):
+        for name in (list(functions) if round_index % 2 == 0 else list(functions)[::-1]):
+            started = time.perf_counter()
+            functions[name](text=batch)["probabilities"].numpy()
+            throughput[name].append(THROUGHPUT_BATCH / (time.perf_counter() - started))
+    p50 = {name: float(np.percentile(values, 50)) for name, values in latencies.items()}
+    p99 = {name: float(np.percentile(values, 99)) for name, values in latencies.items()}
+    examples_per_second = {name: harness.median(values) for name, values in throughput.items()}
+    return {
+        "batch1_p50_ms": {name: harness.rounded(1000 * value, 3) for name, value in p50.items()},
+        "batch1_p99_ms": {name: harness.rounded(1000 * value, 3) for name, value in p99.items()},
+        "batch1_p50_xla_vs_plain": harness.rounded(p50["xla"] / p50["plain"], 3),
+        "batch64_examples_per_second": {name: harness.rounded(value, 1) for name, value in examples_per_second.items()},
+        "batch64_throughput_xla_vs_plain": harness.rounded(examples_per_second["xla"] / examples_per_second["plain"], 3),
+        "outputs_agree": bool(np.allclose(agreement["plain"], agreement["xla"], rtol=1e-4, atol=1e-5)),
+        "export": export_path,
+        "method": f"{len(latencies['plain'])} batch-1 calls per signature in interleaved rounds of {ROUND_SIZE}; "
+                  f"{throughput_rounds} batch-{THROUGHPUT_BATCH} calls each, interleaved",
+    }
+
+
+def figures(quick: bool = False) -> list[dict]:
+    """Serving figures for the speed suite, one dict per figure line (both signatures measured in one process)."""
+    with tempfile.TemporaryDirectory() as directory:
+        result = measure(tiny_sentiment_export(directory), calls=100 if quick else 400,
+                         throughput_rounds=5 if quick else 15)
+    model = "configs/tiny/sentiment.yaml export, in-process signature calls"
+    return [
+        {"figure": "serving_batch1_p50_xla_vs_plain", "value": result["batch1_p50_xla_vs_plain"], "unit": "x",
+         "target": TARGET_RATIO, "p50_ms": result["batch1_p50_ms"], "p99_ms": result["batch1_p99_ms"], "model": model},
+        {"figure": "serving_batch64_throughput_xla_vs_plain", "value": result["batch64_throughput_xla_vs_plain"],
+         "unit": "x", "examples_per_second": result["batch64_examples_per_second"], "model": model},
+    ]
+
+
+def main() -> None:
+    arguments = _arguments()
+    harness.configure_logging()
+    with tempfile.TemporaryDirectory() as directory:
+        export_path = arguments.export or tiny_sentiment_export(directory)
+        result = measure(export_path, arguments.calls, arguments.throughput_rounds)
+    result.update({"baseline": "plain serving_default, same process, same inputs",
+                   "ratio": result["batch1_p50_xla_vs_plain"],
+                   "target": f"batch-1 p50 xla / plain <= {TARGET_RATIO}",
+                   "target_met": bool(result["batch1_p50_xla_vs_plain"] <= TARGET_RATIO)})
+    harness.report("serving_xla", result)
+
+
+if __name__ == "__main__":
+    main()
