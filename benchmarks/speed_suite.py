@@ -7,7 +7,7 @@ Each section is a module of benchmarks/ with a `figures(quick: bool) -> list[dic
 at least `figure`, `value`, `baseline`, `ratio`, `target` and `target_met` (null where a figure has no
 baseline or target, such as the matmul peak). The suite adds `section`, `machine` and `command` (the command
 that reproduces that section alone), prints each figure as one JSON line on stdout as soon as its section ends,
-and writes them all to benchmarks/results/speed_suite.jsonl (rewritten by every run, line by line, so a crash
+and writes them all to benchmarks/results/speed_suite.jsonl or `--output` (rewritten by every run, line by line, so a crash
 keeps the finished sections). A section that fails writes one line with `error` and the suite goes on; the exit
 status is then 1. Progress goes to stderr.
 
@@ -37,7 +37,7 @@ SECTIONS = [
     ("precision_compile", "precision_compile"),
     ("serving_xla", "serving_xla"),
 ]
-RESULTS_FILE = os.path.join(harness.RESULTS_DIR, "speed_suite.jsonl")
+RESULTS_FILE = os.path.relpath(os.path.join(harness.RESULTS_DIR, "speed_suite.jsonl"), harness.REPOSITORY_ROOT)
 REQUIRED_KEYS = ("figure", "value", "baseline", "ratio", "target", "target_met")
 
 
@@ -48,6 +48,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="shrink every section (a smoke run of a few minutes; figures not for reporting)")
     parser.add_argument("--only", type=section_list, metavar="SECTION,...",
                         help=f"run only these sections, comma-separated (of: {', '.join(name for name, _ in SECTIONS)})")
+    parser.add_argument("--output", default=RESULTS_FILE,
+                        help="JSON lines file, rewritten by this run (default: %(default)s)")
     parser.add_argument("--list", action="store_true", help="print the section names and exit")
     return parser.parse_args(argv)
 
@@ -102,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     harness.configure_logging()
     chosen = arguments.only or [name for name, _ in SECTIONS]
     machine = harness.machine_description()
-    os.makedirs(harness.RESULTS_DIR, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(arguments.output)), exist_ok=True)
     failed = []
-    with open(RESULTS_FILE, "w", encoding="utf-8") as results:
+    with open(arguments.output, "w", encoding="utf-8") as results:
         for name, module_name in SECTIONS:
             if name not in chosen:
                 continue
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.flush()
                 if "error" in figure:
                     failed.append(name)
-    harness.progress(f"results written to {os.path.relpath(RESULTS_FILE, harness.REPOSITORY_ROOT)}")
+    harness.progress(f"results written to {arguments.output}")
     if failed:
         harness.progress(f"failed sections: {', '.join(failed)}")
     return 1 if failed else 0

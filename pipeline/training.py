@@ -6,6 +6,7 @@ Run directory layout (DESIGN.md section 3):
     checkpoints/best.weights.h5 best epoch by `train.monitor`
     checkpoints/last/           last finished epoch (weights, optimizer, epoch); resumes after a crash
     logs/history.csv            metrics per epoch; logs/tensorboard/ event files
+    profile/                    profiler trace of a few training steps (`train --profile`)
     model.keras                 the best model, written when training ends
     metrics.json                evaluation of every split
 """
@@ -159,8 +160,69 @@ def task_callbacks(task, model: keras.Model) -> list:
     return list(task.training_callbacks(model)) if hasattr(task, "training_callbacks") else []
 
 
-def train(config: config_lib.RunConfig) -> str:
+class ProfileSteps(keras.callbacks.Callback):
+    """Records a TensorFlow profiler trace of training steps `first`..`last` (1-based, counted across epochs).
+
+    The trace (`plugins/profile/<time>/<host>.xplane.pb` under `log_dir`) is written by TensorFlow itself;
+    viewing it needs the XProf plugin (`pip install xprof`, then TensorBoard's Profile tab). A failure to
+    profile is logged and never stops training.
+
+    Args:
+        log_dir: Folder the trace is written under (`<run_dir>/profile`).
+        first: First profiled step.
+        last: Last profiled step (>= first).
+    """
+
+    def __init__(self, log_dir: str, first: int, last: int):
+        super().__init__()
+        if not 1 <= first <= last:
+            raise ValueError(f"profile steps: expected 1 <= first <= last, got {first},{last}")
+        self.log_dir = log_dir
+        self.first = first
+        self.last = last
+        self.step = 0
+        self.active = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step += 1
+        if self.step == self.first:
+            try:
+                tf.profiler.experimental.start(self.log_dir)
+                self.active = True
+            except (tf.errors.OpError, RuntimeError) as error:
+                logger.warning("profiler not started: %s", error)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step == self.last:
+            self._stop()
+
+    def on_train_end(self, logs=None):
+        if self.active:
+            logger.warning("training ended at step %d, before profile step %d", self.step, self.last)
+        elif self.step < self.first:
+            logger.warning("training ended at step %d, before profile step %d: no trace written",
+                           self.step, self.first)
+        self._stop()
+
+    def _stop(self):
+        if not self.active:
+            return
+        self.active = False
+        try:
+            tf.profiler.experimental.stop()
+            logger.info("profiler trace of steps %d-%d written to %s", self.first, min(self.step, self.last),
+                        self.log_dir)
+        except (tf.errors.OpError, RuntimeError) as error:
+            logger.warning("profiler trace not saved: %s", error)
+
+
+def train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[int, int]] = None) -> str:
     """Trains (resuming from the run directory's last checkpoint), evaluates, and exports if configured.
+
+    Args:
+        config: The run's resolved config.
+        profile_steps: (first, last) training steps, 1-based, to record a profiler trace of into
+            `<run_dir>/profile/`; None profiles nothing.
 
     Returns:
         The run directory.
@@ -186,9 +248,10 @@ def train(config: config_lib.RunConfig) -> str:
     if finished_epochs:
         logger.info("resuming %s after %d finished epoch(s)", run_dir, finished_epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
+    profiling = [ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)] if profile_steps else []
     model.fit(train_dataset, validation_data=datasets["validation"], epochs=config.train.epochs,
               steps_per_epoch=steps_per_epoch,
-              callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs),
+              callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs) + profiling,
               shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
