@@ -192,7 +192,7 @@ def run(config_path: str, overrides: list[str], repetitions: int, steps: int) ->
 # synthetic config (its figures are not for reporting).
 SUITE_SETTINGS = {
     False: {"config": harness.DEFAULT_CONFIG, "repetitions": 5, "steps": 20},
-    True: {"config": "configs/tiny/sentiment.yaml", "repetitions": 2, "steps": 3},
+    True: {"config": "configs/tiny/sentiment.yaml", "repetitions": 1, "steps": 2},
 }
 
 

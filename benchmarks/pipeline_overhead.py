@@ -239,11 +239,11 @@ def pipeline_pass_ahead(order: list, setup: BenchmarkSetup) -> int:
     raise ValueError("order has no pipeline variant")
 
 
-def warm_up(setup: BenchmarkSetup) -> None:
+def warm_up(setup: BenchmarkSetup, steps: int = WARMUP_STEPS) -> None:
     """Traces each model's train step on a few batches before anything is timed."""
-    _, pass_index = setup.fit_pipeline(WARMUP_STEPS, with_callbacks=True)
-    setup.fit_bare(setup.mirror.batches(pass_index, WARMUP_STEPS))
-    setup.fit_pipeline(WARMUP_STEPS, with_callbacks=False)
+    _, pass_index = setup.fit_pipeline(steps, with_callbacks=True)
+    setup.fit_bare(setup.mirror.batches(pass_index, steps))
+    setup.fit_pipeline(steps, with_callbacks=False)
 
 
 def run_repetition(setup: BenchmarkSetup, order: list) -> dict[str, dict]:
@@ -304,11 +304,11 @@ def summarize(setup: BenchmarkSetup, timings: dict[str, list[dict]], overrides: 
     }
 
 
-def prepared_setup(config, steps: int | None) -> BenchmarkSetup:
+def prepared_setup(config, steps: int | None, warmup_steps: int = WARMUP_STEPS) -> BenchmarkSetup:
     """The models and datasets for `config`, with every variant's train step traced."""
     setup = BenchmarkSetup(config, steps)
     harness.progress(f"{setup.epoch_steps} steps per epoch; warming up")
-    warm_up(setup)
+    warm_up(setup, warmup_steps)
     return setup
 
 
@@ -327,8 +327,8 @@ def measure(setup: BenchmarkSetup, repetitions: int) -> dict[str, list[dict]]:
 # synthetic config (its figures are not for reporting).
 SUITE_SETTINGS = {
     False: {"config": harness.DEFAULT_CONFIG, "overrides": BENCHMARK_OVERRIDES, "steps": DEFAULT_STEPS,
-            "repetitions": DEFAULT_REPETITIONS},
-    True: {"config": "configs/tiny/sentiment.yaml", "overrides": (), "steps": 5, "repetitions": 2},
+            "repetitions": DEFAULT_REPETITIONS, "warmup_steps": WARMUP_STEPS},
+    True: {"config": "configs/tiny/sentiment.yaml", "overrides": (), "steps": 4, "repetitions": 1, "warmup_steps": 2},
 }
 
 
@@ -342,7 +342,7 @@ def suite_setup(quick: bool) -> tuple[BenchmarkSetup, list[str]]:
         harness.require_imdb()
     overrides = list(settings["overrides"])
     config = config_lib.load_config([settings["config"]], overrides)
-    return prepared_setup(config, settings["steps"]), overrides
+    return prepared_setup(config, settings["steps"], settings["warmup_steps"]), overrides
 
 
 def figures(quick: bool) -> list[dict]:

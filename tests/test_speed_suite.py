@@ -90,7 +90,7 @@ def test_quick_run_of_own_sections_writes_one_schema_line_per_figure(tmp_path):
     written = [json.loads(line) for line in output.read_text().splitlines()]
     assert printed == written
     assert [figure["section"] for figure in printed] == [
-        "matmul_peak", "training_flops", "training_flops", "pipeline_vs_fit", "input_share", "bucketing"]
+        "matmul_peak", "training_flops", "pipeline_vs_fit", "input_share", "bucketing"]
     for figure in printed:
         assert set(SCHEMA) <= set(figure), figure
         assert figure["quick"] is True and "error" not in figure

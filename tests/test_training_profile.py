@@ -1,8 +1,13 @@
 """`train --profile`: a profiler trace of a few training steps in <run_dir>/profile/."""
 
+import sys
+
 import pytest
 
 import helpers
+
+sys.path.insert(0, str(helpers.REPOSITORY / "benchmarks"))
+import profile_summary  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 
 def test_profile_writes_a_trace_of_the_chosen_steps(tmp_path):
@@ -15,6 +20,17 @@ def test_profile_writes_a_trace_of_the_chosen_steps(tmp_path):
     traces = sorted((tmp_path / "run" / "profile").glob("plugins/profile/*/*.xplane.pb"))
     assert run_dir == str(tmp_path / "run")
     assert len(traces) == 1 and traces[0].stat().st_size > 0
+    # The trace holds the training step's ops: the recurrent layer's matrix products among them.
+    summary = profile_summary.summarize(str(tmp_path / "run" / "profile"), top=50)
+    assert summary["trace"] == str(traces[0]) and summary["ops_run"] > 0
+    assert any("MatMul" in row["op_type"] for row in summary["top_op_types"])
+    shares = [row["share"] for row in summary["top_op_types"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
+
+
+def test_profile_summary_names_a_folder_without_trace(tmp_path, capsys):
+    assert profile_summary.main([str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0,3", "5,2", "ten", "1,2,3"])
