@@ -10,13 +10,13 @@ sys.path.insert(0, str(helpers.REPOSITORY / "benchmarks"))
 import profile_summary  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 
-def test_profile_writes_a_trace_of_the_chosen_steps(tmp_path):
-    from pipeline import config as config_lib
-    from pipeline import training
+def test_profile_writes_a_trace_of_the_chosen_steps(tmp_path, capsys):
+    from pipeline import cli
 
-    config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],
-                                    helpers.tiny_overrides(tmp_path) + ["train.epochs=1"])
-    run_dir = training.train(config, profile_steps=(2, 3))
+    overrides = helpers.tiny_overrides(tmp_path) + ["train.epochs=1", "export.on_train_end=false"]
+    arguments = ["train", str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml"), "--profile", "2,3"]
+    assert cli.main(arguments + [item for override in overrides for item in ("--set", override)]) == 0
+    run_dir = capsys.readouterr().out.strip().splitlines()[-1]
     traces = sorted((tmp_path / "run" / "profile").glob("plugins/profile/*/*.xplane.pb"))
     assert run_dir == str(tmp_path / "run")
     assert len(traces) == 1 and traces[0].stat().st_size > 0
