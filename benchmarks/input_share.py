@@ -7,9 +7,10 @@ It reuses the pipeline_vs_fit section's setup (benchmarks/pipeline_overhead.py: 
 smaller model, so a conservative share; the cached, bucketed, shuffled train dataset of `SentimentTask`). Each
 repetition first iterates one whole epoch of that dataset with no model attached (seconds per batch: everything
 the input pipeline does for one batch, its per-epoch work and Python iterator included), then fits `steps`
-pipeline training steps (seconds per step, callbacks included). share = input seconds per batch / step seconds, the median over
-repetitions. This is an upper bound on the step's wait for input: with prefetching, the input work overlaps the
-previous step, and only the part that competes for the CPU cores (two here) can slow the step down.
+pipeline training steps (seconds per step, callbacks included). share = input seconds per batch / step seconds,
+the median over repetitions. This is an upper bound on the step's wait for input: with prefetching, the input
+work overlaps the previous step, and only the part that competes for the CPU cores (two here) can slow the step
+down.
 """
 
 import time

@@ -7,9 +7,9 @@ Each section is a module of benchmarks/ with a `figures(quick: bool) -> list[dic
 at least `figure`, `value`, `baseline`, `ratio`, `target` and `target_met` (null where a figure has no
 baseline or target, such as the matmul peak). The suite adds `section`, `machine` and `command` (the command
 that reproduces that section alone), prints each figure as one JSON line on stdout as soon as its section ends,
-and writes them all to benchmarks/results/speed_suite.jsonl or `--output` (rewritten by every run, line by line, so a crash
-keeps the finished sections). A section that fails writes one line with `error` and the suite goes on; the exit
-status is then 1. Progress goes to stderr.
+and writes them all to benchmarks/results/speed_suite.jsonl or `--output` (rewritten by every run, line by line,
+so a crash keeps the finished sections). A section that fails writes one line with `error` and the suite goes
+on; the exit status is then 1. Progress goes to stderr.
 
 `--quick` shrinks every section (tiny configs, synthetic data, fewer repetitions) to check that the suite
 runs: its figures are not the ones to report.
@@ -47,7 +47,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="shrink every section (a smoke run of a few minutes; figures not for reporting)")
     parser.add_argument("--only", type=section_list, metavar="SECTION,...",
-                        help=f"run only these sections, comma-separated (of: {', '.join(name for name, _ in SECTIONS)})")
+                        help="run only these sections, comma-separated "
+                        f"(of: {', '.join(name for name, _ in SECTIONS)})")
     parser.add_argument("--output", default=RESULTS_FILE,
                         help="JSON lines file, rewritten by this run (default: %(default)s)")
     parser.add_argument("--list", action="store_true", help="print the section names and exit")
