@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     python benchmarks/bucketing.py [--set key=value ...] [--repetitions 5] [--steps 20]
+    python benchmarks/speed_suite.py --only bucketing     (the same defaults, as a suite section)
 
 Variants, all training the same model (one model, one compiled train step) on the task's shuffled train split:
     bucketed               `data.bucketing: true`: the task's dataset, batches of similar lengths.
@@ -174,23 +175,58 @@ def summarize(config, rounds: dict, steps: int, overrides: list[str]) -> dict:
     }
 
 
+def run(config_path: str, overrides: list[str], repetitions: int, steps: int) -> dict:
+    """Measures the variants on `config_path` and returns the summary (the benchmark's JSON result)."""
+    from pipeline import config as config_lib
+    from pipeline import training
+
+    task, config, datasets = build_datasets(config_lib, overrides, config_path)
+    model = task.build_model()
+    training.compile_model(model, task, config, total_steps=10_000)
+    iterators = endless_iterators(datasets)
+    rounds = measure(model, iterators, repetitions, steps)
+    return summarize(config, rounds, steps, overrides)
+
+
+# The speed suite's settings: the full run is this script's defaults; the quick one a smoke run on the tiny
+# synthetic config (its figures are not for reporting).
+SUITE_SETTINGS = {
+    False: {"config": harness.DEFAULT_CONFIG, "repetitions": 5, "steps": 20},
+    True: {"config": "configs/tiny/sentiment.yaml", "repetitions": 1, "steps": 2},
+}
+
+
+def figures(quick: bool) -> list[dict]:
+    """The speed suite's `bucketing` figure: real tokens/s with length buckets vs padding to max length."""
+    settings = SUITE_SETTINGS[quick]
+    if settings["config"] == harness.DEFAULT_CONFIG:
+        harness.require_imdb()
+    result = run(settings["config"], list(BENCHMARK_OVERRIDES), settings["repetitions"], settings["steps"])
+    details = {key: value for key, value in result.items()
+               if key not in ("bucketed_tokens_per_second", "padded_to_max_length_tokens_per_second", "baseline",
+                              "ratio", "target", "target_met")}
+    return [{
+        "figure": "bucketing",
+        "value": result["bucketed_tokens_per_second"],
+        "unit": "real (non-padding) tokens per second, bucketed",
+        "baseline": result["padded_to_max_length_tokens_per_second"],
+        "baseline_is": "real tokens per second with every batch padded to data.max_sequence_length",
+        "ratio": result["ratio"],
+        "target": result["target"],
+        "target_met": result["target_met"],
+        "details": {"config": settings["config"], **details},
+    }]
+
+
 def main() -> None:
     """Runs the benchmark and prints its JSON line."""
     arguments = parse_arguments()
     harness.require_imdb()
     harness.configure_logging()
-    from pipeline import config as config_lib
-    from pipeline import training
-
     overrides = list(BENCHMARK_OVERRIDES) + arguments.overrides
     with harness.stdout_to_stderr():
-        task, config, datasets = build_datasets(config_lib, overrides, arguments.config)
-        model = task.build_model()
-        training.compile_model(model, task, config, total_steps=10_000)
-        iterators = endless_iterators(datasets)
-        rounds = measure(model, iterators, arguments.repetitions, arguments.steps)
-    harness.report("bucketing", summarize(config, rounds, arguments.steps, overrides))
-
+        result = run(arguments.config, overrides, arguments.repetitions, arguments.steps)
+    harness.report("bucketing", result)
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     python benchmarks/pipeline_overhead.py [--set key=value ...] [--repetitions 9] [--steps 50]
+    python benchmarks/speed_suite.py --only pipeline_vs_fit     (the same defaults, as a suite section)
 
 Variants, interleaved in one process (the order rotates each repetition), each timed as one `model.fit` epoch:
     pipeline               `training.compile_model` (the run's optimizer, schedule, loss and metrics), fit on the
@@ -238,11 +239,11 @@ def pipeline_pass_ahead(order: list, setup: BenchmarkSetup) -> int:
     raise ValueError("order has no pipeline variant")
 
 
-def warm_up(setup: BenchmarkSetup) -> None:
+def warm_up(setup: BenchmarkSetup, steps: int = WARMUP_STEPS) -> None:
     """Traces each model's train step on a few batches before anything is timed."""
-    _, pass_index = setup.fit_pipeline(WARMUP_STEPS, with_callbacks=True)
-    setup.fit_bare(setup.mirror.batches(pass_index, WARMUP_STEPS))
-    setup.fit_pipeline(WARMUP_STEPS, with_callbacks=False)
+    _, pass_index = setup.fit_pipeline(steps, with_callbacks=True)
+    setup.fit_bare(setup.mirror.batches(pass_index, steps))
+    setup.fit_pipeline(steps, with_callbacks=False)
 
 
 def run_repetition(setup: BenchmarkSetup, order: list) -> dict[str, dict]:
@@ -303,6 +304,67 @@ def summarize(setup: BenchmarkSetup, timings: dict[str, list[dict]], overrides: 
     }
 
 
+def prepared_setup(config, steps: int | None, warmup_steps: int = WARMUP_STEPS) -> BenchmarkSetup:
+    """The models and datasets for `config`, with every variant's train step traced."""
+    setup = BenchmarkSetup(config, steps)
+    harness.progress(f"{setup.epoch_steps} steps per epoch; warming up")
+    warm_up(setup, warmup_steps)
+    return setup
+
+
+def measure(setup: BenchmarkSetup, repetitions: int) -> dict[str, list[dict]]:
+    """Times every variant `repetitions` times, interleaved in rotating order; returns timings by variant."""
+    timings = {variant: [] for variant in VARIANTS}
+    for repetition in range(repetitions):
+        order = rotated(VARIANTS, repetition)
+        harness.progress(f"repetition {repetition + 1}/{repetitions}: {', '.join(order)}")
+        for variant, timing in run_repetition(setup, order).items():
+            timings[variant].append(timing)
+    return timings
+
+
+# The speed suite's settings: the full run is this script's defaults; the quick one a smoke run on the tiny
+# synthetic config (its figures are not for reporting).
+SUITE_SETTINGS = {
+    False: {"config": harness.DEFAULT_CONFIG, "overrides": BENCHMARK_OVERRIDES, "steps": DEFAULT_STEPS,
+            "repetitions": DEFAULT_REPETITIONS, "warmup_steps": WARMUP_STEPS},
+    True: {"config": "configs/tiny/sentiment.yaml", "overrides": (), "steps": 4, "repetitions": 1, "warmup_steps": 2},
+}
+
+
+@functools.cache
+def suite_setup(quick: bool) -> tuple[BenchmarkSetup, list[str]]:
+    """The setup of the suite's pipeline_vs_fit section, built once per process (input_share reuses it)."""
+    from pipeline import config as config_lib
+
+    settings = SUITE_SETTINGS[quick]
+    if settings["config"] == harness.DEFAULT_CONFIG:
+        harness.require_imdb()
+    overrides = list(settings["overrides"])
+    config = config_lib.load_config([settings["config"]], overrides)
+    return prepared_setup(config, settings["steps"], settings["warmup_steps"]), overrides
+
+
+def figures(quick: bool) -> list[dict]:
+    """The speed suite's `pipeline_vs_fit` figure: pipeline step vs bare `model.fit` step on the same batches."""
+    setup, overrides = suite_setup(quick)
+    result = summarize(setup, measure(setup, SUITE_SETTINGS[quick]["repetitions"]), overrides)
+    details = {key: value for key, value in result.items()
+               if key not in ("pipeline_step_seconds", "bare_step_seconds", "baseline", "ratio", "target",
+                              "target_met")}
+    return [{
+        "figure": "pipeline_vs_fit",
+        "value": result["pipeline_step_seconds"],
+        "unit": "seconds per training step (pipeline)",
+        "baseline": result["bare_step_seconds"],
+        "baseline_is": "seconds per training step of a bare model.fit on the same batches",
+        "ratio": result["ratio"],
+        "target": result["target"],
+        "target_met": result["target_met"],
+        "details": {"config": SUITE_SETTINGS[quick]["config"], **details},
+    }]
+
+
 def main() -> None:
     """Runs the benchmark and prints its JSON line."""
     arguments = parse_arguments()
@@ -312,18 +374,10 @@ def main() -> None:
 
     overrides = list(BENCHMARK_OVERRIDES) + arguments.overrides
     config = config_lib.load_config([arguments.config], overrides)
-    timings = {variant: [] for variant in VARIANTS}
     with harness.stdout_to_stderr():
-        setup = BenchmarkSetup(config, arguments.steps or None)
-        harness.progress(f"{setup.epoch_steps} steps per epoch; warming up")
-        warm_up(setup)
-        for repetition in range(arguments.repetitions):
-            order = rotated(VARIANTS, repetition)
-            harness.progress(f"repetition {repetition + 1}/{arguments.repetitions}: {', '.join(order)}")
-            for variant, timing in run_repetition(setup, order).items():
-                timings[variant].append(timing)
+        setup = prepared_setup(config, arguments.steps or None)
+        timings = measure(setup, arguments.repetitions)
     harness.report("pipeline_overhead", summarize(setup, timings, overrides))
-
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from pipeline import config as config_lib
 logger = logging.getLogger("pipeline")
 
 _PREDICT_BATCH_SIZE = 64
+_DEFAULT_PROFILE_STEPS = (10, 15)  # past the first steps, which trace the graph
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files, merged left to right")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override one key, e.g. --set train.epochs=3 (value parsed as YAML); repeatable")
+    train.add_argument("--profile", nargs="?", const=_DEFAULT_PROFILE_STEPS, type=_profile_steps,
+                       metavar="FIRST,LAST",
+                       help="write a TensorBoard profiler trace of training steps FIRST to LAST (1-based, "
+                       f"default {_DEFAULT_PROFILE_STEPS[0]},{_DEFAULT_PROFILE_STEPS[1]}) into RUN_DIR/profile/")
 
     evaluate = verbs.add_parser("evaluate", help="evaluate a trained run and update its metrics.json")
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
@@ -63,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
                                 "mount; give the folder itself for serving/server.py)")
     _add_diagnose_parser(verbs)
     return parser
+
+
+def _profile_steps(text: str) -> tuple[int, int]:
+    """Parses `--profile FIRST,LAST` (or one step N, meaning N,N)."""
+    parts = text.split(",")
+    try:
+        steps = tuple(int(part) for part in parts)
+    except ValueError:
+        steps = ()
+    if len(steps) == 1:
+        steps = steps * 2
+    if len(steps) != 2 or not 1 <= steps[0] <= steps[1]:
+        raise argparse.ArgumentTypeError(f"expected FIRST,LAST training steps with 1 <= FIRST <= LAST, got {text!r}")
+    return steps
 
 
 def _positive_int(text: str) -> int:
@@ -152,7 +171,7 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
 def _run(arguments: argparse.Namespace) -> int:
     if arguments.verb == "train":
         config = config_lib.load_config(arguments.configs, arguments.overrides)
-        return _train(config)
+        return _train(config, arguments.profile)
     if arguments.verb == "evaluate":
         _require_run_dir(arguments.run_dir)
         from pipeline import training
@@ -209,13 +228,13 @@ def _require_run_dir(path: str) -> None:
         raise FileNotFoundError(f"{path}: not a run directory (no config.yaml); train first")
 
 
-def _train(config: config_lib.RunConfig) -> int:
+def _train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[int, int]] = None) -> int:
     from pipeline import distribution
     from pipeline import export
     from pipeline import run_files
     from pipeline import training
     strategy = distribution.create_strategy(config.runtime)  # before any other TensorFlow work
-    run_dir = training.train(config, strategy)
+    run_dir = training.train(config, strategy, profile_steps=profile_steps)
     try:
         if config.export.on_train_end and distribution.writes_files(config.runtime):  # one export per run
             path = export.export_run(run_dir)

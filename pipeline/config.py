@@ -157,8 +157,6 @@ class RuntimeConfig:
         _require(self.distribution == "tpu" or not self.tpu_address,
                  f"runtime.tpu_address: only used with runtime.distribution: tpu "
                  f"(distribution is {self.distribution!r})")
-
-    def __post_init__(self):
         # Keras turns XLA off, with only a warning, for models compiled while op determinism is enabled.
         _require(not (self.jit_compile and self.deterministic),
                  "runtime.jit_compile: XLA training needs runtime.deterministic: false (Keras does not "

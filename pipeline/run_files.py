@@ -17,6 +17,7 @@ BEST_WEIGHTS = os.path.join(CHECKPOINTS, "best.weights.h5")
 LAST_CHECKPOINT = os.path.join(CHECKPOINTS, "last")
 HISTORY = os.path.join("logs", "history.csv")
 SAMPLE_INPUTS = os.path.join("vocab", "sample_inputs.json")
+PROFILE_DIR = "profile"
 
 
 def load_run_config(run_dir: str) -> config_lib.RunConfig:

@@ -6,6 +6,7 @@ Run directory layout (DESIGN.md section 3):
     checkpoints/best.weights.h5 best epoch by `train.monitor`
     checkpoints/last/           last finished epoch (weights, optimizer, epoch); resumes after a crash
     logs/history.csv            metrics per epoch; logs/tensorboard/ event files
+    profile/                    profiler trace of a few training steps (`train --profile`)
     model.keras                 the best model, written when training ends
     metrics.json                evaluation of every split
 """
@@ -187,7 +188,64 @@ def task_callbacks(task, model: keras.Model) -> list:
     return list(task.training_callbacks(model)) if hasattr(task, "training_callbacks") else []
 
 
-def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.Strategy] = None) -> str:
+class ProfileSteps(keras.callbacks.Callback):
+    """Records a TensorFlow profiler trace of training steps `first`..`last` (1-based, counted across epochs).
+
+    The trace (`plugins/profile/<time>/<host>.xplane.pb` under `log_dir`) is written by TensorFlow itself;
+    viewing it needs the XProf plugin (`pip install xprof`, then TensorBoard's Profile tab). A failure to
+    profile is logged and never stops training.
+
+    Args:
+        log_dir: Folder the trace is written under (`<run_dir>/profile`).
+        first: First profiled step.
+        last: Last profiled step (>= first).
+    """
+
+    def __init__(self, log_dir: str, first: int, last: int):
+        super().__init__()
+        if not 1 <= first <= last:
+            raise ValueError(f"profile steps: expected 1 <= first <= last, got {first},{last}")
+        self.log_dir = log_dir
+        self.first = first
+        self.last = last
+        self.step = 0
+        self.active = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step += 1
+        if self.step == self.first:
+            try:
+                tf.profiler.experimental.start(self.log_dir)
+                self.active = True
+            except (tf.errors.OpError, RuntimeError) as error:
+                logger.warning("profiler not started: %s", error)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step == self.last:
+            self._stop()
+
+    def on_train_end(self, logs=None):
+        if self.active:
+            logger.warning("training ended at step %d, before profile step %d", self.step, self.last)
+        elif self.step < self.first:
+            logger.warning("training ended at step %d, before profile step %d: no trace written",
+                           self.step, self.first)
+        self._stop()
+
+    def _stop(self):
+        if not self.active:
+            return
+        self.active = False
+        try:
+            tf.profiler.experimental.stop()
+            logger.info("profiler trace of steps %d-%d written to %s", self.first, min(self.step, self.last),
+                        self.log_dir)
+        except (tf.errors.OpError, RuntimeError) as error:
+            logger.warning("profiler trace not saved: %s", error)
+
+
+def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.Strategy] = None,
+          profile_steps: typing.Optional[tuple[int, int]] = None) -> str:
     """Trains (resuming from the run directory's last checkpoint) and evaluates.
 
     With `runtime.distribution` set, the model is built, compiled and trained under the strategy's
@@ -196,8 +254,10 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
     `worker_run_dir`).
 
     Args:
-        config: The run.
+        config: The run's resolved config.
         strategy: The strategy of `runtime.distribution` if already created; created here otherwise.
+        profile_steps: (first, last) training steps, 1-based, to record a profiler trace of into
+            `<run_dir>/profile/`; None profiles nothing.
 
     Returns:
         The run directory.
@@ -224,14 +284,15 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         datasets = task.datasets(splits)
 
         with distribution.scope(strategy):
-            model = fit(config, task, strategy, datasets, run_dir, finished_epochs)
+            model = fit(config, task, strategy, datasets, run_dir, finished_epochs, profile_steps)
         if chief:  # the other workers only train
             evaluate_splits(task, model, datasets, run_dir, skipped_rows=splits.skipped_rows)
     return config.run_dir
 
 
 def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distribute.Strategy],
-        datasets: dict, run_dir: str, finished_epochs: int) -> keras.Model:
+        datasets: dict, run_dir: str, finished_epochs: int,
+        profile_steps: typing.Optional[tuple[int, int]] = None) -> keras.Model:
     """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one."""
     model = task.build_model()
     warn_if_cudnn_ineligible(config, model)
@@ -242,10 +303,11 @@ def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distrib
     if distribution.is_multi_worker(strategy):
         train_dataset = distribution.shard_by_data(train_dataset)
         validation_dataset = distribution.shard_by_data(validation_dataset)
+    profiling = [ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)] if profile_steps else []
     with distribution.keras_fit_workarounds(model, strategy):
         model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                   steps_per_epoch=steps_per_epoch,
-                  callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs),
+                  callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs) + profiling,
                   shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
