@@ -28,6 +28,7 @@ class Case:
 
     `config` names the tiny config (`configs/tiny/<config>.yaml`, the notebook's name by default); a notebook
     without one (None) trains no task model, so it neither exports nor serves, and gets `parameters` only.
+    `shows`: texts its outputs must contain (by default the served model's status).
     """
 
     overrides: list
@@ -35,6 +36,7 @@ class Case:
     budget_seconds: float = 90.0
     config: typing.Optional[str] = ""
     parameters: dict = dataclasses.field(default_factory=dict)
+    shows: tuple = ("'state': 'AVAILABLE'",)
 
 
 NOTEBOOKS = {
@@ -44,9 +46,13 @@ NOTEBOOKS = {
                         ["translation_training_curves.png", "translation_attention.png"]),
     "captioning": Case(["train.epochs=1", "data.synthetic_examples=300"],
                        ["captioning_training_curves.png", "captioning_captions.png", "captioning_attention.png"]),
-    "language_model": Case(["train.epochs=1"], ["language_model_training_curves.png", "language_model_samples.png"],
-                           config="lm"),
-    "rnn_internals": Case([], ["vanishing_gradients.png", "long_range.png", "clipping.png"], config=None),
+    "language_model": Case(["train.epochs=1", "data.synthetic_examples=300"],
+                           ["language_model_training_curves.png", "language_model_samples.png"], config="lm"),
+    # Each probe model costs about 2 s of tracing whatever its size: 3 cells x 2 values of N.
+    "rnn_internals": Case([], ["vanishing_gradients.png", "long_range.png", "clipping.png"], budget_seconds=60.0,
+                          config=None, parameters={"STEPS": 20, "DISTRACTORS": [2, 20], "PROBE_TRAIN_STEPS": 40,
+                                                   "CLIPPING_STEPS": 40},
+                          shows=("without_clipping: diverged at step", "3586 outputs, 0 wrong, largest error 0.0")),
 }
 
 
@@ -99,7 +105,9 @@ def test_notebook_runs_within_budget_and_writes_its_figures(name, tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
     if case.config is not None:
         assert any((tmp_path / "exports").rglob("saved_model.pb")), "no export written"
-        assert "'state': 'AVAILABLE'" in _outputs_text(notebook), "the served model's status was not shown"
+    outputs = _outputs_text(notebook)
+    for text in case.shows:
+        assert text in outputs, f"{name}.py did not show {text!r}"
 
 
 def test_every_notebook_has_a_test_case():
