@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -50,7 +52,6 @@ from pipeline import plots
 from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
-from serving import client
 from serving import launcher
 
 config = config_lib.load_config([CONFIG], OVERRIDES)
@@ -82,10 +83,8 @@ display.Image(plots.training_curves(os.path.join(run_dir, run_files.HISTORY),
 # baseline (the caption of the most similar training image).
 
 # %%
-with open(os.path.join(run_dir, run_files.METRICS_FILE), encoding="utf-8") as stream:
-    metrics = json.load(stream)
-split_name = "test" if "test" in metrics else "validation"
-print({key: round(value, 4) for key, value in metrics[split_name].items() if isinstance(value, float)})
+split_name, metrics = run_files.held_out_metrics(run_dir)
+print({key: round(value, 4) for key, value in metrics.items() if isinstance(value, float)})
 
 # %% [markdown]
 # ## Captions and attention
@@ -117,9 +116,8 @@ for row in cli.predict_rows(cli.load_export(export_path), images):
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
 # %%
-base_path = os.path.join(config.export.dir, config.model_name)
-with launcher.ServerProcess(config.model_name, base_path) as server:
-    rest = client.RestClient(server.url, config.model_name)
+with launcher.ServerProcess.for_export(export_path) as server:
+    rest = server.rest_client()
     print(rest.status())
     served = rest.rows({"image_bytes": images})  # bytes travel as {"b64": ...}
 for row in served:

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,7 +50,6 @@ from pipeline import plots
 from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
-from serving import client
 from serving import launcher
 
 config = config_lib.load_config([CONFIG], OVERRIDES)
@@ -81,11 +82,9 @@ display.Image(plots.training_curves(os.path.join(run_dir, run_files.HISTORY),
 # ## Evaluate
 
 # %%
-with open(os.path.join(run_dir, run_files.METRICS_FILE), encoding="utf-8") as stream:
-    metrics = json.load(stream)
-split_name = "test" if "test" in metrics else "validation"
-print(f"{split_name}: accuracy {metrics[split_name]['accuracy']:.3f}, macro-F1 {metrics[split_name]['macro_f1']:.3f}")
-display.Image(plots.confusion_matrix(metrics[split_name]["confusion_matrix"], splits.label_names,
+split_name, metrics = run_files.held_out_metrics(run_dir)
+print(f"{split_name}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+display.Image(plots.confusion_matrix(metrics["confusion_matrix"], splits.label_names,
                                      os.path.join(figures_dir, "sentiment_confusion_matrix.png"),
                                      title=f"{config.name} ({split_name})"))
 
@@ -106,9 +105,8 @@ for row in cli.predict_rows(cli.load_export(export_path), texts):
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
 # %%
-base_path = os.path.join(config.export.dir, config.model_name)
-with launcher.ServerProcess(config.model_name, base_path) as server:
-    rest = client.RestClient(server.url, config.model_name)
+with launcher.ServerProcess.for_export(export_path) as server:
+    rest = server.rest_client()
     print(rest.status())
     served = rest.classify(texts)
 for text, row in zip(texts, served):

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -30,7 +32,6 @@ FIGURES = None  # folder for the figures; None: <run_dir>/figures
 # line does) when it was opened from `notebooks/`.
 
 # %%
-import json
 import os
 import pathlib
 import sys
@@ -48,7 +49,6 @@ from pipeline import plots
 from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
-from serving import client
 from serving import launcher
 
 config = config_lib.load_config([CONFIG], OVERRIDES)
@@ -79,10 +79,8 @@ display.Image(plots.training_curves(os.path.join(run_dir, run_files.HISTORY),
 # Token accuracy, accuracy on words outside the training vocabulary, and per-tag scores.
 
 # %%
-with open(os.path.join(run_dir, run_files.METRICS_FILE), encoding="utf-8") as stream:
-    metrics = json.load(stream)
-split_name = "test" if "test" in metrics else "validation"
-print({key: value for key, value in metrics[split_name].items() if isinstance(value, (int, float))})
+split_name, metrics = run_files.held_out_metrics(run_dir)
+print({key: value for key, value in metrics.items() if isinstance(value, (int, float))})
 
 # %% [markdown]
 # ## Export and predict
@@ -104,10 +102,9 @@ display.Image(plots.tagging_table(table, os.path.join(figures_dir, "tagging_pred
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
 # %%
-base_path = os.path.join(config.export.dir, config.model_name)
 sentences = ["we book the old train", "the duck can train the dog"]
-with launcher.ServerProcess(config.model_name, base_path) as server:
-    rest = client.RestClient(server.url, config.model_name)
+with launcher.ServerProcess.for_export(export_path) as server:
+    rest = server.rest_client()
     print(rest.status())
     served = rest.tag(sentences)
 for row in served:

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,7 +50,6 @@ from pipeline import plots
 from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
-from serving import client
 from serving import launcher
 
 config = config_lib.load_config([CONFIG], OVERRIDES)
@@ -79,11 +80,9 @@ display.Image(plots.training_curves(os.path.join(run_dir, run_files.HISTORY),
 # Teacher-forced loss and accuracy, and sacreBLEU BLEU/chrF and exact match of the decoded output.
 
 # %%
-with open(os.path.join(run_dir, run_files.METRICS_FILE), encoding="utf-8") as stream:
-    metrics = json.load(stream)
-split_name = "test" if "test" in metrics else "validation"
-print({key: round(value, 4) for key, value in metrics[split_name].items() if isinstance(value, float)})
-for sample in metrics[split_name]["samples"][:5]:
+split_name, metrics = run_files.held_out_metrics(run_dir)
+print({key: round(value, 4) for key, value in metrics.items() if isinstance(value, float)})
+for sample in metrics["samples"][:5]:
     print(f"{sample['source']}\n  reference:   {sample['reference']}\n  translation: {sample['translation']}")
 
 # %% [markdown]
@@ -112,9 +111,8 @@ for signature in ("greedy", "beam"):
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
 # %%
-base_path = os.path.join(config.export.dir, config.model_name)
-with launcher.ServerProcess(config.model_name, base_path) as server:
-    rest = client.RestClient(server.url, config.model_name)
+with launcher.ServerProcess.for_export(export_path) as server:
+    rest = server.rest_client()
     print(rest.status())
     served = {mode: rest.translate(examples, mode=mode) for mode in ("beam", "greedy")}
     served["sample"] = rest.translate(examples, mode="sample", temperature=0.7)

@@ -1,4 +1,5 @@
-"""Matplotlib figures for notebooks and reports: training curves, confusion matrix, tagging table, attention.
+"""Matplotlib figures for notebooks and reports: training curves, confusion matrix, tagging table, attention,
+generated text.
 
 Every function takes plain values (a CSV path, lists, arrays), writes a PNG to `path` (creating its folder)
 and returns the path, so a notebook can show it and a test can check it. The Agg backend draws without a
@@ -7,6 +8,7 @@ display; no model or task code is imported here.
 
 import csv
 import os
+import textwrap
 import typing
 
 import matplotlib
@@ -141,4 +143,39 @@ def attention_heatmaps(alignments: typing.Sequence[dict], path: str, columns: in
         axis.set_xlabel("source")
         axis.set_ylabel("output")
     figure.tight_layout()
+    return _save(figure, path)
+
+
+def generated_text_table(prompts: typing.Sequence[str], continuations: typing.Mapping[str, typing.Sequence[str]],
+                         path: str, width: int = 90) -> str:
+    """Generated text side by side: for each prompt a header row, then one row per decoding setting.
+
+    Args:
+        prompts: The prompts ("" is shown as the start of the text).
+        continuations: Setting name (e.g. "greedy", "T = 0.5") -> one continuation per prompt, shown after
+            an ellipsis that stands for the prompt.
+        path: PNG to write.
+        width: Characters per line before the text wraps.
+    """
+    if not prompts or not continuations:
+        raise ValueError("no prompts or no decoding settings to draw")
+    for name, texts in continuations.items():
+        if len(texts) != len(prompts):
+            raise ValueError(f"{name!r} has {len(texts)} continuations for {len(prompts)} prompts")
+    text, colours = [], []
+    for index, prompt in enumerate(prompts):
+        text.append(["prompt", repr(prompt) if prompt else "(start of text)"])
+        colours.append([_HEADER_COLOUR, _HEADER_COLOUR])
+        for name, texts in continuations.items():
+            text.append([name, textwrap.fill("\u2026" + texts[index].replace("\n", "\u21b5"), width) or " "])
+            colours.append([_HEADER_COLOUR, _CORRECT_COLOUR])
+    lines = [max(cell.count("\n") + 1 for cell in row) for row in text]
+    figure, axis = pyplot.subplots(figsize=(0.1 * width + 1.0, 0.22 * sum(lines) + 0.2))
+    axis.axis("off")
+    table = axis.table(cellText=text, cellColours=colours, colWidths=[0.1, 0.9], cellLoc="left", bbox=[0, 0, 1, 1])
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    for (row, column), cell in table.get_celld().items():
+        cell.set_height(lines[row] / sum(lines))
+        cell.PAD = 0.02 if column == 0 else 0.005  # matplotlib pads text by a fraction of the cell's width
     return _save(figure, path)

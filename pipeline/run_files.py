@@ -30,6 +30,32 @@ def load_run_config(run_dir: str) -> config_lib.RunConfig:
     return config_lib.from_tree(tree)
 
 
+def load_metrics(run_dir: str) -> dict:
+    """Reads `<run_dir>/metrics.json`: the final evaluation of every held-out split, by split name."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no metrics; run `python -m pipeline train` or `evaluate` first")
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def held_out_metrics(run_dir: str) -> tuple[str, dict]:
+    """The metrics of the test split, or of validation when the run has no test split.
+
+    Returns:
+        (split name, its metrics).
+
+    Raises:
+        ValueError: metrics.json holds neither split.
+    """
+    metrics = load_metrics(run_dir)
+    for split_name in ("test", "validation"):
+        if split_name in metrics:
+            return split_name, metrics[split_name]
+    raise ValueError(f"{os.path.join(run_dir, METRICS_FILE)}: no test or validation metrics "
+                     f"(it has {sorted(metrics)})")
+
+
 def save_sample_inputs(run_dir: str, inputs: list) -> None:
     """Keeps a few raw inputs with the run, for the export self-check and demo predictions."""
     path = os.path.join(run_dir, SAMPLE_INPUTS)

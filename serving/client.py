@@ -7,6 +7,7 @@ TensorFlow). It speaks TF Serving's own API, so it works unchanged against the o
     python serving/client.py --model tagging tag "we book the old train"
     python serving/client.py --grpc localhost:8500 --model translation translate --mode beam "one of may"
     python serving/client.py --model captioning caption photo.jpg
+    python serving/client.py --model lm_char generate --mode sample --temperature 0.8 "a dog "
     python serving/client.py --model sentiment status
     echo "reads one input per line" | python serving/client.py --model sentiment classify
 
@@ -26,7 +27,7 @@ import urllib.parse
 import requests
 
 DEFAULT_SIGNATURE = "serving_default"
-TRANSLATION_MODES = ("default", "greedy", "beam", "sample")
+DECODING_MODES = ("default", "greedy", "beam", "sample")  # signatures of translation and language models
 
 
 class ServingError(RuntimeError):
@@ -66,9 +67,13 @@ class Client:
 
     def translate(self, texts: list[str], mode: str = "default", temperature: float = 1.0) -> list[dict]:
         """Translation: `{"translation", "score"}` per text; `mode` picks the decoding signature."""
-        if mode not in TRANSLATION_MODES:
-            raise ValueError(f"mode must be one of {TRANSLATION_MODES} (got {mode!r})")
-        inputs = {"text": list(texts)}
+        return self._decode("text", texts, mode, temperature)
+
+    def _decode(self, input_name: str, texts: list[str], mode: str, temperature: float) -> list[dict]:
+        """Runs the decoding signature `mode` names (`sample` also takes the temperature)."""
+        if mode not in DECODING_MODES:
+            raise ValueError(f"mode must be one of {DECODING_MODES} (got {mode!r})")
+        inputs = {input_name: list(texts)}
         if mode == "sample":
             inputs["temperature"] = float(temperature)
         return self.rows(inputs, DEFAULT_SIGNATURE if mode == "default" else mode)
@@ -81,9 +86,9 @@ class Client:
                 images.append(stream.read())
         return self.rows({"image_bytes": images})
 
-    def generate(self, prompts: list[str]) -> list[dict]:
-        """Language model: `{"text"}` per prompt."""
-        return self.rows({"prompt": list(prompts)})
+    def generate(self, prompts: list[str], mode: str = "default", temperature: float = 1.0) -> list[dict]:
+        """Language model: `{"text", "continuation", "score"}` per prompt; `mode` picks the decoding signature."""
+        return self._decode("prompt", prompts, mode, temperature)
 
 
 class RestClient(Client):
@@ -299,13 +304,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("status", help="version states of the model")
     commands.add_parser("metadata", help="the model's signatures")
-    for name, what in (("classify", "texts"), ("tag", "sentences"), ("caption", "image files"), ("generate", "prompts")):
+    for name, what in (("classify", "texts"), ("tag", "sentences"), ("caption", "image files")):
         command = commands.add_parser(name, help=f"run the {name} helper on {what} (stdin lines when none given)")
         command.add_argument("inputs", nargs="*", metavar="INPUT")
-    translate = commands.add_parser("translate", help="translate texts (stdin lines when none given)")
-    translate.add_argument("inputs", nargs="*", metavar="INPUT")
-    translate.add_argument("--mode", choices=TRANSLATION_MODES, default="default", help="decoding signature")
-    translate.add_argument("--temperature", type=float, default=1.0, help="for --mode sample")
+    for name, what in (("translate", "translate texts"), ("generate", "continue prompts")):
+        command = commands.add_parser(name, help=f"{what} (stdin lines when none given)")
+        command.add_argument("inputs", nargs="*", metavar="INPUT")
+        command.add_argument("--mode", choices=DECODING_MODES, default="default", help="decoding signature")
+        command.add_argument("--temperature", type=float, default=1.0, help="for --mode sample")
     return parser
 
 
@@ -320,8 +326,8 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
             print(json.dumps(getattr(client, arguments.command)(), indent=2, ensure_ascii=False))
             return 0
         inputs = arguments.inputs or [line.rstrip("\n") for line in sys.stdin]
-        if arguments.command == "translate":
-            results = client.translate(inputs, arguments.mode, arguments.temperature)
+        if arguments.command in ("translate", "generate"):
+            results = getattr(client, arguments.command)(inputs, arguments.mode, arguments.temperature)
         else:
             results = getattr(client, arguments.command)(inputs)
     except (ServingError, OSError, requests.RequestException) as error:

@@ -5,6 +5,9 @@ For notebooks, demos and tests that want the real server process beside them:
     with launcher.ServerProcess("tiny_sentiment", "exports/tiny_sentiment") as server:
         client.RestClient(server.url, "tiny_sentiment").classify(["a fine film"])
 
+    with launcher.ServerProcess.for_export("exports/tiny_sentiment/3") as server:  # the same, from an export
+        server.rest_client().classify(["a fine film"])
+
 Needs only the standard library and `requests` (like `client.py`); the server's output goes to a log file
 whose tail is shown if the server exits or does not become ready.
 """
@@ -18,6 +21,8 @@ import time
 import typing
 
 import requests
+
+from serving import client
 
 SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "server.py")
 
@@ -51,6 +56,30 @@ class ServerProcess:
         self.url = ""
         self.process: typing.Optional[subprocess.Popen] = None
         self._log = None
+
+    @classmethod
+    def for_export(cls, export_path: str, **settings) -> "ServerProcess":
+        """A server for the model an export belongs to: `<export dir>/<model_name>/<version>` serves as
+        `model_name` from `<export dir>/<model_name>` (its latest version, as TF Serving does).
+
+        Args:
+            export_path: An integer-named version folder, as `export.export_run` returns it.
+            **settings: `ServerProcess` keyword arguments (`ready_timeout`, `extra_flags`).
+
+        Raises:
+            ValueError: `export_path` is not an integer-named folder.
+        """
+        export_path = os.path.abspath(export_path)
+        if not os.path.basename(export_path).isdigit():
+            raise ValueError(f"{export_path}: not an export version folder (<export dir>/<model_name>/<integer>)")
+        base_path = os.path.dirname(export_path)
+        return cls(os.path.basename(base_path), base_path, **settings)
+
+    def rest_client(self, **settings) -> client.RestClient:
+        """A `serving/client.py` REST client for this server's model (`settings`: its keyword arguments)."""
+        if not self.url:
+            raise RuntimeError(f"the server for {self.model_name} has not been started")
+        return client.RestClient(self.url, self.model_name, **settings)
 
     def start(self) -> "ServerProcess":
         """Starts the server and returns once the model answers with status AVAILABLE."""

@@ -99,6 +99,19 @@ def test_tiny_captioner_learns_the_synthetic_shapes(tiny_captioning_run):
     assert results["skipped_rows"]["train"] == {"rows": 0, "images": 0}
 
 
+def test_evaluating_another_split_reuses_the_decoding_loops_of_the_same_model(tiny_captioning_run):
+    config, run_dir, _, _ = tiny_captioning_run
+    task, model = _task_and_model(config, run_dir)
+    other_model = run_files.load_trained_model(run_dir)
+
+    beam = task._captioner(model, "beam")  # traced on first call, seconds for a decoding loop
+
+    assert task._captioner(model, "beam") is beam
+    assert task._captioner(model, "greedy") is not beam
+    assert task._captioner(other_model, "beam") is not beam
+    assert task._captioner(model, "beam") is not beam  # the other model replaced it
+
+
 def test_export_round_trip_with_jpeg_bytes_in_a_fresh_process(tiny_captioning_run):
     config, run_dir, export_path, directory = tiny_captioning_run
     paths, _ = _jpeg_files(directory)

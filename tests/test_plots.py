@@ -95,3 +95,21 @@ def test_attention_heatmaps_check_the_weight_shape(tmp_path):
 
     with pytest.raises(ValueError, match="do not match"):
         plots.attention_heatmaps([alignment], str(tmp_path / "attention.png"))
+
+
+def test_generated_text_table_grows_with_settings_and_wrapped_lines(tmp_path):
+    prompts = ["", "lena has"]
+    one = plots.generated_text_table(prompts, {"greedy": ["a b .", " two cups ."]}, str(tmp_path / "one.png"))
+    three = plots.generated_text_table(prompts, {"greedy": ["a b .", " two cups ."], "T = 0.5": ["c .", " one ."],
+                                                 "T = 1.0": ["word " * 60, " x ."]}, str(tmp_path / "three.png"))
+
+    # 4 rows against 8 rows, one of them wrapped onto 4 lines: 11 lines.
+    assert 1.8 < _image(three).shape[0] / _image(one).shape[0] < 3.0
+    assert _image(three).shape[1] == _image(one).shape[1]
+
+
+def test_generated_text_table_needs_one_continuation_per_prompt(tmp_path):
+    with pytest.raises(ValueError, match="'T = 0.5' has 1 continuations for 2 prompts"):
+        plots.generated_text_table(["a", "b"], {"T = 0.5": ["x"]}, str(tmp_path / "samples.png"))
+    with pytest.raises(ValueError, match="no prompts"):
+        plots.generated_text_table([], {}, str(tmp_path / "samples.png"))

@@ -96,6 +96,19 @@ def test_metrics_json_has_bleu_chrf_loss_and_accuracy(tiny_translation_run):
         assert os.path.exists(os.path.join(run_dir, relative)), relative
 
 
+def test_evaluating_another_split_reuses_the_decoding_loops_of_the_same_model(tiny_translation_run):
+    config, run_dir, _ = tiny_translation_run
+    task, model = _task_and_model(config, run_dir)
+    other_model = run_files.load_trained_model(run_dir)
+
+    beam = task._translator(model, "beam")  # traced on first call, seconds for a decoding loop
+
+    assert task._translator(model, "beam") is beam
+    assert task._translator(model, "greedy") is not beam
+    assert task._translator(other_model, "beam") is not beam
+    assert task._translator(model, "beam") is not beam  # the other model replaced it
+
+
 def test_tiny_translator_learns_the_synthetic_dates(tiny_translation_run):
     config, run_dir, _ = tiny_translation_run
     with open(os.path.join(run_dir, run_files.METRICS_FILE)) as stream:

@@ -68,6 +68,7 @@ class CaptioningTask:
         self.stores: dict[str, _ImageStore] = {}
         self._feature_encoder: typing.Optional[image_encoders.ImageEncoder] = None
         self._encode_pixels: typing.Optional[typing.Callable[[tf.Tensor], tf.Tensor]] = None
+        self._captioners: dict[str, tuple[keras.Model, typing.Callable]] = {}  # mode -> (model, traced graph)
 
     @property
     def image_size(self) -> int:
@@ -388,13 +389,20 @@ class CaptioningTask:
         return totals, outputs
 
     def _captioner(self, model, mode: str) -> typing.Callable[[tf.Tensor], tf.Tensor]:
-        """Images or cached features [batch, ...] -> captions [batch], as one traced graph."""
+        """Images or cached features [batch, ...] -> captions [batch], as one traced graph.
+
+        Kept for the next split evaluated with the same model: tracing a decoding loop takes seconds.
+        """
+        cached_model, caption = self._captioners.get(mode, (None, None))
+        if cached_model is model:
+            return caption
         image_key = self.image_key
 
         @tf.function(reduce_retracing=True)
         def caption(images):
             state = model.encode_features(images) if image_key == "image_features" else model.encode(images)
             return self.detokenize(self.decode_state(model, state, tf.shape(images)[0], mode).token_ids)
+        self._captioners[mode] = (model, caption)
         return caption
 
     def _training_neighbours(self, model) -> tuple[np.ndarray, list[str]]:

@@ -36,4 +36,6 @@ def decoding_signatures(input_spec: tf.TensorSpec, generate: Generate, *, defaul
     def serve(inputs):
         return generate(inputs, default_mode, temperature=temperature, seed=seed)
 
-    return {"serving_default": serve, "greedy": greedy, "beam": beam, "sample": sample}
+    functions = {"greedy": greedy, "beam": beam, "sample": sample}
+    # Greedy and beam decoding take no settings: serving_default is then that very function, traced once.
+    return {"serving_default": functions[default_mode] if default_mode in ("greedy", "beam") else serve, **functions}

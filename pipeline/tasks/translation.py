@@ -89,6 +89,7 @@ class TranslationTask:
         self.target_vocabulary: list[str] = []
         self.source_lookup: typing.Optional[keras.layers.StringLookup] = None
         self.target_lookup: typing.Optional[keras.layers.StringLookup] = None
+        self._translators: dict[str, tuple[keras.Model, typing.Callable]] = {}  # mode -> (model, traced graph)
 
     @property
     def max_decode_length(self) -> int:
@@ -280,7 +281,7 @@ class TranslationTask:
 
     def _evaluation_pass(self, model, dataset: tf.data.Dataset, modes: list[str]) -> tuple[dict, dict]:
         """One pass over a split: summed loss, token count and accuracy; sources, references, translations."""
-        forward = tf.function(lambda features: model(features, training=False))
+        forward = tf.function(lambda features: model(features, training=False), reduce_retracing=True)
         translators = {mode: self._translator(model, mode) for mode in modes}
         loss, accuracy = self.loss(), MaskedTokenAccuracy()
         totals = {"loss": 0.0, "tokens": 0.0}
@@ -300,10 +301,18 @@ class TranslationTask:
         return totals, texts
 
     def _translator(self, model, mode: str) -> typing.Callable[[tf.Tensor], tf.Tensor]:
-        """encoder_token_ids [batch, time] -> detokenized translations [batch], as one traced graph."""
+        """encoder_token_ids [batch, time] -> detokenized translations [batch], as one traced graph.
+
+        Kept for the next split evaluated with the same model: tracing a decoding loop takes seconds.
+        """
+        cached_model, translate = self._translators.get(mode, (None, None))
+        if cached_model is model:
+            return translate
+
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
         def translate(encoder_token_ids):
             return self.detokenize(self.decode(model, encoder_token_ids, mode).token_ids)
+        self._translators[mode] = (model, translate)
         return translate
 
     def _text_scores(self, hypotheses: list[str], references: list[str]) -> dict:
