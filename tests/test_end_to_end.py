@@ -96,7 +96,7 @@ def test_failed_self_check_leaves_no_export_behind(tiny_sentiment_run, tmp_path,
     _, run_dir, export_path = tiny_sentiment_run
     base = os.path.dirname(export_path)
 
-    def mismatching_check(path, functions, inputs, input_name, signature="serving_default"):
+    def mismatching_check(path, functions, inputs, input_name, signatures=None):
         raise export.ExportError("self-check: output 'label' differs")
 
     monkeypatch.setattr(export, "self_check", mismatching_check)
