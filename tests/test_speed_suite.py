@@ -98,3 +98,42 @@ def test_quick_run_of_own_sections_writes_one_schema_line_per_figure(tmp_path):
         assert isinstance(figure["value"], float) and figure["value"] > 0
         if figure["section"] != "matmul_peak":
             assert figure["baseline"] > 0 and figure["ratio"] > 0 and isinstance(figure["target_met"], bool)
+
+
+def _fake_measurements(monkeypatch):
+    """Replaces the measuring functions of the sections written beside the suite with canned results of the
+    same shape, so that their figures can be checked against the suite's schema in a second."""
+    import decoding_speed
+    import precision_compile
+    import serving_xla
+
+    sentences = {"python_loop": 10.0, "in_graph_greedy": 20.0, "xla_greedy": 40.0, "in_graph_beam": 8.0,
+                 "xla_beam": 16.0}
+    batch = {"generated_steps": 12, "sentences_per_second": sentences, "speedup_in_graph_vs_python_loop": 2.0,
+             "speedup_xla_vs_python_loop": 4.0, "beam4_throughput_vs_greedy": 0.4,
+             "xla_beam4_throughput_vs_xla_greedy": 0.4, "xla_tokens_equal_in_graph": True}
+    monkeypatch.setattr(decoding_speed, "measure", lambda *arguments, **keywords: {
+        "run_dir": "fake", "batches": {"1": batch, "64": batch}})
+    monkeypatch.setattr(precision_compile, "measure", lambda *arguments, **keywords: {
+        "step_ms": {"float32": 100.0, "xla": 400.0, "mixed_bfloat16": 120.0},
+        "speed_vs_float32": {"xla": 0.25, "mixed_bfloat16": 0.83}, "batch": [64, 256], "model": "fake",
+        "method": "fake"})
+    monkeypatch.setattr(serving_xla, "tiny_sentiment_export", lambda directory: directory)
+    monkeypatch.setattr(serving_xla, "measure", lambda *arguments, **keywords: {
+        "batch1_p50_ms": {"plain": 1.0, "xla": 0.4}, "batch1_p99_ms": {"plain": 2.0, "xla": 1.0},
+        "batch1_p50_xla_vs_plain": 0.4, "batch64_examples_per_second": {"plain": 100.0, "xla": 150.0},
+        "batch64_throughput_xla_vs_plain": 1.5})
+    return {"decoding": decoding_speed, "precision_compile": precision_compile, "serving_xla": serving_xla}
+
+
+def test_figures_of_the_decoding_precision_and_serving_sections_fit_the_suite_schema(monkeypatch):
+    for section, module in _fake_measurements(monkeypatch).items():
+        figures = module.figures(quick=True)
+        assert figures, section
+        for figure in figures:
+            line = speed_suite.complete_figure(figure, section, quick=True, machine="test machine")
+            assert set(SCHEMA) <= set(line)
+            json.dumps(line)  # one JSON line each
+    decoding = _fake_measurements(monkeypatch)["decoding"].figures(quick=True)
+    greedy = [line for line in decoding if line["figure"] == "decoding_in_graph_greedy_vs_python_loop"]
+    assert [line["ratio"] for line in greedy] == [2.0, 2.0] and all(line["target_met"] for line in greedy)
