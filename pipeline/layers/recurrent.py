@@ -50,12 +50,22 @@ class RecurrentStack(keras.layers.Layer):
         # === Layers ===
         self.recurrent_layers = []
         self.dropout_layers = []
+        # Keras' Bidirectional serializes the layer it is given and rebuilds it. While `load_model` runs, its
+        # object-sharing scope matches serialized objects by `id()`: a discarded template whose address is
+        # reused by the next one can make a later layer come back as an earlier one. So the backward layer
+        # is built here (one serialization per template, not two) and every template stays alive until this
+        # constructor returns.
+        templates = []
         for index in range(num_layers):
             is_last = index == num_layers - 1
-            layer = CELLS[cell](units, return_sequences=return_sequences or not is_last,
-                                name=f"{cell}_{index}")
+            sequences = return_sequences or not is_last
+            layer = CELLS[cell](units, return_sequences=sequences, name=f"{cell}_{index}")
+            templates.append(layer)
             if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{cell}_{index}")
+                backward = CELLS[cell](units, return_sequences=sequences, go_backwards=True,
+                                       name=f"backward_{cell}_{index}")
+                layer = keras.layers.Bidirectional(layer, backward_layer=backward,
+                                                   name=f"bidirectional_{cell}_{index}")
             self.recurrent_layers.append(layer)
             self.dropout_layers.append(keras.layers.Dropout(dropout, name=f"dropout_{index}"))
 
