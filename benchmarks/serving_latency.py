@@ -67,33 +67,13 @@ def review_text() -> str:
     return " ".join(words[index % len(words)] for index in range(REVIEW_WORDS))
 
 
-def _sentiment_export(directory: str, config_path: str, overrides: list[str]) -> str:
-    """Trains and exports with `python -m pipeline train` in a process of its own; returns the version folder.
-
-    Its own process, because training enables TensorFlow's op determinism for the rest of the process, which
-    would slow down the in-process baseline (the server, like any serving process, runs without it).
-    """
-    name = os.path.splitext(os.path.basename(config_path))[0]
-    export_root = os.path.join(directory, "exports", name)
-    settings = overrides + [f"runtime.run_dir={directory}/runs/{name}", f"export.dir={export_root}",
-                            "export.on_train_end=true", "export.self_check=false"]
-    command = [sys.executable, "-m", "pipeline", "train", config_path]
-    for setting in settings:
-        command += ["--set", setting]
-    subprocess.run(command, check=True, stdout=sys.stderr, stderr=sys.stderr, cwd=harness.REPOSITORY_ROOT,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    (model_name,) = os.listdir(export_root)
-    (version,) = os.listdir(os.path.join(export_root, model_name))
-    return os.path.join(export_root, model_name, version)
-
-
 def _exports(directory: str, imdb_export: typing.Optional[str]) -> dict:
     """Model name -> SavedModel version folder."""
     harness.progress("exporting the imdb-size and tiny sentiment models")
-    imdb = imdb_export or _sentiment_export(directory, "configs/sentiment_imdb.yaml", [
+    imdb = imdb_export or harness.export_in_own_process(directory, "configs/sentiment_imdb.yaml", [
         "data.source=synthetic:sentiment", "data.synthetic_examples=400", "train.epochs=1",
-        "train.steps_per_epoch=4"])
-    tiny = _sentiment_export(directory, "configs/tiny/sentiment.yaml", [])
+        "train.steps_per_epoch=4", "export.self_check=false"])
+    tiny = harness.export_in_own_process(directory, "configs/tiny/sentiment.yaml", ["export.self_check=false"])
     return {"imdb": os.path.abspath(imdb), "tiny": tiny}
 
 

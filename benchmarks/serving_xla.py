@@ -41,15 +41,9 @@ def _arguments() -> argparse.Namespace:
 
 
 def tiny_sentiment_export(directory: str) -> str:
-    """Trains configs/tiny/sentiment.yaml with export.jit_compile: true and returns its export folder."""
-    from pipeline import config as config_lib
-    from pipeline import export
-    from pipeline import training
-    config = config_lib.load_config(["configs/tiny/sentiment.yaml"], [
-        f"runtime.run_dir={directory}/run", f"export.dir={directory}/exports", "export.on_train_end=false",
-        "export.jit_compile=true"])
-    with harness.stdout_to_stderr():
-        return export.export_run(training.train(config))
+    """Trains configs/tiny/sentiment.yaml with export.jit_compile: true (in a process of its own, see
+    `harness.export_in_own_process`) and returns its export folder."""
+    return harness.export_in_own_process(directory, "configs/tiny/sentiment.yaml", ["export.jit_compile=true"])
 
 
 def measure(export_path: str, calls: int, throughput_rounds: int) -> dict:
