@@ -127,13 +127,14 @@ def _fake_measurements(monkeypatch):
 
 
 def test_figures_of_the_decoding_precision_and_serving_sections_fit_the_suite_schema(monkeypatch):
-    for section, module in _fake_measurements(monkeypatch).items():
+    modules = _fake_measurements(monkeypatch)
+    for section, module in modules.items():
         figures = module.figures(quick=True)
         assert figures, section
         for figure in figures:
             line = speed_suite.complete_figure(figure, section, quick=True, machine="test machine")
             assert set(SCHEMA) <= set(line)
             json.dumps(line)  # one JSON line each
-    decoding = _fake_measurements(monkeypatch)["decoding"].figures(quick=True)
+    decoding = modules["decoding"].figures(quick=True)
     greedy = [line for line in decoding if line["figure"] == "decoding_in_graph_greedy_vs_python_loop"]
     assert [line["ratio"] for line in greedy] == [2.0, 2.0] and all(line["target_met"] for line in greedy)
