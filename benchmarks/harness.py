@@ -214,6 +214,34 @@ def run_training(config) -> dict:
     return record
 
 
+# A made-up movie review: latency benchmarks call the IMDB-size model with a review of mean IMDB length.
+REVIEW_SENTENCES = (
+    "i went into this film expecting a quiet drama and came out having seen something much stranger",
+    "the first hour moves slowly and the dialogue is often flat but the two leads hold the screen well",
+    "the photography of the coast is beautiful and the score never tells you what to feel",
+    "the plot turns in the last act are hard to believe and a few scenes drag on far too long",
+    "still i kept thinking about it for days afterwards which is more than i can say for most films this year",
+)
+REVIEW_WORDS = 230  # the mean length of an IMDB review in words
+IMDB_SIZE_SENTIMENT = "configs/sentiment_imdb.yaml"
+# Trains the IMDB architecture for a few steps on generated data: latency depends on the architecture and the
+# input length, not on the weights, and no download or real data is needed.
+IMDB_SIZE_SENTIMENT_OVERRIDES = ("data.source=synthetic:sentiment", "data.synthetic_examples=400", "train.epochs=1",
+                                 "train.steps_per_epoch=4", "export.self_check=false")
+
+
+def review_text(words: int = REVIEW_WORDS) -> str:
+    """A made-up movie review of `words` words."""
+    vocabulary = " ".join(REVIEW_SENTENCES).split()
+    return " ".join(vocabulary[index % len(vocabulary)] for index in range(words))
+
+
+def imdb_size_sentiment_export(directory: str, overrides: typing.Sequence[str] = ()) -> str:
+    """The `configs/sentiment_imdb.yaml` architecture (the sentiment model a user ships), trained for a few steps
+    on synthetic data by `export_in_own_process`; returns its export's version folder."""
+    return export_in_own_process(directory, IMDB_SIZE_SENTIMENT, list(IMDB_SIZE_SENTIMENT_OVERRIDES) + list(overrides))
+
+
 def export_in_own_process(directory: str, config_path: str, overrides: typing.Sequence[str]) -> str:
     """Trains and exports with `python -m pipeline train` in a process of its own; returns the version folder.
 

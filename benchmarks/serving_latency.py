@@ -41,14 +41,6 @@ ROUND_SIZE = 25
 CONCURRENCY = 16
 ENCODING_BATCH = 64
 TEXT = "the acting was not very good but the music was extremely good"
-REVIEW_SENTENCES = (
-    "i went into this film expecting a quiet drama and came out having seen something much stranger",
-    "the first hour moves slowly and the dialogue is often flat but the two leads hold the screen well",
-    "the photography of the coast is beautiful and the score never tells you what to feel",
-    "the plot turns in the last act are hard to believe and a few scenes drag on far too long",
-    "still i kept thinking about it for days afterwards which is more than i can say for most films this year",
-)
-REVIEW_WORDS = 230  # the mean length of an IMDB review in words
 
 
 def _arguments() -> argparse.Namespace:
@@ -61,18 +53,10 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def review_text() -> str:
-    """A made-up movie review of REVIEW_WORDS words."""
-    words = " ".join(REVIEW_SENTENCES).split()
-    return " ".join(words[index % len(words)] for index in range(REVIEW_WORDS))
-
-
 def _exports(directory: str, imdb_export: typing.Optional[str]) -> dict:
     """Model name -> SavedModel version folder."""
     harness.progress("exporting the imdb-size and tiny sentiment models")
-    imdb = imdb_export or harness.export_in_own_process(directory, "configs/sentiment_imdb.yaml", [
-        "data.source=synthetic:sentiment", "data.synthetic_examples=400", "train.epochs=1",
-        "train.steps_per_epoch=4", "export.self_check=false"])
+    imdb = imdb_export or harness.imdb_size_sentiment_export(directory)
     tiny = harness.export_in_own_process(directory, "configs/tiny/sentiment.yaml", ["export.self_check=false"])
     return {"imdb": os.path.abspath(imdb), "tiny": tiny}
 
@@ -255,7 +239,7 @@ def main() -> None:
     if arguments.calls < 200:
         sys.exit("error: --calls must be at least 200")
     harness.configure_logging()
-    texts = {"imdb": review_text(), "tiny": TEXT}
+    texts = {"imdb": harness.review_text(), "tiny": TEXT}
     with tempfile.TemporaryDirectory() as directory:
         exports = _exports(directory, arguments.export)
         server, rest_port, grpc_port = _start_server(_serving_tree(directory, exports))
@@ -288,7 +272,7 @@ def main() -> None:
         "throughput_requests_per_second_at_concurrency_16": throughput,
         f"encoding_cost_batch_{ENCODING_BATCH}": _encoding_costs(ENCODING_BATCH),
         "models": {"imdb": (arguments.export or "configs/sentiment_imdb.yaml architecture, 4 steps on synthetic "
-                            "data") + f", {REVIEW_WORDS}-word review",
+                            "data") + f", {harness.REVIEW_WORDS}-word review",
                    "tiny": f"configs/tiny/sentiment.yaml, {len(TEXT.split())}-word sentence"},
         "method": f"batch-1 calls, {ROUND_SIZE}-call rounds interleaved across variants after 10 warm-up calls each; "
                   "server in its own process on 127.0.0.1; grpc_floor = GetModelStatus round trip; client-side "

@@ -3,9 +3,10 @@
 Usage (from the repository root), as a section of the speed suite:
     python benchmarks/speed_suite.py --only training_flops [--quick]
 
-The model is the one `configs/sentiment_imdb.yaml` trains (embedding 128, bidirectional GRU 64, max pooling,
-dropout, word dropout), built by `pipeline.models` and compiled by `training.compile_model` (Adam with clipping
-and the cosine schedule), fed synthetic batches of the config's batch size with every position a real token
+Two models, each built by `pipeline.models` and compiled by `training.compile_model` (Adam with clipping and the
+cosine schedule): the one `configs/sentiment_imdb.yaml` trains (embedding 128, bidirectional GRU 64, max pooling,
+dropout, word dropout), and `configs/sentiment_imdb_bilstm.yaml`, the keras-io IMDB architecture (2-layer
+bidirectional LSTM 64; full runs only). Each is fed synthetic batches of the config's batch size with every position a real token
 (no padding, so every computed FLOP is a useful one). FLOPs are counted analytically (benchmarks/flops.py: the
 recurrent and output layers' matrix products and biases, x3 for forward + backward; cross-checked against
 TensorFlow's graph profiler in tests/test_speed_suite.py). Each repetition times one matmul-peak sample and then
@@ -25,6 +26,7 @@ import harness
 import matmul_peak
 
 CONFIG = "configs/sentiment_imdb.yaml"
+BILSTM_CONFIG = "configs/sentiment_imdb_bilstm.yaml"
 NUM_CLASSES = 2
 TARGET_SHARE = 0.25
 TIME_STEPS = {"full": 256, "quick": 32}  # 256: near the median IMDB review length in tokens (about 230)
@@ -34,11 +36,12 @@ LARGER_BATCH = 256
 PEAK_SAMPLES = 3  # matmul samples per round (their median), taken just before the round's training steps
 
 
-def build_model(batch_size: int | None):
-    """The IMDB config's classifier, compiled as the pipeline compiles it; returns (config, model).
+def build_model(batch_size: int | None, config_path: str = CONFIG):
+    """A config's classifier, compiled as the pipeline compiles it; returns (config, model).
 
     Args:
         batch_size: Overrides `train.batch_size`; None keeps the config's.
+        config_path: The sentiment config whose model and training settings are used.
     """
     from pipeline import config as config_lib
     from pipeline import tasks
@@ -46,7 +49,7 @@ def build_model(batch_size: int | None):
     from pipeline.models import sentiment_classifier
 
     overrides = [] if batch_size is None else [f"train.batch_size={batch_size}"]
-    config = config_lib.load_config([CONFIG], overrides)
+    config = config_lib.load_config([config_path], overrides)
     training.configure_runtime(config.runtime)
     model = sentiment_classifier.build_sentiment_classifier(
         config.model, vocabulary_size=config.data.vocabulary_size, num_classes=NUM_CLASSES)
@@ -71,10 +74,11 @@ def time_training(model, dataset, steps: int) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def measure_variant(batch_size: int | None, mode: str, peak_size: int) -> dict:
-    """Interleaved peak samples and training timings of the classifier at one batch size (None: the config's)."""
+def measure_variant(batch_size: int | None, mode: str, peak_size: int, config_path: str = CONFIG) -> dict:
+    """Interleaved peak samples and training timings of a config's classifier at one batch size (None: the
+    config's)."""
     time_steps = TIME_STEPS[mode]
-    config, model = build_model(batch_size)
+    config, model = build_model(batch_size, config_path)
     batch_size = config.train.batch_size
     dataset = synthetic_batches(batch_size, time_steps, config.data.vocabulary_size)
     steps = max(2, TOKENS_PER_REPETITION[mode] // (batch_size * time_steps))
@@ -84,9 +88,9 @@ def measure_variant(batch_size: int | None, mode: str, peak_size: int) -> dict:
     for repetition in range(REPETITIONS[mode]):
         peaks.append(harness.median(matmul_peak.measure(peak_size, PEAK_SAMPLES)))
         rates.append(step_flops / time_training(model, dataset, steps))
-        harness.progress(f"training_flops batch {batch_size} round {repetition + 1}/{REPETITIONS[mode]}: "
+        harness.progress(f"training_flops {config_path} batch {batch_size} round {repetition + 1}/{REPETITIONS[mode]}: "
                          f"{rates[-1] / 1e9:.1f} GFLOP/s training, {peaks[-1] / 1e9:.1f} GFLOP/s matmul peak")
-    return {"config": config, "batch_size": batch_size, "time_steps": time_steps, "steps": steps,
+    return {"config": config, "config_path": config_path, "batch_size": batch_size, "time_steps": time_steps, "steps": steps,
             "step_flops": step_flops, "peaks": peaks, "rates": rates}
 
 
@@ -104,8 +108,8 @@ def figure_line(name: str, variant: dict, note: str) -> dict:
         "target": f"ratio (training FLOP/s / matmul peak) >= {TARGET_SHARE}",
         "target_met": bool(share >= TARGET_SHARE),
         "details": {
-            "model": f"{CONFIG}: embedding {model.embedding_dim}, {model.cell} x{model.layers} units {model.units} "
-                     f"bidirectional {model.bidirectional}, pooling {model.pooling}",
+            "model": f"{variant['config_path']}: embedding {model.embedding_dim}, {model.cell} x{model.layers} "
+                     f"units {model.units} bidirectional {model.bidirectional}, pooling {model.pooling}",
             "batch": [variant["batch_size"], variant["time_steps"]],
             "training_flops_per_step": variant["step_flops"],
             "steps_per_timing": variant["steps"],
@@ -118,13 +122,17 @@ def figure_line(name: str, variant: dict, note: str) -> dict:
 
 
 def figures(quick: bool) -> list[dict]:
-    """`training_flops` at the config's batch size and (full runs only) `training_flops_batch_256` beside it."""
+    """`training_flops` at the IMDB config's batch size and, in full runs only, `training_flops_bilstm` (the
+    keras-io BiLSTM config) and `training_flops_batch_256` beside it."""
     mode = "quick" if quick else "full"
     peak_size = matmul_peak.QUICK["size"] if quick else matmul_peak.FULL["size"]
     config_batch = measure_variant(None, mode, peak_size)
     lines = [figure_line("training_flops", config_batch,
                          f"the config's batch size (train.batch_size: {config_batch['batch_size']})")]
     if not quick:
+        bilstm = measure_variant(None, mode, peak_size, BILSTM_CONFIG)
+        lines.append(figure_line("training_flops_bilstm", bilstm,
+                                 "the keras-io IMDB architecture (2-layer BiLSTM 64), the config's batch size"))
         larger_batch = measure_variant(LARGER_BATCH, mode, peak_size)
         lines.append(figure_line(
             f"training_flops_batch_{LARGER_BATCH}", larger_batch,

@@ -72,9 +72,9 @@ def greedy_search(step_function: StepFunction, initial_state, start_tokens, *, e
     """
     _check_end_and_length(end_token, max_length)
 
-    def choose_tokens(log_probs, step):
-        del step  # Greedy choice does not depend on the position.
-        return tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (batch,)
+    def choose_tokens(log_probs, step, live_rows):
+        del step, live_rows  # Greedy choice depends on the scores alone.
+        return tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (live,)
 
     return _decode_one_per_row(step_function, initial_state, start_tokens, choose_tokens, end_token, max_length)
 
@@ -113,13 +113,15 @@ def sample(step_function: StepFunction, initial_state, start_tokens, *, end_toke
     if not _is_integer(top_k) or top_k < 0:
         raise ValueError(f"top_k must be an integer >= 0 (0 disables it), got {top_k!r}")
     seed = _seed_tensor(seed)
+    start_tokens = tf.convert_to_tensor(start_tokens, tf.int32)
+    row_temperatures = tf.broadcast_to(temperature, tf.shape(start_tokens))  # (batch,)
 
-    def choose_tokens(log_probs, step):
-        scaled_logits = log_probs / tf.reshape(temperature, [-1, 1])  # (batch, vocabulary)
+    def choose_tokens(log_probs, step, live_rows):
+        scaled_logits = log_probs / tf.gather(row_temperatures, live_rows)[:, tf.newaxis]  # (live, vocabulary)
         if top_k:
             scaled_logits = _keep_top_k(scaled_logits, top_k)
         step_seed = tf.stack([seed, tf.cast(step, tf.int64)])  # (2,)
-        draws = tf.random.stateless_categorical(scaled_logits, 1, step_seed, dtype=tf.int32)  # (batch, 1)
+        draws = tf.random.stateless_categorical(scaled_logits, 1, step_seed, dtype=tf.int32)  # (live, 1)
         return draws[:, 0]
 
     return _decode_one_per_row(step_function, initial_state, start_tokens, choose_tokens, end_token, max_length)
@@ -206,11 +208,15 @@ def tile_for_beam(nest, beam_size: int):
 
 
 class _RowState(typing.NamedTuple):
-    """Loop variables of greedy search and sampling (one hypothesis per row)."""
+    """Loop variables of greedy search and sampling (one hypothesis per row).
+
+    The first three follow the live rows (those still decoding), the rest the whole batch.
+    """
 
     step: tf.Tensor  # ()
-    input_ids: tf.Tensor  # (batch,)
-    model_state: typing.Any  # nest of (batch, ...)
+    live_rows: tf.Tensor  # (live,): each live row's index in the batch
+    input_ids: tf.Tensor  # (live,)
+    model_state: typing.Any  # nest of (live, ...)
     finished: tf.Tensor  # (batch,)
     lengths: tf.Tensor  # (batch,)
     scores: tf.Tensor  # (batch,)
@@ -218,11 +224,17 @@ class _RowState(typing.NamedTuple):
 
 
 def _decode_one_per_row(step_function, initial_state, start_tokens, choose_tokens, end_token, max_length):
-    """Runs the decoding loop shared by greedy search and sampling."""
+    """Runs the decoding loop shared by greedy search and sampling.
+
+    `choose_tokens(log_probs, step, live_rows)` picks one token per live row. Rows that end leave the
+    batch (see `_drop_finished_rows`), except under XLA, which needs fixed shapes: there they stay and
+    keep being fed the end token.
+    """
     start_tokens = tf.convert_to_tensor(start_tokens, tf.int32)  # (batch,)
     batch_size = tf.shape(start_tokens)[0]
     rows = _RowState(
         step=tf.constant(0, tf.int32),
+        live_rows=tf.range(batch_size),
         input_ids=start_tokens,
         model_state=_as_tensors(initial_state),
         finished=tf.zeros([batch_size], tf.bool),
@@ -230,12 +242,14 @@ def _decode_one_per_row(step_function, initial_state, start_tokens, choose_token
         scores=tf.zeros([batch_size], tf.float32),
         token_ids=tf.zeros([batch_size, max_length], tf.int32),
     )
+    drop_finished = not _compiling_with_xla()
 
     def condition(rows):
         return tf.logical_and(rows.step < max_length, tf.logical_not(tf.reduce_all(rows.finished)))
 
     def body(rows):
-        return (_row_step(step_function, choose_tokens, rows, end_token),)
+        rows = _row_step(step_function, choose_tokens, rows, end_token)
+        return (_drop_finished_rows(rows) if drop_finished else rows,)
 
     (rows,) = tf.while_loop(condition, body, (rows,), shape_invariants=(_batch_free_shapes(rows),),
                             maximum_iterations=max_length)
@@ -243,24 +257,52 @@ def _decode_one_per_row(step_function, initial_state, start_tokens, choose_token
 
 
 def _row_step(step_function, choose_tokens, rows, end_token):
-    """Feeds one token per row, chooses the next one and records it."""
+    """Feeds one token per live row, chooses the next one and records it in the batch-wide results."""
     logits, model_state = step_function(rows.input_ids, rows.model_state, rows.step)
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (batch, vocabulary)
-    chosen = tf.cast(choose_tokens(log_probs, rows.step), tf.int32)  # (batch,)
-    chosen_log_probs = tf.gather(log_probs, chosen, batch_dims=1)  # (batch,)
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # (live, vocabulary)
+    chosen = tf.cast(choose_tokens(log_probs, rows.step, rows.live_rows), tf.int32)  # (live,)
+    chosen_log_probs = tf.gather(log_probs, chosen, batch_dims=1)  # (live,)
+    was_finished = tf.gather(rows.finished, rows.live_rows)  # all False unless rows stay (XLA)
+    active = tf.logical_not(was_finished)
     ended = tf.equal(chosen, end_token)
-    active = tf.logical_not(rows.finished)
     emitted = tf.logical_and(active, tf.logical_not(ended))
-    finished = tf.logical_or(rows.finished, ended)
+    now_finished = tf.logical_or(was_finished, ended)
+    indices = rows.live_rows[:, tf.newaxis]  # (live, 1)
+    positions = tf.stack([rows.live_rows, tf.fill(tf.shape(rows.live_rows), rows.step)], axis=1)  # (live, 2)
     return _RowState(
         step=rows.step + 1,
-        input_ids=tf.where(finished, end_token, chosen),
+        live_rows=rows.live_rows,
+        input_ids=tf.where(now_finished, end_token, chosen),
         model_state=model_state,
-        finished=finished,
-        lengths=rows.lengths + tf.cast(emitted, tf.int32),
-        scores=rows.scores + tf.where(active, chosen_log_probs, 0.0),
-        token_ids=_write_position(rows.token_ids, rows.step, tf.where(emitted, chosen, 0)),
+        finished=tf.tensor_scatter_nd_update(rows.finished, indices, now_finished),
+        lengths=tf.tensor_scatter_nd_add(rows.lengths, indices, tf.cast(emitted, tf.int32)),
+        scores=tf.tensor_scatter_nd_add(rows.scores, indices, tf.where(active, chosen_log_probs, 0.0)),
+        token_ids=tf.tensor_scatter_nd_update(rows.token_ids, positions, tf.where(emitted, chosen, 0)),
     )
+
+
+def _drop_finished_rows(rows):
+    """Removes the rows that have just ended from the live batch, so later steps skip their work.
+
+    A batch's rows end at different steps; without this, every step computes the logits of all of
+    them until the longest one ends (about 40% of the work at batch 64 on Multi30k).
+    """
+
+    def drop():
+        keep = tf.where(tf.logical_not(tf.gather(rows.finished, rows.live_rows)))[:, 0]  # (still live,)
+        gather = lambda tensor: tf.gather(tensor, keep)  # noqa: E731
+        return rows._replace(live_rows=gather(rows.live_rows), input_ids=gather(rows.input_ids),
+                             model_state=tf.nest.map_structure(gather, rows.model_state))
+
+    any_ended = tf.reduce_any(tf.gather(rows.finished, rows.live_rows))
+    return tf.cond(any_ended, drop, lambda: rows)
+
+
+def _compiling_with_xla() -> bool:
+    """Whether the current graph is traced for XLA (`tf.function(jit_compile=True)`), where shapes are fixed."""
+    from tensorflow.python.ops import control_flow_util  # the check TensorFlow's own ops use
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 def _keep_top_k(logits, top_k):

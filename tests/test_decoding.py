@@ -120,6 +120,69 @@ def test_greedy_stops_when_every_row_ended():
     assert int(calls.numpy()) == 4  # row 0 ends at step 3
 
 
+# Row r of the scripted batch below writes token 3 + r at every step until step ROW_LENGTHS[r], where it ends.
+ROW_LENGTHS = (1, 3, 0, 5)
+
+
+def row_script_step_function(batch_sizes: list):
+    """Logits from each row's own script, found through its state (the row's index), so that a state not
+    gathered along with its row would write another row's tokens; records the batch size of every call."""
+    lengths = tf.constant(ROW_LENGTHS)
+
+    def step_function(token_ids, state, step):
+        del token_ids
+        batch_sizes.append(state.shape[0])  # None while tracing a graph
+        row = state[:, 0]  # (live,)
+        token = tf.where(step >= tf.gather(lengths, row), END, 3 + row)
+        return tf.one_hot(token, 9, on_value=5.0, off_value=-5.0), state
+
+    return step_function
+
+
+def expected_row_scripts(max_length: int) -> np.ndarray:
+    tokens = np.zeros((len(ROW_LENGTHS), max_length), np.int32)
+    for row, length in enumerate(ROW_LENGTHS):
+        tokens[row, :min(length, max_length)] = 3 + row
+    return tokens
+
+
+def test_finished_rows_leave_the_batch_without_changing_the_results():
+    batch_sizes = []
+    state = tf.range(len(ROW_LENGTHS))[:, tf.newaxis]  # each row's index: its state
+
+    result = decoding.greedy_search(row_script_step_function(batch_sizes), state, [1, 1, 1, 1], end_token=END,
+                                    max_length=10)
+
+    np.testing.assert_array_equal(result.token_ids, expected_row_scripts(5))
+    np.testing.assert_array_equal(result.lengths, ROW_LENGTHS)
+    assert batch_sizes == [4, 3, 2, 2, 1, 1]  # rows end after steps 0 (row 2), 1 (row 0), 3 (row 1) and 5
+
+
+def test_sampling_with_one_temperature_per_row_follows_its_rows_as_they_leave():
+    batch_sizes = []
+    state = tf.range(len(ROW_LENGTHS))[:, tf.newaxis]
+    temperature = tf.constant([1e-3, 1e-3, 1e-3, 1e-3])  # near zero: the scripted token every time
+
+    result = decoding.sample(row_script_step_function(batch_sizes), state, [1, 1, 1, 1], end_token=END,
+                             max_length=10, temperature=temperature, seed=3)
+
+    np.testing.assert_array_equal(result.token_ids, expected_row_scripts(5))
+    assert batch_sizes[-1] == 1
+
+
+def test_under_xla_rows_stay_and_results_match():
+    state = tf.range(len(ROW_LENGTHS))[:, tf.newaxis]
+    decoders = {jit: tf.function(lambda state: decoding.greedy_search(
+        row_script_step_function([]), state, tf.ones([4], tf.int32), end_token=END, max_length=10), jit_compile=jit)
+        for jit in (False, True)}
+
+    plain, compiled = decoders[False](state), decoders[True](state)
+
+    np.testing.assert_array_equal(compiled.token_ids, plain.token_ids)
+    np.testing.assert_array_equal(compiled.lengths, ROW_LENGTHS)
+    np.testing.assert_allclose(compiled.scores, plain.scores, atol=1e-6)
+
+
 # === Beam search ===
 
 

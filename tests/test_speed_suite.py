@@ -110,7 +110,8 @@ def _fake_measurements(monkeypatch):
     sentences = {"python_loop": 10.0, "in_graph_greedy": 20.0, "xla_greedy": 40.0, "in_graph_beam": 8.0,
                  "xla_beam": 16.0}
     batch = {"generated_steps": 12, "sentences_per_second": sentences, "speedup_in_graph_vs_python_loop": 2.0,
-             "speedup_xla_vs_python_loop": 4.0, "beam4_throughput_vs_greedy": 0.4,
+             "speedup_xla_vs_python_loop": 4.0, "speedup_in_graph_vs_python_loop_dropping": 1.5,
+             "beam4_throughput_vs_greedy": 0.4,
              "xla_beam4_throughput_vs_xla_greedy": 0.4, "xla_tokens_equal_in_graph": True}
     monkeypatch.setattr(decoding_speed, "measure", lambda *arguments, **keywords: {
         "run_dir": "fake", "batches": {"1": batch, "64": batch}})
@@ -118,7 +119,7 @@ def _fake_measurements(monkeypatch):
         "step_ms": {"float32": 100.0, "xla": 400.0, "mixed_bfloat16": 120.0},
         "speed_vs_float32": {"xla": 0.25, "mixed_bfloat16": 0.83}, "batch": [64, 256], "model": "fake",
         "method": "fake"})
-    monkeypatch.setattr(serving_xla, "tiny_sentiment_export", lambda directory: directory)
+    monkeypatch.setattr(serving_xla, "compiled_exports", lambda directory: {"imdb": directory, "tiny": directory})
     monkeypatch.setattr(serving_xla, "measure", lambda *arguments, **keywords: {
         "batch1_p50_ms": {"plain": 1.0, "xla": 0.4}, "batch1_p99_ms": {"plain": 2.0, "xla": 1.0},
         "batch1_p50_xla_vs_plain": 0.4, "batch64_examples_per_second": {"plain": 100.0, "xla": 150.0},
@@ -138,3 +139,10 @@ def test_figures_of_the_decoding_precision_and_serving_sections_fit_the_suite_sc
     decoding = modules["decoding"].figures(quick=True)
     greedy = [line for line in decoding if line["figure"] == "decoding_in_graph_greedy_vs_python_loop"]
     assert [line["ratio"] for line in greedy] == [2.0, 2.0] and all(line["target_met"] for line in greedy)
+    serving = {line["figure"]: line for line in modules["serving_xla"].figures(quick=True)}
+    assert set(serving) == {"serving_batch1_p50_xla_vs_plain", "serving_batch64_throughput_xla_vs_plain",
+                            "serving_batch1_p50_xla_vs_plain_tiny_model",
+                            "serving_batch64_throughput_xla_vs_plain_tiny_model"}
+    # The target applies to the model a user ships (IMDB size); the tiny model's ratio is reported beside it.
+    assert serving["serving_batch1_p50_xla_vs_plain"]["target_met"] is False  # the canned 0.4 misses <= 0.3
+    assert serving["serving_batch1_p50_xla_vs_plain_tiny_model"]["target"] is None
