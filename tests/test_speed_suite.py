@@ -146,3 +146,14 @@ def test_figures_of_the_decoding_precision_and_serving_sections_fit_the_suite_sc
     # The target applies to the model a user ships (IMDB size); the tiny model's ratio is reported beside it.
     assert serving["serving_batch1_p50_xla_vs_plain"]["target_met"] is False  # the canned 0.4 misses <= 0.3
     assert serving["serving_batch1_p50_xla_vs_plain_tiny_model"]["target"] is None
+
+
+def test_machine_line_names_the_vector_units(tmp_path):
+    import harness
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f amx_tile\n")
+    assert harness.cpu_vector_units(str(cpuinfo)) == "AVX-512, AMX"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 fma\n")
+    assert harness.cpu_vector_units(str(cpuinfo)) == "AVX2"
+    assert harness.cpu_vector_units(str(tmp_path / "missing")) == ""
