@@ -19,9 +19,10 @@ Step time = epoch span / steps, the span running from the epoch's start to the e
 `on_epoch_end` (a timing callback placed last, with epoch hooks only, so Keras keeps its asynchronous batch
 dispatch where it had it). Per-epoch costs (shuffle-buffer refill, checkpoint backup, CSV and TensorBoard logs)
 are thus included; by default each timed epoch is a whole pass over the train split, so they weigh what they
-weigh in a real run (`--steps 50` makes them weigh 7 times more: 0.90 against 0.95 on an idle AVX-512 machine). The whole `fit` call is
-reported too: on this machine it sometimes ends with a 1-5 s stall after the last callback, in C++ teardown
-(both variants; none in a short check with tf.data autotuning off), which would swamp the step times.
+weigh in a real run (`--steps 50` makes them weigh 7 times more: 0.90 against 0.985 on an idle AVX-512
+machine). The whole `fit` call is reported too: in this process it sometimes ends with a stall after the last
+callback (1-5 s on an AVX2 machine, about 19 s on an AVX-512 one; every variant), in C++ teardown, which would
+swamp the step times; real training runs show none (their fit time is the sum of their epochs).
 Target: ratio (the pipeline's throughput relative to bare: the median over repetitions of bare step seconds /
 pipeline step seconds, each pair run back to back) >= 0.95.
 """
