@@ -3,7 +3,7 @@
 Usage (from the repository root):
     python benchmarks/precision_compile.py [--rounds 7] [--steps 5] [--length 256]
 
-The model is the one configs/sentiment_imdb.yaml builds (BiGRU 64 per direction, 128-dim embedding of 30k
+The model is the one configs/sentiment_imdb.yaml builds (BiGRU 128 per direction, 128-dim embedding of 20k
 words, max pooling, dropout, Adam with clipping), trained on synthetic batches of the same shapes (64 reviews of
 `--length` tokens, which the real bucketed batches average around). Three variants are built once each and then
 timed in interleaved rounds of `--steps` training steps (`train_on_batch`, the same compiled step `fit` runs):

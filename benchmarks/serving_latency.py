@@ -4,7 +4,7 @@ Usage (from the repository root):
     python benchmarks/serving_latency.py [--export exports/NAME/VERSION] [--calls 400] [--concurrent-requests 800]
 
 Two sentiment models, both exported in this run (a couple of minutes) and served by one server:
-    imdb  the configs/sentiment_imdb.yaml architecture (BiGRU 64, 800-token limit), trained for a few steps on
+    imdb  the configs/sentiment_imdb.yaml architecture (BiGRU, 800-token limit), trained for a few steps on
           synthetic data, called with a 230-word review (the mean IMDB review length): the model a user ships
     tiny  configs/tiny/sentiment.yaml called with a 12-word sentence: its forward pass (~1 ms) is about as long
           as a bare Python gRPC round trip, so its ratio measures the server's fixed cost, not its share

@@ -5,7 +5,7 @@ Usage (from the repository root):
 
 Two sentiment exports, each written with `export.jit_compile: true` by a process of its own (about a minute each,
 see `harness.export_in_own_process`) and loaded here with `tf.saved_model.load`, as a server does:
-    imdb  the configs/sentiment_imdb.yaml architecture (BiGRU 64) trained for a few steps on synthetic data, called
+    imdb  the configs/sentiment_imdb.yaml architecture (BiGRU 128) trained for a few steps on synthetic data, called
           with a 230-word review (the mean IMDB review length): the model a user ships, and the headline figure
     tiny  configs/tiny/sentiment.yaml (GRU 16) called with a 12-word sentence: its whole forward pass is shorter
           than the fixed cost (about 0.15 ms) of dispatching any signature call from Python, which bounds its ratio
@@ -34,7 +34,7 @@ THROUGHPUT_BATCH = 64
 TEXT = "the acting was not very good but the music was extremely good"
 SIGNATURES = {"plain": "serving_default", "xla": "serving_default_xla"}
 MODELS = {
-    "imdb": f"configs/sentiment_imdb.yaml architecture (BiGRU 64), {harness.REVIEW_WORDS}-word review",
+    "imdb": f"configs/sentiment_imdb.yaml architecture (BiGRU 128), {harness.REVIEW_WORDS}-word review",
     "tiny": f"configs/tiny/sentiment.yaml (GRU 16), {len(TEXT.split())}-word sentence",
 }
 

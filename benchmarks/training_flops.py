@@ -4,7 +4,7 @@ Usage (from the repository root), as a section of the speed suite:
     python benchmarks/speed_suite.py --only training_flops [--quick]
 
 Two models, each built by `pipeline.models` and compiled by `training.compile_model` (Adam with clipping and the
-cosine schedule): the one `configs/sentiment_imdb.yaml` trains (embedding 128, bidirectional GRU 64, max pooling,
+cosine schedule): the one `configs/sentiment_imdb.yaml` trains (embedding 128, bidirectional GRU 128, max pooling,
 dropout, word dropout), and `configs/sentiment_imdb_bilstm.yaml`, the keras-io IMDB architecture (2-layer
 bidirectional LSTM 64; full runs only). Each is fed synthetic batches of the config's batch size with every position a real token
 (no padding, so every computed FLOP is a useful one). FLOPs are counted analytically (benchmarks/flops.py: the
