@@ -232,7 +232,9 @@ def run_training(config) -> dict:
     return record
 
 
-# A made-up movie review: latency benchmarks call the IMDB-size model with a review of mean IMDB length.
+# The latency benchmarks' inputs: a short sentence for the tiny test model, and for the IMDB-size model a
+# made-up movie review of mean IMDB length.
+SHORT_TEXT = "the acting was not very good but the music was extremely good"
 REVIEW_SENTENCES = (
     "i went into this film expecting a quiet drama and came out having seen something much stranger",
     "the first hour moves slowly and the dialogue is often flat but the two leads hold the screen well",

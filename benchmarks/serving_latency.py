@@ -40,7 +40,7 @@ MODEL_NAMES = ("imdb", "tiny")
 ROUND_SIZE = 25
 CONCURRENCY = 16
 ENCODING_BATCH = 64
-TEXT = "the acting was not very good but the music was extremely good"
+TEXT = harness.SHORT_TEXT
 
 
 def _arguments() -> argparse.Namespace:

@@ -31,7 +31,7 @@ import harness
 TARGET_RATIO = 0.3
 ROUND_SIZE = 25
 THROUGHPUT_BATCH = 64
-TEXT = "the acting was not very good but the music was extremely good"
+TEXT = harness.SHORT_TEXT
 SIGNATURES = {"plain": "serving_default", "xla": "serving_default_xla"}
 MODELS = {
     "imdb": f"configs/sentiment_imdb.yaml architecture (BiGRU 128), {harness.REVIEW_WORDS}-word review",
