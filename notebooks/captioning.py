@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -44,7 +44,7 @@ sys.path.insert(0, os.getcwd())
 
 from IPython import display
 
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import figures
@@ -92,9 +92,9 @@ print({key: round(value, 4) for key, value in metrics.items() if isinstance(valu
 
 # %%
 model = run_files.load_trained_model(run_dir)
-task.load_preprocessing(run_dir)
+preprocessing = task.load_preprocessing(run_dir)
 images = [run_files.decode_sample_input(item) for item in run_files.load_sample_inputs(run_dir)]
-rows = task.caption_with_attention(model, images)
+rows = task.caption_with_attention(model, preprocessing, images)
 grid = figures.render_caption_grid([dict(row, attention=None) for row in rows],
                                    os.path.join(figures_dir, "captioning_captions.png"), cell_size=96)
 display.display(display.Image(grid))
@@ -107,7 +107,7 @@ display.Image(figures.render_caption_grid(rows[:2], os.path.join(figures_dir, "c
 
 # %%
 export_path = export.export_run(run_dir)
-for row in cli.predict_rows(cli.load_export(export_path), images):
+for row in predict.predict_rows(predict.load_export(export_path), images):
     print(json.dumps(row))
 
 # %% [markdown]

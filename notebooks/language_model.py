@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,7 +44,7 @@ sys.path.insert(0, os.getcwd())
 
 from IPython import display
 
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import plots
@@ -96,12 +98,12 @@ print(f"{split_name}: perplexity {metrics['perplexity']:.2f} (uniform {metrics['
 export_path = export.export_run(run_dir)
 sample_inputs = run_files.load_sample_inputs(run_dir)  # "", openings of validation lines, demo prompts
 prompts = sample_inputs[:1] + sample_inputs[-3:]
-continuations = {"greedy": [row["continuation"] for row in cli.predict_rows(cli.load_export(export_path, "greedy"),
+continuations = {"greedy": [row["continuation"] for row in predict.predict_rows(predict.load_export(export_path, "greedy"),
                                                                              prompts)]}
-sample = cli.load_export(export_path, "sample")
+sample = predict.load_export(export_path, "sample")
 for temperature in (0.5, 1.0, 1.5):
     continuations[f"T = {temperature}"] = [row["continuation"]
-                                           for row in cli.predict_rows(sample, prompts, temperature=temperature)]
+                                           for row in predict.predict_rows(sample, prompts, temperature=temperature)]
 display.Image(plots.generated_text_table(prompts, continuations,
                                          os.path.join(figures_dir, "language_model_samples.png")))
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -43,7 +43,7 @@ sys.path.insert(0, os.getcwd())
 
 from IPython import display
 
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import plots
@@ -96,7 +96,7 @@ display.Image(plots.confusion_matrix(metrics["confusion_matrix"], splits.label_n
 # %%
 export_path = export.export_run(run_dir)
 texts = ["the acting was not very good", "the music was extremely good", "a dull and boring film"]
-for row in cli.predict_rows(cli.load_export(export_path), texts):
+for row in predict.predict_rows(predict.load_export(export_path), texts):
     print(json.dumps(row))
 
 # %% [markdown]

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,7 +42,7 @@ sys.path.insert(0, os.getcwd())
 
 from IPython import display
 
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import plots
@@ -90,7 +90,7 @@ print({key: value for key, value in metrics.items() if isinstance(value, (int, f
 export_path = export.export_run(run_dir)
 held_out = splits.splits[split_name]
 texts = [" ".join(tokens) for tokens in held_out.tokens[:6]]
-predicted = list(cli.predict_rows(cli.load_export(export_path), texts))
+predicted = list(predict.predict_rows(predict.load_export(export_path), texts))
 table = [{"tokens": row["tokens"], "predicted": row["tags"],
           "gold": [splits.tag_names[tag] for tag in tag_ids][:len(row["tags"])]}
          for row, tag_ids in zip(predicted, held_out.tag_ids)]

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -43,7 +43,7 @@ sys.path.insert(0, os.getcwd())
 
 from IPython import display
 
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import plots
@@ -91,9 +91,9 @@ for sample in metrics["samples"][:5]:
 
 # %%
 model = run_files.load_trained_model(run_dir)
-task.load_preprocessing(run_dir)
+preprocessing = task.load_preprocessing(run_dir)
 examples = splits.splits[split_name].sources[:2]
-alignments = task.translate_with_attention(model, examples)
+alignments = task.translate_with_attention(model, preprocessing, examples)
 display.Image(plots.attention_heatmaps(alignments, os.path.join(figures_dir, "translation_attention.png")))
 
 # %% [markdown]
@@ -102,7 +102,7 @@ display.Image(plots.attention_heatmaps(alignments, os.path.join(figures_dir, "tr
 # %%
 export_path = export.export_run(run_dir)
 for signature in ("greedy", "beam"):
-    for row in cli.predict_rows(cli.load_export(export_path, signature), examples):
+    for row in predict.predict_rows(predict.load_export(export_path, signature), examples):
         print(signature, json.dumps(row, ensure_ascii=False))
 
 # %% [markdown]

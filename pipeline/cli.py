@@ -16,7 +16,6 @@ from pipeline import config as config_lib
 
 logger = logging.getLogger("pipeline")
 
-_PREDICT_BATCH_SIZE = 64
 _DEFAULT_PROFILE_STEPS = (10, 15)  # past the first steps, which trace the graph
 
 
@@ -231,6 +230,7 @@ def _require_run_dir(path: str) -> None:
 def _train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[int, int]] = None) -> int:
     from pipeline import distribution
     from pipeline import export
+    from pipeline import predict
     from pipeline import run_files
     from pipeline import training
     strategy = distribution.create_strategy(config.runtime)  # before any other TensorFlow work
@@ -240,7 +240,7 @@ def _train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[in
             path = export.export_run(run_dir)
             samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
             inputs = [run_files.decode_sample_input(item) for item in samples]
-            for row in predict_rows(load_export(path), inputs):
+            for row in predict.predict_rows(predict.load_export(path), inputs):
                 logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
     finally:  # even when the export fails, so that the other workers do not wait for the chief forever
         distribution.wait_for_all_workers(strategy)
@@ -248,99 +248,10 @@ def _train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[in
     return 0
 
 
-def resolve_export(path: str) -> str:
-    """Finds the SavedModel for an export path, a model base path or a run directory."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    if os.path.exists(os.path.join(path, "config.yaml")):
-        config = config_lib.load_config([os.path.join(path, "config.yaml")])
-        return resolve_export(os.path.join(config.export.dir, config.model_name))
-    versions = [int(name) for name in os.listdir(path) if name.isdigit()] if os.path.isdir(path) else []
-    if not versions:
-        raise FileNotFoundError(f"{path}: no SavedModel, run directory or numbered export versions here; "
-                                "export with `python -m pipeline export RUN_DIR`")
-    return os.path.join(path, str(max(versions)))
-
-
-def load_export(path: str, signature: str = "serving_default"):
-    path = resolve_export(path)
-    import tensorflow as tf
-    loaded = tf.saved_model.load(path)
-    if signature not in loaded.signatures:
-        raise ValueError(f"signature {signature!r} not in the export; it has {sorted(loaded.signatures)}")
-    return loaded.signatures[signature]
-
-
-def string_input_name(function) -> str:
-    """The name of a signature's string input (`text`, `image_bytes`, ...)."""
-    import tensorflow as tf
-    specs = function.structured_input_signature[1]
-    return next(name for name, spec in specs.items() if spec.dtype == tf.string)
-
-
-def predict_rows(function, inputs: list, temperature: float = 1.0,
-                 labels: typing.Optional[list[str]] = None) -> typing.Iterator[dict]:
-    """Runs a signature with one string input (and optionally `temperature`) in batches, yielding rows.
-
-    Args:
-        function: A loaded signature.
-        inputs: Texts, or bytes (e.g. encoded images).
-        temperature: For signatures with a `temperature` input.
-        labels: How each input is shown in its row (default: the text itself, or its size for bytes).
-            An input named `<name>_bytes` is shown under `<name>` (e.g. `image`).
-    """
-    import tensorflow as tf
-    specs = function.structured_input_signature[1]
-    input_name = string_input_name(function)
-    shown_as = input_name[:-len("_bytes")] if input_name.endswith("_bytes") else input_name
-    if labels is None:
-        labels = [item if isinstance(item, str) else f"<{len(item)} bytes>" for item in inputs]
-    extra = {}
-    if "temperature" in specs:
-        extra["temperature"] = tf.constant(temperature, dtype=specs["temperature"].dtype)
-    unknown = sorted(set(specs) - {input_name, *extra})
-    if unknown:
-        raise ValueError(f"the signature also needs inputs {unknown}, which predict cannot supply")
-    for start in range(0, len(inputs), _PREDICT_BATCH_SIZE):
-        batch = inputs[start:start + _PREDICT_BATCH_SIZE]
-        outputs = {key: value.numpy() for key, value in
-                   function(**{input_name: tf.constant(batch, dtype=tf.string)}, **extra).items()}
-        for row, label in enumerate(labels[start:start + _PREDICT_BATCH_SIZE]):
-            result = {key: _plain(value[row]) for key, value in sorted(outputs.items())}
-            if isinstance(result.get("length"), int):  # padded per-token outputs: keep the real tokens
-                result = {key: value[:result["length"]] if isinstance(value, list) else value
-                          for key, value in result.items()}
-            yield {shown_as: label, **result}
-
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if hasattr(value, "tolist"):
-        listed = value.tolist()
-        if isinstance(listed, list):
-            return [_plain(item) for item in listed]
-        return _plain(listed)
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
-
 def _predict(path: str, inputs: list[str], signature: str, temperature: float) -> int:
-    function = load_export(path, signature)
+    from pipeline import predict
     if not inputs:
         inputs = [line.rstrip("\n") for line in sys.stdin]
-    labels = None
-    if string_input_name(function).endswith("_bytes"):  # inputs are files, e.g. images
-        labels, inputs = inputs, [_read_file(name) for name in inputs]
-    for row in predict_rows(function, inputs, temperature, labels):
+    for row in predict.predict(path, inputs, signature, temperature):
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0
-
-
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as stream:
-            return stream.read()
-    except OSError as error:
-        raise FileNotFoundError(f"{path}: cannot read this input file ({error.strerror})") from None

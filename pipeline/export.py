@@ -5,12 +5,13 @@ temporary folder beside it (TF Serving ignores non-numeric folder names), loaded
 with `tf.saved_model.load` alone, compared with the in-memory model, and only then renamed into place.
 """
 
-import json
 import logging
 import os
+import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import typing
 import uuid
 
@@ -24,23 +25,21 @@ from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
 
-# Runs in a fresh interpreter: TensorFlow only, no `pipeline` import, exactly what a server has.
+# Runs in a fresh interpreter: TensorFlow only, no `pipeline` import, exactly what a server has. Inputs
+# and outputs travel as pickled NumPy arrays, so the parent compares them exactly as TensorFlow made them.
 _SELF_CHECK_SCRIPT = """
-import base64, json, sys
-import numpy as np
+import pickle, sys
 import tensorflow as tf
-path, signatures, input_name = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
-inputs = [base64.b64decode(item["b64"]) if isinstance(item, dict) else item for item in json.loads(sys.stdin.read())]
+path, signatures, input_name, inputs_file, outputs_file = sys.argv[1:6]
+with open(inputs_file, "rb") as stream:
+    inputs = pickle.load(stream)
 loaded = tf.saved_model.load(path)
-def plain(array):
-    if array.dtype.kind in "SO":
-        return np.vectorize(lambda item: item.decode("utf-8"), otypes=[object])(array).tolist()
-    return array.tolist()
 results = {}
-for signature in signatures:
+for signature in signatures.split(","):
     outputs = loaded.signatures[signature](**{input_name: tf.constant(inputs, dtype=tf.string)})
-    results[signature] = {key: plain(value.numpy()) for key, value in outputs.items()}
-print("SELF_CHECK " + json.dumps(results))
+    results[signature] = {key: value.numpy() for key, value in outputs.items()}
+with open(outputs_file, "wb") as stream:
+    pickle.dump(results, stream)
 """
 
 
@@ -56,21 +55,22 @@ def next_version(base_path: str) -> int:
     return max(versions, default=0) + 1
 
 
-def export_run(run_dir: str, version: typing.Optional[int] = None,
-               model: typing.Optional[keras.Model] = None) -> str:
+def export_run(run_dir: str, version: typing.Optional[int] = None, model: typing.Optional[keras.Model] = None,
+               task: typing.Optional[tasks_lib.Task] = None) -> str:
     """Exports a trained run as `<export.dir>/<model_name>/<version>/` and returns that path.
 
     Args:
         run_dir: A trained run directory.
         version: Integer version; the next free one by default. An existing version is never replaced.
         model: The trained model if already in memory; loaded from the run directory otherwise.
+        task: The run's task object; by default the package's task named in the run's config.
 
     Raises:
         ExportError: The version exists, or the self-check failed (nothing is left behind then).
     """
-    config = run_files.load_run_config(run_dir)
-    task = tasks_lib.create_task(config)
-    task.load_preprocessing(run_dir)
+    task = task or tasks_lib.create_task(run_files.load_run_config(run_dir))
+    config = task.config
+    preprocessing = task.load_preprocessing(run_dir)
     model = model or run_files.load_trained_model(run_dir)
     base_path = os.path.join(config.export.dir, config.model_name)
     version = next_version(base_path) if version is None else version
@@ -81,13 +81,13 @@ def export_run(run_dir: str, version: typing.Optional[int] = None,
         raise ExportError(f"{final_path} already exists; versions are never overwritten")
     temporary_path = os.path.join(base_path, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:
-        functions = task.serving_functions(model)
+        functions = task.serving_functions(model, preprocessing)
         checks = {"serving_default": "serving_default"}
         if config.export.jit_compile:
-            compiled_functions = compiled_serving_functions(task, model)
+            compiled_functions = compiled_serving_functions(task, model, preprocessing)
             functions.update(compiled_functions)
             checks.update({name: name for name in compiled_functions})
-        write_saved_model(temporary_path, model, functions, task.trackables())
+        write_saved_model(temporary_path, model, functions, preprocessing.trackables())
         write_extra_assets(temporary_path, run_dir)
         if config.export.self_check:
             self_check(temporary_path, functions, run_files.load_sample_inputs(run_dir), task.serving_input,
@@ -99,16 +99,17 @@ def export_run(run_dir: str, version: typing.Optional[int] = None,
     return final_path
 
 
-def compiled_serving_functions(task, model: keras.Model) -> dict:
+def compiled_serving_functions(task: tasks_lib.Task, model: keras.Model,
+                               preprocessing: tasks_lib.Preprocessing) -> dict:
     """The task's XLA-compiled signatures (`export.jit_compile`), named `<plain signature>_xla`.
 
     Raises:
         ExportError: The task has no compiled serving path.
     """
-    if not hasattr(task, "compiled_serving_functions"):
+    if not task.compiles_serving:
         raise ExportError(f"export.jit_compile: the {task.config.task} task has no XLA-compiled signatures; "
                           "set export.jit_compile: false")
-    return task.compiled_serving_functions(model)
+    return task.compiled_serving_functions(model, preprocessing)
 
 
 def write_saved_model(path: str, model: keras.Model, functions: dict, trackables: list) -> None:
@@ -145,35 +146,39 @@ def self_check(path: str, functions: dict, inputs: list, input_name: str, signat
         ExportError: The export failed to load or run, or an output differs.
     """
     signatures = signatures or {signature: signature}
-    raw_inputs = tf.constant([run_files.decode_sample_input(item) for item in inputs], dtype=tf.string)
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.run(
-        [sys.executable, "-c", _SELF_CHECK_SCRIPT, path, ",".join(signatures), input_name],
-        input=json.dumps(inputs), capture_output=True, text=True, env=environment, timeout=600)
-    lines = [line for line in process.stdout.splitlines() if line.startswith("SELF_CHECK ")]
-    if process.returncode != 0 or not lines:
-        raise ExportError(f"self-check: the export at {path} failed to load in a fresh process:\n"
-                          f"{process.stderr[-3000:]}")
-    loaded = json.loads(lines[-1][len("SELF_CHECK "):])
+    raw_inputs = [run_files.decode_sample_input(item) for item in inputs]
+    loaded = _run_in_fresh_process(path, list(signatures), input_name, raw_inputs)
+    raw_tensor = tf.constant(raw_inputs, dtype=tf.string)
     for exported_name, function_name in signatures.items():
-        expected = {key: value.numpy() for key, value in functions[function_name](raw_inputs).items()}
+        expected = _numpy_outputs(functions[function_name](raw_tensor))
         _compare(expected, loaded[exported_name], exported_name)
         twin = exported_name[:-len(compiled.SUFFIX)] if exported_name.endswith(compiled.SUFFIX) else None
         if twin in functions:
-            _compare(expected, _plain_outputs(functions[twin](raw_inputs)), f"{exported_name} vs {twin}",
+            _compare(expected, _numpy_outputs(functions[twin](raw_tensor)), f"{exported_name} vs {twin}",
                      rtol=1e-3, atol=1e-4)
     logger.info("self-check passed: %s reloaded in a fresh process matches the in-memory model (%s)", path,
                 ", ".join(signatures))
 
 
-def _plain_outputs(outputs: dict) -> dict:
-    return {key: _plain(value.numpy()) for key, value in outputs.items()}
+def _run_in_fresh_process(path: str, signatures: list[str], input_name: str, inputs: list) -> dict:
+    """Calls each signature of the export in a new Python process that imports TensorFlow alone."""
+    with tempfile.TemporaryDirectory(prefix="self-check-") as directory:
+        inputs_file, outputs_file = os.path.join(directory, "inputs.pkl"), os.path.join(directory, "outputs.pkl")
+        with open(inputs_file, "wb") as stream:
+            pickle.dump(inputs, stream)
+        environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        process = subprocess.run(
+            [sys.executable, "-c", _SELF_CHECK_SCRIPT, path, ",".join(signatures), input_name, inputs_file,
+             outputs_file], capture_output=True, text=True, env=environment, timeout=600)
+        if process.returncode != 0 or not os.path.exists(outputs_file):
+            raise ExportError(f"self-check: the export at {path} failed to load in a fresh process:\n"
+                              f"{process.stderr[-3000:]}")
+        with open(outputs_file, "rb") as stream:
+            return pickle.load(stream)
 
 
-def _plain(array: np.ndarray):
-    if array.dtype.kind in "SO":
-        return np.vectorize(lambda item: item.decode("utf-8"), otypes=[object])(array).tolist()
-    return array.tolist()
+def _numpy_outputs(outputs: dict) -> dict:
+    return {key: value.numpy() for key, value in outputs.items()}
 
 
 def _compare(expected: dict, loaded: dict, signature: str, rtol: float = 1e-4, atol: float = 1e-5) -> None:
@@ -181,9 +186,9 @@ def _compare(expected: dict, loaded: dict, signature: str, rtol: float = 1e-4, a
         if key not in loaded:
             raise ExportError(f"self-check: output {key!r} is missing from the exported signature {signature}")
         if value.dtype.kind in "SO":
-            matches = _plain(value) == loaded[key]
+            matches = value.shape == loaded[key].shape and bool(np.all(value == loaded[key]))
         else:
-            matches = np.allclose(value, np.asarray(loaded[key]), rtol=rtol, atol=atol)
+            matches = np.allclose(value, loaded[key], rtol=rtol, atol=atol)
         if not matches:
             raise ExportError(f"self-check: output {key!r} of the export differs from the in-memory model "
                               f"on the sample inputs ({signature})")

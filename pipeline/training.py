@@ -24,10 +24,10 @@ import keras
 import tensorflow as tf
 
 from pipeline import config as config_lib
+from pipeline import cudnn
 from pipeline import distribution
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
-from pipeline.layers import cudnn
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def configure_runtime(runtime: config_lib.RuntimeConfig) -> None:
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
 
 
-def warn_if_cudnn_ineligible(config: config_lib.RunConfig, model: keras.Model) -> list[str]:
+def warn_if_cudnn_ineligible(task: tasks_lib.Task, model: keras.Model) -> list[str]:
     """Logs a warning when a GPU is visible and some recurrent layer will not use cuDNN kernels.
 
     Returns:
@@ -56,19 +56,20 @@ def warn_if_cudnn_ineligible(config: config_lib.RunConfig, model: keras.Model) -
     """
     if not tf.config.list_physical_devices("GPU"):
         return []
-    reasons = list(dict.fromkeys(cudnn.config_reasons(config) + cudnn.model_reasons(model)))
+    reasons = list(dict.fromkeys(cudnn.config_reasons(task.config.model) + task.cudnn_reasons()
+                                 + cudnn.model_reasons(model)))
     if reasons:
         logger.warning("a GPU is visible but these recurrent layers will not use cuDNN kernels (slower):\n  %s",
                        "\n  ".join(reasons))
     return reasons
 
 
-def check_config(config: config_lib.RunConfig, task) -> None:
+def check_config(config: config_lib.RunConfig, task: tasks_lib.Task) -> None:
     """Cross-checks the config against the task before any work starts."""
     if config.train.monitor not in task.monitor_choices:
         raise config_lib.ConfigError(
             f"train.monitor: {config.train.monitor!r} is not one of {list(task.monitor_choices)}")
-    if config.export.jit_compile and not hasattr(task, "compiled_serving_functions"):
+    if config.export.jit_compile and not task.compiles_serving:
         raise config_lib.ConfigError(
             f"export.jit_compile: the {config.task} task has no XLA-compiled signatures; set it to false")
 
@@ -116,7 +117,7 @@ def make_optimizer(train: config_lib.TrainConfig, total_steps: int) -> keras.opt
     return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm, **averaging)
 
 
-def compile_model(model: keras.Model, task, config: config_lib.RunConfig, total_steps: int) -> None:
+def compile_model(model: keras.Model, task: tasks_lib.Task, config: config_lib.RunConfig, total_steps: int) -> None:
     model.compile(optimizer=make_optimizer(config.train, total_steps), loss=task.loss(),
                   metrics=task.metrics(), jit_compile=config.runtime.jit_compile)
 
@@ -179,15 +180,6 @@ def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: 
     return callbacks
 
 
-def task_callbacks(task, model: keras.Model) -> list:
-    """Callbacks a task adds to `fit` through an optional `training_callbacks(model)` method.
-
-    For example, a language model trained with truncated backpropagation through time resets its
-    carried recurrent state at every epoch start.
-    """
-    return list(task.training_callbacks(model)) if hasattr(task, "training_callbacks") else []
-
-
 class ProfileSteps(keras.callbacks.Callback):
     """Records a TensorFlow profiler trace of training steps `first`..`last` (1-based, counted across epochs).
 
@@ -245,7 +237,8 @@ class ProfileSteps(keras.callbacks.Callback):
 
 
 def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.Strategy] = None,
-          profile_steps: typing.Optional[tuple[int, int]] = None) -> str:
+          profile_steps: typing.Optional[tuple[int, int]] = None,
+          task: typing.Optional[tasks_lib.Task] = None) -> str:
     """Trains (resuming from the run directory's last checkpoint) and evaluates.
 
     With `runtime.distribution` set, the model is built, compiled and trained under the strategy's
@@ -258,13 +251,14 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         strategy: The strategy of `runtime.distribution` if already created; created here otherwise.
         profile_steps: (first, last) training steps, 1-based, to record a profiler trace of into
             `<run_dir>/profile/`; None profiles nothing.
+        task: The task object for `config`; by default the package's task named by `config.task`.
 
     Returns:
         The run directory.
     """
     if strategy is None:
         strategy = distribution.create_strategy(config.runtime)  # first: before other TensorFlow work
-    task = tasks_lib.create_task(config)
+    task = task or tasks_lib.create_task(config)
     check_config(config, task)
     chief = distribution.writes_files(config.runtime)
     with worker_run_dir(config, chief) as run_dir:
@@ -276,26 +270,26 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         if finished_epochs:
             logger.info("resuming %s after %d finished epoch(s)", config.run_dir, finished_epochs)
         if finished_epochs and task.has_preprocessing(run_dir):
-            task.load_preprocessing(run_dir)  # the same vocabulary the checkpoint was trained with
+            preprocessing = task.load_preprocessing(run_dir)  # the vocabulary the checkpoint was trained with
         else:
-            task.fit_preprocessing(splits)
-            task.save_preprocessing(run_dir)
+            preprocessing = task.fit_preprocessing(splits)
+            task.save_preprocessing(preprocessing, run_dir)
         run_files.save_sample_inputs(run_dir, task.sample_inputs(splits))
-        datasets = task.datasets(splits)
+        datasets = task.datasets(splits, preprocessing)
 
         with distribution.scope(strategy):
-            model = fit(config, task, strategy, datasets, run_dir, finished_epochs, profile_steps)
+            model = fit(config, task, preprocessing, strategy, datasets, run_dir, finished_epochs, profile_steps)
         if chief:  # the other workers only train
-            evaluate_splits(task, model, datasets, run_dir, skipped_rows=splits.skipped_rows)
+            evaluate_splits(task, model, preprocessing, datasets, run_dir, skipped_rows=splits.skipped_rows)
     return config.run_dir
 
 
-def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distribute.Strategy],
-        datasets: dict, run_dir: str, finished_epochs: int,
+def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks_lib.Preprocessing,
+        strategy: typing.Optional[tf.distribute.Strategy], datasets: dict, run_dir: str, finished_epochs: int,
         profile_steps: typing.Optional[tuple[int, int]] = None) -> keras.Model:
     """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one."""
-    model = task.build_model()
-    warn_if_cudnn_ineligible(config, model)
+    model = task.build_model(preprocessing)
+    warn_if_cudnn_ineligible(task, model)
     steps_per_epoch = config.train.steps_per_epoch
     compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
     train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
@@ -307,7 +301,7 @@ def fit(config: config_lib.RunConfig, task, strategy: typing.Optional[tf.distrib
     with distribution.keras_fit_workarounds(model, strategy):
         model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                   steps_per_epoch=steps_per_epoch,
-                  callbacks=task_callbacks(task, model) + make_callbacks(config, run_dir, finished_epochs) + profiling,
+                  callbacks=task.training_callbacks(model) + make_callbacks(config, run_dir, finished_epochs) + profiling,
                   shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
@@ -359,7 +353,8 @@ def _fit_verbosity() -> typing.Union[str, int]:
     return "auto" if os.isatty(1) else 2
 
 
-def evaluate_splits(task, model: keras.Model, datasets: dict, run_dir: str,
+def evaluate_splits(task: tasks_lib.Task, model: keras.Model, preprocessing: tasks_lib.Preprocessing,
+                    datasets: dict, run_dir: str,
                     skipped_rows: typing.Optional[dict] = None,
                     split_names: typing.Optional[typing.Sequence[str]] = None) -> dict:
     """Evaluates the named splits (all held-out splits by default) and merges them into metrics.json."""
@@ -369,7 +364,7 @@ def evaluate_splits(task, model: keras.Model, datasets: dict, run_dir: str,
         with open(path, encoding="utf-8") as stream:
             results = json.load(stream)
     for split_name in split_names or [name for name in datasets if name != "train"]:
-        results[split_name] = task.evaluate(model, datasets[split_name])
+        results[split_name] = task.evaluate(model, datasets[split_name], preprocessing)
         logger.info("%s: %s", split_name, _headline(results[split_name]))
     if skipped_rows is not None:
         results["skipped_rows"] = skipped_rows
@@ -385,16 +380,23 @@ def _headline(split_metrics: dict) -> str:
                      if isinstance(value, float))
 
 
-def evaluate(run_dir: str, split_names: typing.Optional[typing.Sequence[str]] = None) -> dict:
-    """Re-evaluates a trained run on the named splits (held-out ones by default), updating metrics.json."""
-    config = run_files.load_run_config(run_dir)
-    task = tasks_lib.create_task(config)
-    configure_runtime(config.runtime)
-    task.load_preprocessing(run_dir)
+def evaluate(run_dir: str, split_names: typing.Optional[typing.Sequence[str]] = None,
+             task: typing.Optional[tasks_lib.Task] = None) -> dict:
+    """Re-evaluates a trained run on the named splits (held-out ones by default), updating metrics.json.
+
+    Args:
+        run_dir: A trained run directory.
+        split_names: Splits to evaluate; the held-out ones by default.
+        task: The run's task object; by default the package's task named in the run's config.
+    """
+    task = task or tasks_lib.create_task(run_files.load_run_config(run_dir))
+    configure_runtime(task.config.runtime)
+    preprocessing = task.load_preprocessing(run_dir)
     splits = task.load_splits()
     unknown = [name for name in split_names or () if name not in splits.splits]
     if unknown:
         raise ValueError(f"split {unknown[0]!r} is not available; this run has {sorted(splits.splits)}")
     model = run_files.load_trained_model(run_dir)
-    return evaluate_splits(task, model, task.datasets(splits), run_dir, skipped_rows=splits.skipped_rows,
+    return evaluate_splits(task, model, preprocessing, task.datasets(splits, preprocessing), run_dir,
+                           skipped_rows=splits.skipped_rows,
                            split_names=split_names)

@@ -161,7 +161,7 @@ def make_export(directory: pathlib.Path) -> pathlib.Path:
 def test_resolve_export_returns_an_export_directory_itself(tmp_path):
     export = make_export(tmp_path / "exports" / "model" / "3")
 
-    assert cli.resolve_export(str(export)) == str(export)
+    assert predict.resolve_export(str(export)) == str(export)
 
 
 def test_resolve_export_picks_the_highest_version_numerically(tmp_path):
@@ -169,7 +169,7 @@ def test_resolve_export_picks_the_highest_version_numerically(tmp_path):
     for version in ("1", "2", "10"):
         make_export(base / version)
 
-    assert cli.resolve_export(str(base)) == os.path.join(str(base), "10")
+    assert predict.resolve_export(str(base)) == os.path.join(str(base), "10")
 
 
 def test_resolve_export_ignores_non_numeric_entries(tmp_path):
@@ -179,7 +179,7 @@ def test_resolve_export_ignores_non_numeric_entries(tmp_path):
     make_export(base / "7-partial")
     (base / "notes.txt").write_text("not a version", encoding="utf-8")
 
-    assert cli.resolve_export(str(base)) == os.path.join(str(base), "2")
+    assert predict.resolve_export(str(base)) == os.path.join(str(base), "2")
 
 
 def test_resolve_export_follows_a_run_directory_to_its_latest_export(tmp_path):
@@ -192,7 +192,7 @@ def test_resolve_export_follows_a_run_directory_to_its_latest_export(tmp_path):
     make_export(exports / "served" / "4")
     make_export(exports / "served" / "5")
 
-    assert cli.resolve_export(str(tmp_path / "run")) == os.path.join(str(exports / "served"), "5")
+    assert predict.resolve_export(str(tmp_path / "run")) == os.path.join(str(exports / "served"), "5")
 
 
 @pytest.mark.parametrize("layout", ["empty", "only_temporary", "missing"])
@@ -204,4 +204,4 @@ def test_resolve_export_without_versions_raises_file_not_found(tmp_path, layout)
         make_export(path / ".tmp-1-abc")
 
     with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
-        cli.resolve_export(str(path))
+        predict.resolve_export(str(path))

@@ -1,10 +1,18 @@
-"""Tasks wire a config to data, model, losses, evaluation and serving. `TASKS` maps `task:` to the class."""
+"""Tasks wire a config to data, model, losses, evaluation and serving (the contract is `base.Task`).
 
-from pipeline.tasks import language_model
+`TASKS` maps the config's `task:` key to the package's task classes; a task defined elsewhere is a
+`base.Task` subclass handed to `training.train(..., task=...)` and `export.export_run(..., task=...)`.
+"""
+
+from pipeline.tasks import base
 from pipeline.tasks import captioning
+from pipeline.tasks import language_model
 from pipeline.tasks import sentiment
 from pipeline.tasks import tagging
 from pipeline.tasks import translation
+
+Task = base.Task
+Preprocessing = base.Preprocessing
 
 TASKS = {
     "sentiment": sentiment.SentimentTask,
@@ -15,6 +23,6 @@ TASKS = {
 }
 
 
-def create_task(config):
-    """Returns the task object for a `RunConfig` (its `task` key was checked when the config loaded)."""
+def create_task(config) -> base.Task:
+    """Returns the package's task object for a `RunConfig` (its `task` key was checked when it loaded)."""
     return TASKS[config.task](config)

@@ -6,22 +6,24 @@ independent shuffled chunks. Evaluation scores held-out text the same way, with 
 explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the model's `decode_step`.
 """
 
+import dataclasses
+import functools
 import logging
 import math
-import os
 import typing
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from pipeline import config as config_lib
 from pipeline import decoding
+from pipeline import losses
 from pipeline.data import language_model as text_stream
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.models import recurrent_language_model
+from pipeline.tasks import base
 from pipeline.tasks import generation
 
 logger = logging.getLogger(__name__)
@@ -30,21 +32,7 @@ _NEVER = -1e9  # logit given to padding and out-of-vocabulary tokens during gene
 _PROMPT_SAMPLES = 3
 
 
-# === Metric and callback ===
-
-
-class Perplexity(keras.metrics.Mean):
-    """exp(mean cross-entropy per token) of next-token logits: the model's average branching factor."""
-
-    def __init__(self, name="perplexity", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)  # (batch, time)
-        return super().update_state(losses, sample_weight=sample_weight)
-
-    def result(self):
-        return ops.exp(super().result())
+# === Callback ===
 
 
 class ResetCarriedState(keras.callbacks.Callback):
@@ -57,23 +45,45 @@ class ResetCarriedState(keras.callbacks.Callback):
         self.model.reset_state()
 
 
-class LanguageModelTask:
-    """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures.
+@dataclasses.dataclass
+class LanguageModelPreprocessing(base.Preprocessing):
+    """The vocabulary (characters or words, fitted on the training text); it starts with "", "[UNK]" and
+    "\\n" (ids 0 to 2)."""
 
-    The vocabulary (characters or words, fitted on the training text) starts with "", "[UNK]" and "\\n"
-    (ids 0 to 2) and is saved under `<run_dir>/vocab/`.
-    """
+    vocabulary: list[str]
 
+    FILES = {"vocabulary": text_lib.VOCABULARY_FILE}
+
+    @functools.cached_property
+    def lookup(self) -> keras.layers.StringLookup:
+        return text_lib.string_lookup(self.vocabulary)
+
+    def trackables(self) -> list:
+        return [self.lookup]
+
+
+class LanguageModelTask(generation.GenerativeTask):
+    """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures."""
+
+    preprocessing_class = LanguageModelPreprocessing
     monitor_choices = ("val_loss", "val_perplexity")
     serving_input = "prompt"
+    compiles_serving = False
 
     def __init__(self, config: config_lib.RunConfig):
-        self.config = config
+        super().__init__(config)
         self.data_config: config_lib.LanguageModelDataConfig = config.data
         self.model_config: config_lib.LanguageModelConfig = config.model
         self.train_config: config_lib.LanguageModelTrainConfig = config.train
-        self.vocabulary: list[str] = []
-        self.lookup: typing.Optional[keras.layers.StringLookup] = None
+
+    @property
+    def max_decode_length(self) -> int:
+        return self.model_config.max_generate_length
+
+    @property
+    def end_token(self) -> int:
+        """A line break ends a generation with `model.stop_at_newline`; padding (never generated) otherwise."""
+        return text_stream.NEWLINE_ID if self.model_config.stop_at_newline else text_stream.PADDING_ID
 
     # === Data ===
 
@@ -84,38 +94,27 @@ class LanguageModelTask:
         """Raw strings [batch] -> tokens [batch, (time)] at the configured level."""
         return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase)
 
-    def fit_preprocessing(self, splits: text_stream.TextSplits) -> None:
+    def fit_preprocessing(self, splits: text_stream.TextSplits) -> LanguageModelPreprocessing:
         """Builds the vocabulary from the training text only."""
         token_batches = ([token.decode("utf-8") for token in self.tokenize(lines).flat_values.numpy()]
                          for lines in text_stream.line_batches(splits.splits["train"].text))
-        self._set_vocabulary(text_lib.build_vocabulary(token_batches, self.data_config.vocabulary_size,
-                                                       text_stream.RESERVED))
-        logger.info("vocabulary: %d %s tokens", len(self.vocabulary), self.data_config.level)
+        preprocessing = LanguageModelPreprocessing(text_lib.build_vocabulary(
+            token_batches, self.data_config.vocabulary_size, text_stream.RESERVED))
+        logger.info("vocabulary: %d %s tokens", len(preprocessing.vocabulary), self.data_config.level)
+        return preprocessing
 
-    def _set_vocabulary(self, vocabulary: list[str]) -> None:
-        self.vocabulary = list(vocabulary)
-        self.lookup = text_lib.string_lookup(self.vocabulary)
-
-    def save_preprocessing(self, run_dir: str) -> None:
-        text_lib.save_vocabulary(self.vocabulary, os.path.join(run_dir, "vocab"))
-
-    def load_preprocessing(self, run_dir: str) -> None:
-        self._set_vocabulary(text_lib.load_vocabulary(os.path.join(run_dir, "vocab")))
-
-    def has_preprocessing(self, run_dir: str) -> bool:
-        return os.path.exists(os.path.join(run_dir, "vocab", text_lib.VOCABULARY_FILE))
-
-    def token_ids(self, text: str) -> np.ndarray:
+    def token_ids(self, preprocessing: LanguageModelPreprocessing, text: str) -> np.ndarray:
         """A whole text -> its token ids int32 [tokens] (line breaks included)."""
-        pieces = [self.lookup(self.tokenize(lines).flat_values).numpy()
+        pieces = [preprocessing.lookup(self.tokenize(lines).flat_values).numpy()
                   for lines in text_stream.line_batches(text)]
         return np.concatenate(pieces).astype(np.int32) if pieces else np.zeros([0], np.int32)
 
-    def datasets(self, splits: text_stream.TextSplits) -> dict[str, tf.data.Dataset]:
+    def datasets(self, splits: text_stream.TextSplits,
+                 preprocessing: LanguageModelPreprocessing) -> dict[str, tf.data.Dataset]:
         """Batches per split in the layout of `train.carry_state` (training windows shuffled, seeded)."""
         result = {}
         for split_name, split in splits.splits.items():
-            token_ids = self.token_ids(split.text)
+            token_ids = self.token_ids(preprocessing, split.text)
             if len(token_ids) < 2:
                 raise ValueError(f"{split.origin}: the {split_name} text has fewer than 2 tokens")
             result[split_name] = self.batches(token_ids, training=split_name == "train")
@@ -143,15 +142,15 @@ class LanguageModelTask:
 
     # === Model ===
 
-    def build_model(self) -> recurrent_language_model.RecurrentLanguageModel:
+    def build_model(self, preprocessing: LanguageModelPreprocessing) -> recurrent_language_model.RecurrentLanguageModel:
         return recurrent_language_model.build_recurrent_language_model(
-            self.model_config, vocabulary_size=len(self.vocabulary), stateful=self.train_config.carry_state)
+            self.model_config, vocabulary_size=len(preprocessing.vocabulary), stateful=self.train_config.carry_state)
 
     def loss(self) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), Perplexity(name="perplexity")]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), losses.Perplexity(name="perplexity")]
 
     def training_callbacks(self, model) -> list:
         """Resets the carried state at epoch starts and before validation (truncated BPTT only)."""
@@ -188,7 +187,7 @@ class LanguageModelTask:
             totals["tokens"] += int(tf.size(labels))
         return totals
 
-    def evaluate(self, model, dataset: tf.data.Dataset) -> dict:
+    def evaluate(self, model, dataset: tf.data.Dataset, preprocessing: LanguageModelPreprocessing) -> dict:
         """Cross-entropy per token, perplexity, bits per token (and per character for character models).
 
         `uniform_perplexity` (the vocabulary size, less padding) is what a model that knows nothing scores.
@@ -201,7 +200,7 @@ class LanguageModelTask:
             "perplexity": math.exp(loss),
             "bits_per_token": loss / math.log(2),
             "accuracy": totals["correct"] / max(totals["tokens"], 1),
-            "uniform_perplexity": float(len(self.vocabulary) - 1),
+            "uniform_perplexity": float(len(preprocessing.vocabulary) - 1),
             "level": self.data_config.level,
             "carry_state": self.train_config.carry_state,
         }
@@ -211,45 +210,48 @@ class LanguageModelTask:
 
     # === Generation ===
 
-    def prompt_token_ids(self, prompts: tf.Tensor) -> tf.RaggedTensor:
+    def numeric_inputs(self, preprocessing: LanguageModelPreprocessing, prompts: tf.Tensor) -> tf.RaggedTensor:
         """Raw prompts [batch] -> ids [batch, (time)]: a line break (the start of text), then the prompt."""
-        ids = tf.cast(self.lookup(self.tokenize(prompts)), tf.int32)
+        ids = tf.cast(preprocessing.lookup(self.tokenize(prompts)), tf.int32)
         starts = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(prompts)[0], 1], text_stream.NEWLINE_ID))
         return tf.concat([starts, ids], axis=1)
 
-    def generate(self, model, prompts: tf.Tensor, mode: str, temperature=1.0, seed=None) -> dict:
-        """Continues each prompt with `greedy`, `sample` or `beam` decoding (core TF ops; batched).
+    def sample_settings(self) -> dict:
+        return {"top_k": self.model_config.top_k}
 
-        Returns:
-            {"text": prompt + continuation, "continuation": the generated text, "score": its log-probability}.
-        """
-        ids = self.prompt_token_ids(prompts)
+    def beam_settings(self) -> dict:
+        return {"beam_size": self.model_config.beam_size}
+
+    def decode(self, model, preprocessing: LanguageModelPreprocessing, ids: tf.RaggedTensor, mode: str,
+               temperature=1.0, seed=None) -> decoding.DecodeResult:
+        """Continues each prompt's ids with `greedy`, `sample` or `beam` decoding; padding and `[UNK]` are
+        never generated."""
         lengths = tf.cast(ids.row_lengths(), tf.int32)  # (batch,), each >= 1
         dense = ids.to_tensor()  # (batch, time)
         context_mask = tf.sequence_mask(lengths - 1, tf.shape(dense)[1])  # every prompt token but the last
         state = model.encode(dense, mask=context_mask)
         start_tokens = tf.gather(ids.flat_values, tf.cast(ids.row_limits(), tf.int32) - 1)  # (batch,)
-        never = tf.constant([_NEVER, _NEVER] + [0.0] * (len(self.vocabulary) - 2))  # padding and [UNK]
+        never = tf.constant([_NEVER, _NEVER] + [0.0] * (len(preprocessing.vocabulary) - 2))
 
         def step_function(token_ids, step_state, step):
             del step  # the recurrent state carries the position
             logits, new_state = model.decode_step(token_ids, step_state)
             return logits + never, new_state
 
-        settings = {"max_length": self.model_config.max_generate_length,
-                    "end_token": text_stream.NEWLINE_ID if self.model_config.stop_at_newline
-                    else text_stream.PADDING_ID}  # padding is never generated: no end
-        if mode == "beam":
-            result = decoding.beam_search(step_function, state, start_tokens, beam_size=self.model_config.beam_size,
-                                          **settings)
-        elif mode == "sample":
-            result = decoding.sample(step_function, state, start_tokens, temperature=temperature,
-                                     top_k=self.model_config.top_k, seed=seed, **settings)
-        else:
-            result = decoding.greedy_search(step_function, state, start_tokens, **settings)
-        tokens = tf.gather(tf.constant(self.vocabulary, dtype=tf.string), result.token_ids)  # (batch, time)
-        continuation = text_stream.detokenize(tf.RaggedTensor.from_tensor(tokens, lengths=result.lengths),
-                                              level=self.data_config.level)
+        return self.search(step_function, state, start_tokens, mode, temperature=temperature, seed=seed)
+
+    def detokenize(self, preprocessing: LanguageModelPreprocessing, token_ids: tf.Tensor,
+                   lengths: typing.Optional[tf.Tensor] = None) -> tf.Tensor:
+        tokens = tf.gather(tf.constant(preprocessing.vocabulary, dtype=tf.string), token_ids)  # (batch, time)
+        ragged = (tf.RaggedTensor.from_tensor(tokens, lengths=lengths) if lengths is not None
+                  else tf.RaggedTensor.from_tensor(tokens, padding=""))
+        return text_stream.detokenize(ragged, level=self.data_config.level)
+
+    def outputs(self, preprocessing: LanguageModelPreprocessing, prompts: tf.Tensor,
+                result: decoding.DecodeResult) -> dict:
+        """`text` (prompt + continuation) and `continuation` string [batch], and `score` float32 [batch] (the
+        continuation's log-probability; length-normalized for beam)."""
+        continuation = self.detokenize(preprocessing, result.token_ids, result.lengths)
         return {"text": self._join(prompts, continuation), "continuation": continuation, "score": result.scores}
 
     def _join(self, prompts: tf.Tensor, continuations: tf.Tensor) -> tf.Tensor:
@@ -258,24 +260,3 @@ class LanguageModelTask:
         joined = tf.strings.join([prompts, continuations], separator=" ")
         joined = tf.strings.regex_replace(joined, " ?\n ?", "\n")
         return tf.strings.regex_replace(joined, r"^ | $", "")
-
-    # === Serving ===
-
-    def serving_functions(self, model) -> dict[str, typing.Callable]:
-        """`serving_default` (the configured decoding) plus `greedy`, `beam` and `sample` signatures.
-
-        Each takes `prompt` string [batch] (`sample` also a `temperature` float scalar) and returns `text`
-        (prompt + continuation) and `continuation` string [batch] and `score` float32 [batch] (the
-        continuation's log-probability; length-normalized for beam). `serving_default` with `decoding:
-        sample` uses `model.temperature` and the run's seed, so it is repeatable; `sample` draws a fresh
-        seed on every call.
-        """
-        return generation.decoding_signatures(
-            tf.TensorSpec([None], tf.string, name="prompt"),
-            lambda inputs, mode, **settings: self.generate(model, inputs, mode, **settings),
-            default_mode=self.model_config.decoding, temperature=self.model_config.temperature,
-            seed=self.config.runtime.seed)
-
-    def trackables(self) -> list:
-        """Objects whose state the export must carry besides the model (the vocabulary table)."""
-        return [self.lookup]

@@ -1,7 +1,8 @@
 """Sentiment (many-to-one) classification: labelled texts -> recurrent classifier -> label, score."""
 
+import dataclasses
+import functools
 import logging
-import os
 import typing
 
 import keras
@@ -15,29 +16,42 @@ from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.data import text_classification
 from pipeline.models import sentiment_classifier
+from pipeline.tasks import base
 from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
 
-LABELS_FILE = "labels.json"
 _ADAPT_BATCH_SIZE = 1024
 
 
-class SentimentTask:
-    """Wires a sentiment `RunConfig` to data, model, loss, evaluation and the serving signature.
+@dataclasses.dataclass
+class SentimentPreprocessing(base.Preprocessing):
+    """The vocabulary and the class names, fitted on the training split."""
 
-    Preprocessing state (the vocabulary and the class names) is fitted on the training split once and
-    saved under `<run_dir>/vocab/`; every later step (resume, evaluate, export) loads it from there.
-    """
+    vocabulary: list[str]
+    label_names: tuple[str, ...]
 
+    FILES = {"vocabulary": text_lib.VOCABULARY_FILE, "label_names": "labels.json"}
+
+    @functools.cached_property
+    def vectorizer(self) -> keras.layers.TextVectorization:
+        return text_lib.vectorizer_from_vocabulary(self.vocabulary)
+
+    def trackables(self) -> list:
+        return [self.vectorizer]
+
+
+class SentimentTask(base.Task):
+    """Wires a sentiment `RunConfig` to data, model, loss, evaluation and the serving signature."""
+
+    preprocessing_class = SentimentPreprocessing
     monitor_choices = ("val_accuracy", "val_loss")
     serving_input = "text"
+    compiles_serving = True
 
     def __init__(self, config: config_lib.RunConfig):
-        self.config = config
+        super().__init__(config)
         self.data_config: config_lib.TextClassificationDataConfig = config.data
-        self.vectorizer: typing.Optional[keras.layers.TextVectorization] = None
-        self.label_names: tuple[str, ...] = ()
 
     # === Data ===
 
@@ -48,41 +62,32 @@ class SentimentTask:
         return text_lib.standardize(texts, lowercase=self.data_config.lowercase,
                                     strip_punctuation=self.data_config.strip_punctuation)
 
-    def fit_preprocessing(self, splits: text_classification.LabeledSplits) -> None:
+    def fit_preprocessing(self, splits: text_classification.LabeledSplits) -> SentimentPreprocessing:
         """Builds the vocabulary from the training split only, and fixes the class names."""
         train_texts = tf.data.Dataset.from_tensor_slices(
             tf.constant(splits.splits["train"].texts, dtype=tf.string))
         standardized = train_texts.batch(_ADAPT_BATCH_SIZE).map(self.standardize)
-        self.vectorizer = text_lib.fit_vectorizer(standardized, self.data_config.vocabulary_size)
-        self.label_names = splits.label_names
-        logger.info("vocabulary: %d tokens; classes: %s", self.vectorizer.vocabulary_size(),
-                    list(self.label_names))
+        vectorizer = text_lib.fit_vectorizer(standardized, self.data_config.vocabulary_size)
+        preprocessing = SentimentPreprocessing(vocabulary=vectorizer.get_vocabulary(),
+                                               label_names=tuple(splits.label_names))
+        logger.info("vocabulary: %d tokens; classes: %s", len(preprocessing.vocabulary),
+                    list(preprocessing.label_names))
+        return preprocessing
 
-    def save_preprocessing(self, run_dir: str) -> None:
-        directory = os.path.join(run_dir, "vocab")
-        text_lib.save_vocabulary(self.vectorizer.get_vocabulary(), directory)
-        text_lib.save_vocabulary(list(self.label_names), directory, LABELS_FILE)
-
-    def load_preprocessing(self, run_dir: str) -> None:
-        directory = os.path.join(run_dir, "vocab")
-        self.vectorizer = text_lib.vectorizer_from_vocabulary(text_lib.load_vocabulary(directory))
-        self.label_names = tuple(text_lib.load_vocabulary(directory, LABELS_FILE))
-
-    def has_preprocessing(self, run_dir: str) -> bool:
-        return os.path.exists(os.path.join(run_dir, "vocab", LABELS_FILE))
-
-    def encode(self, texts: tf.Tensor) -> tf.Tensor:
+    def encode(self, preprocessing: SentimentPreprocessing, texts: tf.Tensor) -> tf.Tensor:
         """Raw strings [batch] -> int32 token ids [batch, time], right-padded (the serving path)."""
-        return text_lib.token_ids(self.vectorizer, self.standardize(texts),
+        return text_lib.token_ids(preprocessing.vectorizer, self.standardize(texts),
                                   self.data_config.max_sequence_length)
 
-    def _encode_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        return text_lib.ragged_token_ids(self.vectorizer, self.standardize(texts),
+    def _encode_ragged(self, preprocessing: SentimentPreprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
+        return text_lib.ragged_token_ids(preprocessing.vectorizer, self.standardize(texts),
                                          self.data_config.max_sequence_length)
 
-    def datasets(self, splits: text_classification.LabeledSplits) -> dict[str, tf.data.Dataset]:
+    def datasets(self, splits: text_classification.LabeledSplits,
+                 preprocessing: SentimentPreprocessing) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
-        lengths = {name: self._token_lengths(split.texts) for name, split in splits.splits.items()}
+        encode = functools.partial(self._encode_ragged, preprocessing)
+        lengths = {name: _token_lengths(encode, split.texts) for name, split in splits.splits.items()}
         boundaries = None
         if self.data_config.bucketing:
             boundaries = batching.bucket_boundaries(lengths["train"], self.data_config.num_buckets)
@@ -90,16 +95,11 @@ class SentimentTask:
         for split_name, split in splits.splits.items():
             is_train = split_name == "train"
             result[split_name] = batching.batch_examples(
-                text_classification.token_dataset(split, self._encode_ragged), lengths=lengths[split_name],
+                text_classification.token_dataset(split, encode), lengths=lengths[split_name],
                 batch_size=self.config.train.batch_size, boundaries=boundaries,
                 shuffle_buffer=self.data_config.shuffle_buffer if is_train else 0,
                 seed=self.config.runtime.seed, cache=self.data_config.cache)
         return result
-
-    def _token_lengths(self, texts: list[str]) -> np.ndarray:
-        dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
-        dataset = dataset.batch(_ADAPT_BATCH_SIZE).map(lambda batch: self._encode_ragged(batch).row_lengths())
-        return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0], np.int64)
 
     def sample_inputs(self, splits: text_classification.LabeledSplits) -> list[str]:
         """Inputs for the export self-check and the demo: edge cases, validation texts, demo reviews last."""
@@ -107,10 +107,10 @@ class SentimentTask:
 
     # === Model ===
 
-    def build_model(self) -> keras.Model:
+    def build_model(self, preprocessing: SentimentPreprocessing) -> keras.Model:
         return sentiment_classifier.build_sentiment_classifier(
-            self.config.model, vocabulary_size=self.vectorizer.vocabulary_size(),
-            num_classes=len(self.label_names))
+            self.config.model, vocabulary_size=len(preprocessing.vocabulary),
+            num_classes=len(preprocessing.label_names))
 
     def loss(self) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy()
@@ -120,7 +120,7 @@ class SentimentTask:
 
     # === Evaluation ===
 
-    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> dict:
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: SentimentPreprocessing) -> dict:
         """Accuracy, macro-F1, per-class scores and the confusion matrix on one split."""
         predict = tf.function(lambda features: model(features, training=False),
                               input_signature=[{"token_ids": tf.TensorSpec([None, None], tf.int32)}])
@@ -130,19 +130,20 @@ class SentimentTask:
             predictions.append(np.argmax(probabilities.numpy(), axis=-1))
             labels.append(batch_labels.numpy())
         if not labels:
-            return metrics.classification_report(np.zeros([0]), np.zeros([0]), self.label_names)
+            return metrics.classification_report(np.zeros([0]), np.zeros([0]), preprocessing.label_names)
         return metrics.classification_report(np.concatenate(labels), np.concatenate(predictions),
-                                             self.label_names)
+                                             preprocessing.label_names)
 
     # === Serving ===
 
-    def serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+    def serving_functions(self, model: keras.Model,
+                          preprocessing: SentimentPreprocessing) -> dict[str, typing.Callable]:
         """`serving_default`: text string [batch] -> label, score, probabilities (DESIGN.md section 6)."""
-        label_names = tf.constant(self.label_names, dtype=tf.string)
+        label_names = tf.constant(preprocessing.label_names, dtype=tf.string)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
-            probabilities = model({"token_ids": self.encode(text)}, training=False)  # (batch, classes)
+            probabilities = model({"token_ids": self.encode(preprocessing, text)}, training=False)  # (batch, classes)
             best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             return {
                 "label": tf.gather(label_names, best),
@@ -152,10 +153,14 @@ class SentimentTask:
 
         return {"serving_default": serve}
 
-    def compiled_serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+    def compiled_serving_functions(self, model: keras.Model,
+                                   preprocessing: SentimentPreprocessing) -> dict[str, typing.Callable]:
         """`serving_default_xla`: `serving_default` with the model call compiled by XLA (`export.jit_compile`)."""
-        return compiled.model_signatures(self.serving_functions, model)
+        return compiled.model_signatures(functools.partial(self.serving_functions, preprocessing=preprocessing),
+                                         model)
 
-    def trackables(self) -> list:
-        """Objects whose state the export must carry besides the model (the vocabulary table)."""
-        return [self.vectorizer]
+
+def _token_lengths(encode_ragged, texts: list[str]) -> np.ndarray:
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
+    dataset = dataset.batch(_ADAPT_BATCH_SIZE).map(lambda batch: encode_ragged(batch).row_lengths())
+    return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0], np.int64)

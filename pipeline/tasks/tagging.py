@@ -1,7 +1,8 @@
 """Sequence tagging (many-to-many): tokens -> recurrent tagger -> one tag per token (POS, BIO spans)."""
 
+import dataclasses
+import functools
 import logging
-import os
 import typing
 
 import keras
@@ -15,33 +16,44 @@ from pipeline.data import synthetic
 from pipeline.data import tagging as tagging_data
 from pipeline.data import text as text_lib
 from pipeline.models import sequence_tagger
+from pipeline.tasks import base
 from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
 
-WORDS_FILE = "words.json"
-CHARACTERS_FILE = "characters.json"
-TAGS_FILE = "tags.json"
+@dataclasses.dataclass
+class TaggingPreprocessing(base.Preprocessing):
+    """The word vocabulary, the character vocabulary and the tag set, fitted on the training split."""
+
+    words: list[str]
+    characters: list[str]
+    tag_names: tuple[str, ...]
+
+    FILES = {"words": "words.json", "characters": "characters.json", "tag_names": "tags.json"}
+
+    @functools.cached_property
+    def word_lookup(self) -> keras.layers.StringLookup:
+        return text_lib.string_lookup(self.words)
+
+    @functools.cached_property
+    def char_lookup(self) -> keras.layers.StringLookup:
+        return text_lib.string_lookup(self.characters)
+
+    def trackables(self) -> list:
+        return [self.word_lookup, self.char_lookup]
 
 
-class TaggingTask:
-    """Wires a tagging `RunConfig` to data, model, loss, evaluation and the serving signature.
+class TaggingTask(base.Task):
+    """Wires a tagging `RunConfig` to data, model, loss, evaluation and the serving signature."""
 
-    The word vocabulary, character vocabulary and tag set are fitted on the training split and saved
-    under `<run_dir>/vocab/`.
-    """
-
+    preprocessing_class = TaggingPreprocessing
     monitor_choices = ("val_accuracy", "val_loss")
     serving_input = "text"
+    compiles_serving = True
 
     def __init__(self, config: config_lib.RunConfig):
-        self.config = config
+        super().__init__(config)
         self.data_config: config_lib.TaggingDataConfig = config.data
-        self.words: list[str] = []
-        self.characters: list[str] = []
-        self.tag_names: tuple[str, ...] = ()
-        self.word_lookup: typing.Optional[keras.layers.StringLookup] = None
-        self.char_lookup: typing.Optional[keras.layers.StringLookup] = None
 
     # === Data ===
 
@@ -51,45 +63,29 @@ class TaggingTask:
     def _word_form(self, token: str) -> str:
         return token.lower() if self.data_config.lowercase else token
 
-    def fit_preprocessing(self, splits: tagging_data.TaggedSplits) -> None:
+    def fit_preprocessing(self, splits: tagging_data.TaggedSplits) -> TaggingPreprocessing:
         train = splits.splits["train"].tokens
-        self._set_vocabularies(
-            text_lib.build_vocabulary(([self._word_form(token) for token in sentence] for sentence in train),
-                                          self.data_config.vocabulary_size),
-            text_lib.build_vocabulary((character for sentence in train for character in sentence),
-                                          self.data_config.char_vocabulary_size),
-            splits.tag_names)
-        logger.info("vocabulary: %d words, %d characters; %d tags", len(self.words), len(self.characters),
-                    len(self.tag_names))
+        preprocessing = TaggingPreprocessing(
+            words=text_lib.build_vocabulary(([self._word_form(token) for token in sentence] for sentence in train),
+                                            self.data_config.vocabulary_size),
+            characters=text_lib.build_vocabulary((character for sentence in train for character in sentence),
+                                                 self.data_config.char_vocabulary_size),
+            tag_names=tuple(splits.tag_names))
+        logger.info("vocabulary: %d words, %d characters; %d tags", len(preprocessing.words),
+                    len(preprocessing.characters), len(preprocessing.tag_names))
+        return preprocessing
 
-    def _set_vocabularies(self, words: list[str], characters: list[str], tag_names) -> None:
-        self.words, self.characters, self.tag_names = words, characters, tuple(tag_names)
-        self.word_lookup, self.char_lookup = text_lib.string_lookup(words), text_lib.string_lookup(characters)
-
-    def save_preprocessing(self, run_dir: str) -> None:
-        directory = os.path.join(run_dir, "vocab")
-        text_lib.save_vocabulary(self.words, directory, WORDS_FILE)
-        text_lib.save_vocabulary(self.characters, directory, CHARACTERS_FILE)
-        text_lib.save_vocabulary(list(self.tag_names), directory, TAGS_FILE)
-
-    def load_preprocessing(self, run_dir: str) -> None:
-        directory = os.path.join(run_dir, "vocab")
-        self._set_vocabularies(text_lib.load_vocabulary(directory, WORDS_FILE),
-                               text_lib.load_vocabulary(directory, CHARACTERS_FILE),
-                               text_lib.load_vocabulary(directory, TAGS_FILE))
-
-    def has_preprocessing(self, run_dir: str) -> bool:
-        return os.path.exists(os.path.join(run_dir, "vocab", TAGS_FILE))
-
-    def encode(self, tokens: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    def encode(self, preprocessing: TaggingPreprocessing,
+               tokens: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """Ragged tokens [batch, (time)] -> word ids [batch, (time)] and char ids [batch, (time), (chars)]."""
         tokens = tokens[:, :self.data_config.max_sequence_length]
         words = tf.strings.lower(tokens, encoding="utf-8") if self.data_config.lowercase else tokens
-        token_ids = tf.cast(self.word_lookup(words), tf.int32)
+        token_ids = tf.cast(preprocessing.word_lookup(words), tf.int32)
         characters = tf.strings.unicode_split(tokens, "UTF-8")[:, :, :self.data_config.max_word_length]
-        return token_ids, tf.cast(self.char_lookup(characters), tf.int32)
+        return token_ids, tf.cast(preprocessing.char_lookup(characters), tf.int32)
 
-    def datasets(self, splits: tagging_data.TaggedSplits) -> dict[str, tf.data.Dataset]:
+    def datasets(self, splits: tagging_data.TaggedSplits,
+                 preprocessing: TaggingPreprocessing) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
         limit = self.data_config.max_sequence_length
         lengths = {name: np.minimum([len(sentence) for sentence in split.tokens], limit)
@@ -99,7 +95,7 @@ class TaggingTask:
             boundaries = batching.bucket_boundaries(lengths["train"], self.data_config.num_buckets)
         return {
             name: batching.batch_examples(
-                tagging_data.sentence_dataset(split, self.encode), lengths=lengths[name],
+                tagging_data.sentence_dataset(split, functools.partial(self.encode, preprocessing)), lengths=lengths[name],
                 batch_size=self.config.train.batch_size, boundaries=boundaries,
                 shuffle_buffer=self.data_config.shuffle_buffer if name == "train" else 0,
                 seed=self.config.runtime.seed, cache=self.data_config.cache)
@@ -113,10 +109,10 @@ class TaggingTask:
 
     # === Model ===
 
-    def build_model(self) -> keras.Model:
+    def build_model(self, preprocessing: TaggingPreprocessing) -> keras.Model:
         return sequence_tagger.build_sequence_tagger(
-            self.config.model, vocabulary_size=len(self.words), char_vocabulary_size=len(self.characters),
-            num_tags=len(self.tag_names))
+            self.config.model, vocabulary_size=len(preprocessing.words),
+            char_vocabulary_size=len(preprocessing.characters), num_tags=len(preprocessing.tag_names))
 
     def loss(self) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy()
@@ -124,9 +120,15 @@ class TaggingTask:
     def metrics(self) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
+    def cudnn_reasons(self) -> list[str]:
+        if self.config.model.char_encoder == "bilstm":
+            return ["model.char_encoder: bilstm runs an LSTM over every word's characters, padding words "
+                    "included; cuDNN rejects such all-padding rows, so keep `cnn` on a GPU"]
+        return []
+
     # === Evaluation ===
 
-    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> dict:
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: TaggingPreprocessing) -> dict:
         """Token and OOV accuracy, per-tag scores, and span scores for BIO/BIOES tag sets."""
         predict = tf.function(lambda features: model(features, training=False), input_signature=[{
             "token_ids": tf.TensorSpec([None, None], tf.int32),
@@ -137,21 +139,22 @@ class TaggingTask:
             token_ids = features["token_ids"].numpy()
             for row, sentence_ids in enumerate(token_ids):
                 length = int(np.count_nonzero(sentence_ids))
-                gold.append([self.tag_names[tag] for tag in tag_ids.numpy()[row, :length]])
-                predicted.append([self.tag_names[tag] for tag in best[row, :length]])
+                gold.append([preprocessing.tag_names[tag] for tag in tag_ids.numpy()[row, :length]])
+                predicted.append([preprocessing.tag_names[tag] for tag in best[row, :length]])
                 out_of_vocabulary.append(list(sentence_ids[:length] == 1))
-        return metrics.tagging_report(gold, predicted, out_of_vocabulary, self.tag_names)
+        return metrics.tagging_report(gold, predicted, out_of_vocabulary, preprocessing.tag_names)
 
     # === Serving ===
 
-    def serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+    def serving_functions(self, model: keras.Model,
+                          preprocessing: TaggingPreprocessing) -> dict[str, typing.Callable]:
         """`serving_default`: text string [batch] (whitespace-tokenized) -> tokens, tags, length."""
-        tag_names = tf.constant(self.tag_names, dtype=tf.string)
+        tag_names = tf.constant(preprocessing.tag_names, dtype=tf.string)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
             tokens = tf.strings.split(text)[:, :self.data_config.max_sequence_length]  # (batch, (time))
-            token_ids, char_ids = self.encode(tokens)
+            token_ids, char_ids = self.encode(preprocessing, tokens)
             batch = tf.shape(text, out_type=tf.int64)[0]
             width = tf.maximum(token_ids.bounding_shape(1), 1)  # at least one step for empty inputs
             characters = tf.maximum(char_ids.bounding_shape(2), 1)
@@ -170,10 +173,8 @@ class TaggingTask:
 
         return {"serving_default": serve}
 
-    def compiled_serving_functions(self, model: keras.Model) -> dict[str, typing.Callable]:
+    def compiled_serving_functions(self, model: keras.Model,
+                                   preprocessing: TaggingPreprocessing) -> dict[str, typing.Callable]:
         """`serving_default_xla`: `serving_default` with the model call compiled by XLA (`export.jit_compile`)."""
-        return compiled.model_signatures(self.serving_functions, model)
-
-    def trackables(self) -> list:
-        """Objects whose state the export must carry besides the model (the lookup tables)."""
-        return [self.word_lookup, self.char_lookup]
+        return compiled.model_signatures(functools.partial(self.serving_functions, preprocessing=preprocessing),
+                                         model)

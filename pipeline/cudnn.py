@@ -15,26 +15,21 @@ from pipeline import config as config_lib
 _GENERIC_LOOP = "runs the generic recurrent loop instead of cuDNN on a GPU"
 
 
-def config_reasons(config: config_lib.RunConfig) -> list[str]:
-    """Reasons, one per config key, why a run's recurrent layers would not use cuDNN kernels on a GPU.
+def config_reasons(model_config: config_lib.RecurrentConfig) -> list[str]:
+    """Reasons why a recurrent model config's layers would not use cuDNN kernels on a GPU.
+
+    Only the settings every recurrent model shares are checked here; a task adds its own
+    (`Task.cudnn_reasons`).
 
     Args:
-        config: A resolved run config.
+        model_config: A resolved `model` block.
 
     Returns:
-        Readable reasons naming the config key; empty when every recurrent layer is eligible.
+        Readable reasons naming the config key; empty when the shared settings are eligible.
     """
-    model = config.model
-    reasons = []
-    if model.cell == "simple_rnn":
-        reasons.append(f"model.cell: simple_rnn has no cuDNN kernel ({_GENERIC_LOOP}); lstm and gru have one")
-    if config.task == "tagging" and model.char_encoder == "bilstm":
-        reasons.append("model.char_encoder: bilstm runs an LSTM over every word's characters, padding words "
-                       "included; cuDNN rejects such all-padding rows, so keep `cnn` on a GPU")
-    if config.task == "captioning" and model.decoder == "show_attend_and_tell":
-        reasons.append("model.decoder: show_attend_and_tell steps a recurrent cell once per word (attention reads "
-                       "each new state), which never uses cuDNN; show_and_tell's decoder layers do")
-    return reasons
+    if model_config.cell == "simple_rnn":
+        return [f"model.cell: simple_rnn has no cuDNN kernel ({_GENERIC_LOOP}); lstm and gru have one"]
+    return []
 
 
 def model_reasons(model: keras.Layer) -> list[str]:

@@ -1,0 +1,170 @@
+"""The task contract: every member the framework (training, evaluation, export) calls on a task.
+
+A task wires one kind of config to its data, preprocessing, model, losses, evaluation and serving
+signatures. The framework never names a task: it asks the task object. The order of calls is
+
+    task = SomeTask(config)
+    splits = task.load_splits()
+    preprocessing = task.fit_preprocessing(splits)           # or task.load_preprocessing(run_dir)
+    task.save_preprocessing(preprocessing, run_dir)
+    datasets = task.datasets(splits, preprocessing)
+    model = task.build_model(preprocessing)
+    model.compile(loss=task.loss(), metrics=task.metrics())  # then fit with task.training_callbacks(model)
+    task.evaluate(model, datasets["test"], preprocessing)
+    task.serving_functions(model, preprocessing)             # the export's signatures
+
+Preprocessing state (vocabularies, label names) is one explicit value, a `Preprocessing`, returned by
+`fit_preprocessing` or `load_preprocessing` and handed to every later step; a task object holds no state
+that has to be filled in a particular order.
+"""
+
+import abc
+import dataclasses
+import os
+import typing
+
+import keras
+import tensorflow as tf
+
+from pipeline import config as config_lib
+from pipeline.data import text as text_lib
+
+PREPROCESSING_DIR = "vocab"
+
+
+@dataclasses.dataclass
+class Preprocessing:
+    """State fitted on the training split: named lists of strings (vocabularies, label names).
+
+    Subclasses are dataclasses whose fields are all lists (or tuples) of strings; each field is saved
+    as a JSON list under `<run_dir>/vocab/`, named by `FILES` (field name -> file name; `<field>.json`
+    for fields it does not name). Lookup tables built from the lists belong in cached properties, so
+    that they are built once and the export tracks the very objects the serving functions use.
+    """
+
+    FILES: typing.ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def file_name(cls, field_name: str) -> str:
+        return cls.FILES.get(field_name, f"{field_name}.json")
+
+    def save(self, directory: str) -> None:
+        """Writes every field (each file atomically)."""
+        for field in dataclasses.fields(self):
+            text_lib.save_vocabulary(list(getattr(self, field.name)), directory, self.file_name(field.name))
+
+    @classmethod
+    def load(cls, directory: str) -> "Preprocessing":
+        """Reads what `save` wrote; a missing file is a FileNotFoundError naming it."""
+        return cls(**{field.name: _as_field_type(field, text_lib.load_vocabulary(directory,
+                                                                                 cls.file_name(field.name)))
+                      for field in dataclasses.fields(cls)})
+
+    @classmethod
+    def exists(cls, directory: str) -> bool:
+        return all(os.path.exists(os.path.join(directory, cls.file_name(field.name)))
+                   for field in dataclasses.fields(cls))
+
+    def trackables(self) -> list:
+        """TensorFlow objects (lookup tables) the export has to carry besides the model; none by default."""
+        return []
+
+
+def _as_field_type(field: dataclasses.Field, values: list):
+    return tuple(values) if typing.get_origin(field.type) is tuple or field.type is tuple else list(values)
+
+
+class Splits(typing.Protocol):
+    """What `load_splits` returns: named splits (`train`, `validation`, maybe `test`) and skipped rows."""
+
+    splits: dict[str, typing.Any]
+
+    @property
+    def skipped_rows(self) -> dict: ...
+
+
+class Task(abc.ABC):
+    """Base of every task. Subclasses fill in the abstract members; the others have working defaults.
+
+    Class attributes:
+        preprocessing_class: The task's `Preprocessing` subclass (what `load_preprocessing` reads).
+        serving_input: Name of the raw string input of the `serving_default` signature (`text`,
+            `image_bytes`, `prompt`); the export self-check and `predict` feed it.
+        compiles_serving: Whether `compiled_serving_functions` offers XLA-compiled signatures
+            (`export.jit_compile`).
+    """
+
+    preprocessing_class: typing.ClassVar[type[Preprocessing]] = Preprocessing
+    serving_input: typing.ClassVar[str] = "text"
+    compiles_serving: typing.ClassVar[bool] = False
+
+    def __init__(self, config: config_lib.RunConfig):
+        self.config = config
+
+    # === Data ===
+
+    @abc.abstractmethod
+    def load_splits(self) -> Splits:
+        """Reads or generates the splits named by the data config."""
+
+    @abc.abstractmethod
+    def fit_preprocessing(self, splits: Splits) -> Preprocessing:
+        """Fits the preprocessing state on the training split only."""
+
+    def save_preprocessing(self, preprocessing: Preprocessing, run_dir: str) -> None:
+        preprocessing.save(os.path.join(run_dir, PREPROCESSING_DIR))
+
+    def load_preprocessing(self, run_dir: str) -> Preprocessing:
+        return self.preprocessing_class.load(os.path.join(run_dir, PREPROCESSING_DIR))
+
+    def has_preprocessing(self, run_dir: str) -> bool:
+        return self.preprocessing_class.exists(os.path.join(run_dir, PREPROCESSING_DIR))
+
+    @abc.abstractmethod
+    def datasets(self, splits: Splits, preprocessing: Preprocessing) -> dict[str, tf.data.Dataset]:
+        """Batched `(features, labels)` datasets per split; the train split shuffled with the run's seed."""
+
+    @abc.abstractmethod
+    def sample_inputs(self, splits: Splits) -> list:
+        """A few raw inputs (strings, or `{"b64": ...}` for bytes) for the export self-check and the demo."""
+
+    # === Model ===
+
+    @abc.abstractmethod
+    def build_model(self, preprocessing: Preprocessing) -> keras.Model:
+        """The Keras model for this config and these vocabularies."""
+
+    @abc.abstractmethod
+    def loss(self) -> keras.losses.Loss:
+        """The training loss."""
+
+    def metrics(self) -> list:
+        """Keras metrics reported during training (`val_<name>` may be monitored)."""
+        return []
+
+    def training_callbacks(self, model: keras.Model) -> list:
+        """Callbacks this task adds to `fit` (e.g. resetting a carried recurrent state); none by default."""
+        del model
+        return []
+
+    def cudnn_reasons(self) -> list[str]:
+        """Config settings of this task that keep recurrent layers off cuDNN kernels on a GPU; none by default."""
+        return []
+
+    # === Evaluation ===
+
+    @abc.abstractmethod
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: Preprocessing) -> dict:
+        """Scores one split: a JSON-ready dict of metrics (floats are logged as the split's headline)."""
+
+    # === Serving ===
+
+    @abc.abstractmethod
+    def serving_functions(self, model: keras.Model, preprocessing: Preprocessing) -> dict[str, typing.Callable]:
+        """Signature name -> `tf.function` with an input signature; `serving_default` takes `serving_input`."""
+
+    def compiled_serving_functions(self, model: keras.Model,
+                                   preprocessing: Preprocessing) -> dict[str, typing.Callable]:
+        """XLA-compiled twins of the signatures, named `<name>_xla` (when `compiles_serving`)."""
+        del model, preprocessing
+        return {}
