@@ -55,7 +55,7 @@ def build_datasets(config_lib, overrides: list[str], config_path: str):
     """The three variants' train datasets, sharing one vocabulary, plus the task and config for the model.
 
     Returns:
-        (task, config, {variant: dataset}).
+        (task, preprocessing, config, {variant: dataset}).
     """
     import tensorflow as tf
 
@@ -67,19 +67,19 @@ def build_datasets(config_lib, overrides: list[str], config_path: str):
     task = tasks.create_task(bucketed_config)
     training.configure_runtime(bucketed_config.runtime)
     splits = task.load_splits()
-    task.fit_preprocessing(splits)
+    preprocessing = task.fit_preprocessing(splits)
     padded_task = tasks.create_task(padded_config)
     with tempfile.TemporaryDirectory(prefix="bucketing_") as run_dir:
-        task.save_preprocessing(run_dir)
-        padded_task.load_preprocessing(run_dir)
+        task.save_preprocessing(preprocessing, run_dir)
+        padded_preprocessing = padded_task.load_preprocessing(run_dir)
     max_length = bucketed_config.data.max_sequence_length
     datasets = {
-        "bucketed": task.datasets(splits)["train"],
-        "padded_to_longest": padded_task.datasets(splits)["train"],
-        "padded_to_max_length": padded_task.datasets(splits)["train"].map(pad_to_length(max_length)).prefetch(
+        "bucketed": task.datasets(splits, preprocessing)["train"],
+        "padded_to_longest": padded_task.datasets(splits, padded_preprocessing)["train"],
+        "padded_to_max_length": padded_task.datasets(splits, padded_preprocessing)["train"].map(pad_to_length(max_length)).prefetch(
             tf.data.AUTOTUNE),
     }
-    return task, bucketed_config, datasets
+    return task, preprocessing, bucketed_config, datasets
 
 
 def endless_iterators(datasets: dict) -> dict:
@@ -180,8 +180,8 @@ def run(config_path: str, overrides: list[str], repetitions: int, steps: int) ->
     from pipeline import config as config_lib
     from pipeline import training
 
-    task, config, datasets = build_datasets(config_lib, overrides, config_path)
-    model = task.build_model()
+    task, preprocessing, config, datasets = build_datasets(config_lib, overrides, config_path)
+    model = task.build_model(preprocessing)
     training.compile_model(model, task, config, total_steps=10_000)
     iterators = endless_iterators(datasets)
     rounds = measure(model, iterators, repetitions, steps)

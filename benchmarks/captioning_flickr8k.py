@@ -68,13 +68,13 @@ def draw_figure(config, run_dir: str) -> str:
     from pipeline import tasks
 
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
+    preprocessing = task.load_preprocessing(run_dir)
     model = run_files.load_trained_model(run_dir)
     test_images = task.load_splits().splits["test"].images[:4]
     encoded = [open(path, "rb").read() for path in test_images]
     path = os.path.join(harness.RESULTS_DIR, "captioning_flickr8k_attention.png")
     os.makedirs(harness.RESULTS_DIR, exist_ok=True)
-    return os.path.relpath(figures.render_caption_grid(task.caption_with_attention(model, encoded), path),
+    return os.path.relpath(figures.render_caption_grid(task.caption_with_attention(model, preprocessing, encoded), path),
                            harness.REPOSITORY_ROOT)
 
 

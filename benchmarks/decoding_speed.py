@@ -52,7 +52,7 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def load_translator(run_dir: str, config_path: str = CONFIG):
-    """(task, model, trained) from a run directory, or an untrained translator from `config_path`."""
+    """(task, preprocessing, model, trained) from a run directory, or an untrained translator from `config_path`."""
     from pipeline import config as config_lib
     from pipeline import run_files
     from pipeline import tasks
@@ -60,12 +60,11 @@ def load_translator(run_dir: str, config_path: str = CONFIG):
     if os.path.exists(os.path.join(run_dir, run_files.MODEL_FILE)):
         config = run_files.load_run_config(run_dir)
         task = tasks.create_task(config)
-        task.load_preprocessing(run_dir)
-        return task, run_files.load_trained_model(run_dir), True
+        return task, task.load_preprocessing(run_dir), run_files.load_trained_model(run_dir), True
     harness.progress(f"no trained model in {run_dir}: timing an untrained translator")
     task = tasks.create_task(config_lib.load_config([config_path], []))
-    task.fit_preprocessing(task.load_splits())
-    return task, task.build_model(), False
+    preprocessing = task.fit_preprocessing(task.load_splits())
+    return task, preprocessing, task.build_model(preprocessing), False
 
 
 def python_loop_decoder(task, model, drop_finished: bool = False):
@@ -112,7 +111,7 @@ def in_graph_decoder(task, model, mode: str, jit_compile: bool = False):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], jit_compile=jit_compile)
     def decode(encoder_token_ids):
-        return task.decode(model, encoder_token_ids, mode).token_ids
+        return task.decode(model, None, encoder_token_ids, mode).token_ids
 
     return lambda encoder_token_ids: decode(encoder_token_ids).numpy()
 
@@ -128,10 +127,10 @@ def measure(run_dir: str, repetitions: int, config_path: str = CONFIG) -> dict:
     """Times every variant at each batch size, interleaved in one process; returns the result dict."""
     import tensorflow as tf
 
-    task, model, trained = load_translator(run_dir, config_path)
+    task, preprocessing, model, trained = load_translator(run_dir, config_path)
     splits = task.load_splits().splits
     sources = (splits["test"] if "test" in splits else splits["validation"]).sources
-    task.model_config = dataclasses.replace(task.model_config, beam_size=4)
+    task.config = dataclasses.replace(task.config, model=dataclasses.replace(task.config.model, beam_size=4))
     variants = {"in_graph_greedy": in_graph_decoder(task, model, "greedy"),
                 "python_loop": python_loop_decoder(task, model),
                 "python_loop_dropping": python_loop_decoder(task, model, drop_finished=True),
@@ -140,7 +139,7 @@ def measure(run_dir: str, repetitions: int, config_path: str = CONFIG) -> dict:
                 "xla_beam": in_graph_decoder(task, model, "beam", jit_compile=True)}
     result = {"trained_model": trained, "max_decode_length": task.max_decode_length, "batches": {}}
     for batch_size in BATCH_SIZES:
-        inputs = task.source_token_ids(tf.constant((list(sources) * batch_size)[:batch_size]))
+        inputs = task.numeric_inputs(preprocessing, tf.constant((list(sources) * batch_size)[:batch_size]))
         outputs = {name: decode(inputs) for name, decode in variants.items()}  # traces, compiles, warms up
         times = {name: [] for name in variants}
         for repetition in range(repetitions):

@@ -47,8 +47,7 @@ def train_split_tokens(config, run_dir: str) -> tuple[int, int]:
     from pipeline import tasks
 
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
-    train_dataset = task.datasets(task.load_splits())["train"]
+    train_dataset = task.datasets(task.load_splits(), task.load_preprocessing(run_dir))["train"]
     batches = sum(1 for _ in train_dataset)
     return harness.count_real_tokens(train_dataset), batches
 

@@ -74,9 +74,9 @@ def train_variant(name: str, units: int, overrides: list[str], run_root: str) ->
         training.train(config)
     wall = time.perf_counter() - started
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
+    preprocessing = task.load_preprocessing(run_dir)
     model = run_files.load_trained_model(run_dir)
-    test_ids = task.token_ids(task.load_splits().splits["test"].text)
+    test_ids = task.token_ids(preprocessing, task.load_splits().splits["test"].text)
     scores = {}
     for layout, carry_state in (("stream", True), ("windows", False)):
         totals = task.score(model, task.batches(test_ids, carry_state=carry_state), carry_state=carry_state)
@@ -109,8 +109,7 @@ def main() -> None:
     config = config_lib.load_config([CONFIG], overrides)
     task = tasks.create_task(config)
     splits = task.load_splits()
-    task.fit_preprocessing(splits)
-    vocabulary_size, embedding_dim = len(task.vocabulary), config.model.embedding_dim
+    vocabulary_size, embedding_dim = len(task.fit_preprocessing(splits).vocabulary), config.model.embedding_dim
     reference_cell, reference_units = arguments.parameters_of.split(":")
     target = parameter_count(reference_cell, int(reference_units), vocabulary_size, embedding_dim)
 

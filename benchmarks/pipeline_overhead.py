@@ -84,7 +84,7 @@ class MirroredEpochs:
     k-th pass holds the batches the pipeline dataset's k-th pass (k-th `fit`) feeds. The twin can run ahead.
 
     Args:
-        twin_dataset: A second `task.datasets(splits)["train"]`, built right after the one being fitted.
+        twin_dataset: A second `task.datasets(splits, preprocessing)["train"]`, built right after the one being fitted.
     """
 
     def __init__(self, twin_dataset):
@@ -186,13 +186,13 @@ class BenchmarkSetup:
         self.task = tasks.create_task(config)
         training.configure_runtime(config.runtime)
         splits = self.task.load_splits()
-        self.task.fit_preprocessing(splits)
-        self.train_dataset = self.task.datasets(splits)["train"]
-        self.mirror = MirroredEpochs(self.task.datasets(splits)["train"])
+        preprocessing = self.task.fit_preprocessing(splits)
+        self.train_dataset = self.task.datasets(splits, preprocessing)["train"]
+        self.mirror = MirroredEpochs(self.task.datasets(splits, preprocessing)["train"])
         self.epoch_steps = self._fill_caches()
-        self.pipeline_model = self.task.build_model()
+        self.pipeline_model = self.task.build_model(preprocessing)
         training.compile_model(self.pipeline_model, self.task, config, self.epoch_steps * config.train.epochs)
-        self.bare_model = self.task.build_model()
+        self.bare_model = self.task.build_model(preprocessing)
         self.bare_model.set_weights(self.pipeline_model.get_weights())
         self.bare_model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate,

@@ -56,12 +56,16 @@ def warn_if_cudnn_ineligible(task: tasks_lib.Task, model: keras.Model) -> list[s
     """
     if not tf.config.list_physical_devices("GPU"):
         return []
-    reasons = list(dict.fromkeys(cudnn.config_reasons(task.config.model) + task.cudnn_reasons()
-                                 + cudnn.model_reasons(model)))
+    reasons = list(dict.fromkeys(cudnn_config_reasons(task) + cudnn.model_reasons(model)))
     if reasons:
         logger.warning("a GPU is visible but these recurrent layers will not use cuDNN kernels (slower):\n  %s",
                        "\n  ".join(reasons))
     return reasons
+
+
+def cudnn_config_reasons(task: tasks_lib.Task) -> list[str]:
+    """Config settings that keep a run's recurrent layers off cuDNN kernels on a GPU, one reason per key."""
+    return cudnn.config_reasons(task.config.model) + task.cudnn_reasons()
 
 
 def check_config(config: config_lib.RunConfig, task: tasks_lib.Task) -> None:

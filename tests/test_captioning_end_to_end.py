@@ -72,8 +72,7 @@ def tiny_captioning_run(tmp_path_factory):
 
 def _task_and_model(config, run_dir):
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
-    return task, run_files.load_trained_model(run_dir)
+    return task, task.load_preprocessing(run_dir), run_files.load_trained_model(run_dir)
 
 
 # === The tiny run ===
@@ -101,15 +100,15 @@ def test_tiny_captioner_learns_the_synthetic_shapes(tiny_captioning_run):
 
 def test_evaluating_another_split_reuses_the_decoding_loops_of_the_same_model(tiny_captioning_run):
     config, run_dir, _, _ = tiny_captioning_run
-    task, model = _task_and_model(config, run_dir)
+    task, preprocessing, model = _task_and_model(config, run_dir)
     other_model = run_files.load_trained_model(run_dir)
 
-    beam = task._captioner(model, "beam")  # traced on first call, seconds for a decoding loop
+    beam = task.traced_decoder(model, preprocessing, "beam")  # traced on first call, seconds for a decoding loop
 
-    assert task._captioner(model, "beam") is beam
-    assert task._captioner(model, "greedy") is not beam
-    assert task._captioner(other_model, "beam") is not beam
-    assert task._captioner(model, "beam") is not beam  # the other model replaced it
+    assert task.traced_decoder(model, preprocessing, "beam") is beam
+    assert task.traced_decoder(model, preprocessing, "greedy") is not beam
+    assert task.traced_decoder(other_model, preprocessing, "beam") is not beam
+    assert task.traced_decoder(model, preprocessing, "beam") is not beam  # the other model replaced it
 
 
 def test_export_round_trip_with_jpeg_bytes_in_a_fresh_process(tiny_captioning_run):
@@ -129,9 +128,9 @@ def test_export_round_trip_with_jpeg_bytes_in_a_fresh_process(tiny_captioning_ru
     assert loaded["serving_default"] == loaded["beam"]  # the tiny config decodes with beam search
     assert loaded["sample"]["caption"] == loaded["greedy"]["caption"]  # temperature -> 0
 
-    task, model = _task_and_model(config, run_dir)
+    task, preprocessing, model = _task_and_model(config, run_dir)
     image_bytes = tf.constant([open(path, "rb").read() for path in paths])
-    in_process = task.caption(model, image_bytes, "greedy")
+    in_process = task.generate(model, preprocessing, image_bytes, "greedy")
     assert [item.decode() for item in in_process["caption"].numpy()] == loaded["greedy"]["caption"]
     np.testing.assert_allclose(loaded["greedy"]["score"], in_process["score"].numpy(), rtol=1e-4, atol=1e-5)
 
@@ -150,10 +149,11 @@ def test_cli_predict_reads_image_files(tiny_captioning_run):
 
 def test_attention_maps_and_caption_figure(tiny_captioning_run, tmp_path):
     config, run_dir, _, _ = tiny_captioning_run
-    task, model = _task_and_model(config, run_dir)
+    task, preprocessing, model = _task_and_model(config, run_dir)
     encoded, _ = synthetic_captions.captioning_examples(3, seed=21)
-    rows = task.caption_with_attention(model, encoded)
-    greedy = [item.decode() for item in task.caption(model, tf.constant(encoded), "greedy")["caption"].numpy()]
+    rows = task.caption_with_attention(model, preprocessing, encoded)
+    greedy = [item.decode() for item in
+              task.generate(model, preprocessing, tf.constant(encoded), "greedy")["caption"].numpy()]
     for row, caption in zip(rows, greedy):
         assert " ".join(token for token in row["tokens"] if token != "[END]") == caption
         assert row["attention"].shape == (len(row["tokens"]), 4, 4)  # 32 px / 2**3 pooling blocks
@@ -195,9 +195,9 @@ def test_cached_features_equal_recomputed_ones(tmp_path):
     task = tasks.create_task(config)
     assert task.caches_features and task.image_key == "image_features"
     splits = task.load_splits()
-    task.fit_preprocessing(splits)
-    datasets = task.datasets(splits)
-    model = task.build_model()
+    preprocessing = task.fit_preprocessing(splits)
+    datasets = task.datasets(splits, preprocessing)
+    model = task.build_model(preprocessing)
     fresh = image_encoders.ImageEncoder("squeezenet", image_size=64)
     fresh.load_pretrained(str(SQUEEZENET_WEIGHTS))
     train = task.stores["train"]

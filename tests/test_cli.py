@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import helpers
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 
 FAST_FAILURE_SECONDS = 20

@@ -69,11 +69,11 @@ def test_export_in_fresh_process_equals_in_memory_model(tiny_sentiment_run):
     config, run_dir, export_path = tiny_sentiment_run
     from pipeline import tasks
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
+    preprocessing = task.load_preprocessing(run_dir)
     model = run_files.load_trained_model(run_dir)
     texts = ["the acting was not very good and the plot was bad", "", "the music was extremely good",
              "WORDS NEVER SEEN BEFORE <br /> zzz"]
-    in_memory = {key: value.numpy() for key, value in task.serving_functions(model)["serving_default"](
+    in_memory = {key: value.numpy() for key, value in task.serving_functions(model, preprocessing)["serving_default"](
         np.array(texts, dtype=object)).items()}
     loaded = _fresh_process_outputs(export_path, texts)
     assert loaded["label"] == [label.decode() for label in in_memory["label"]]

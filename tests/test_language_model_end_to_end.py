@@ -159,14 +159,15 @@ def test_word_level_generation_joins_words_and_stops_at_the_line_end(tmp_path):
         "model": {"units": 8, "embedding_dim": 4, "stop_at_newline": True, "max_generate_length": 5},
     })
     task = tasks.create_task(config)
-    task.fit_preprocessing(task.load_splits())
-    model = task.build_model()
+    preprocessing = task.fit_preprocessing(task.load_splits())
+    model = task.build_model(preprocessing)
 
-    outputs = task.generate(model, tf.constant(["The dog", ""]), "greedy")
+    outputs = task.generate(model, preprocessing, tf.constant(["The dog", ""]), "greedy")
 
-    assert task.vocabulary[:3] == ["", "[UNK]", "\n"] and {"dog", ".", ","} <= set(task.vocabulary)
+    vocabulary = preprocessing.vocabulary
+    assert vocabulary[:3] == ["", "[UNK]", "\n"] and {"dog", ".", ","} <= set(vocabulary)
     for prompt, text, continuation in zip(["The dog", ""], outputs["text"].numpy(), outputs["continuation"].numpy()):
         words = [word.decode() for word in task.tokenize(tf.constant([continuation])).to_list()[0]]
-        assert len(words) <= 5 and set(words) <= set(task.vocabulary) - {"\n", "[UNK]"}
+        assert len(words) <= 5 and set(words) <= set(vocabulary) - {"\n", "[UNK]"}
         assert text.decode() == (f"{prompt} {continuation.decode()}".strip() if continuation else prompt)
     np.testing.assert_array_less(outputs["score"].numpy(), 0.0)

@@ -14,7 +14,7 @@ from pipeline import export
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
 from pipeline import training
-from pipeline.layers import cudnn
+from pipeline import cudnn
 from serving import model_config
 
 # Each tiny task shrunk to a few training steps; evaluation and export still run in full.
@@ -95,18 +95,18 @@ def test_export_jit_compile_is_refused_for_a_task_without_compiled_signatures(tm
 
 def test_shipped_default_cells_keep_cudnn_and_breaking_keys_are_named():
     sentiment = config_lib.load_config([str(helpers.REPOSITORY / "configs/sentiment_imdb_files.yaml")])
-    assert cudnn.config_reasons(sentiment) == []
+    assert training.cudnn_config_reasons(tasks_lib.create_task(sentiment)) == []
     simple = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],
                                     ["model.cell=simple_rnn"])
-    assert [reason.split(":")[0] for reason in cudnn.config_reasons(simple)] == ["model.cell"]
+    assert [reason.split(":")[0] for reason in training.cudnn_config_reasons(tasks_lib.create_task(simple))] == ["model.cell"]
     characters = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/tagging.yaml")],
                                         ["model.char_encoder=bilstm"])
-    assert [reason.split(":")[0] for reason in cudnn.config_reasons(characters)] == ["model.char_encoder"]
+    assert [reason.split(":")[0] for reason in training.cudnn_config_reasons(tasks_lib.create_task(characters))] == ["model.char_encoder"]
     attention = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/captioning.yaml")])
-    assert [reason.split(":")[0] for reason in cudnn.config_reasons(attention)] == ["model.decoder"]
+    assert [reason.split(":")[0] for reason in training.cudnn_config_reasons(tasks_lib.create_task(attention))] == ["model.decoder"]
     show_and_tell = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/captioning.yaml")],
                                            ["model.decoder=show_and_tell", "model.attention=none"])
-    assert cudnn.config_reasons(show_and_tell) == []
+    assert training.cudnn_config_reasons(tasks_lib.create_task(show_and_tell)) == []
 
 
 def test_model_reasons_name_each_layer_and_setting():
@@ -130,8 +130,7 @@ def test_model_reasons_name_each_layer_and_setting():
 def test_package_models_are_eligible_except_the_cell_driven_caption_decoder(tmp_path):
     config = _tiny_config("tagging", tmp_path)
     task = tasks_lib.create_task(config)
-    task.fit_preprocessing(task.load_splits())
-    assert cudnn.model_reasons(task.build_model()) == []
+    assert cudnn.model_reasons(task.build_model(task.fit_preprocessing(task.load_splits()))) == []
     captioning = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/captioning.yaml")],
                                         helpers.tiny_overrides(tmp_path))
     from pipeline.models import image_captioner
@@ -144,14 +143,13 @@ def test_train_start_warns_only_when_a_gpu_is_visible(tmp_path, monkeypatch, cap
     config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],
                                     helpers.tiny_overrides(tmp_path) + ["model.cell=simple_rnn"])
     task = tasks_lib.create_task(config)
-    task.fit_preprocessing(task.load_splits())
-    model = task.build_model()
+    model = task.build_model(task.fit_preprocessing(task.load_splits()))
     with caplog.at_level(logging.WARNING, logger="pipeline.training"):
-        assert training.warn_if_cudnn_ineligible(config, model) == []
+        assert training.warn_if_cudnn_ineligible(task, model) == []
         assert not caplog.records
         monkeypatch.setattr(tf.config, "list_physical_devices",
                             lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
-        reasons = training.warn_if_cudnn_ineligible(config, model)
+        reasons = training.warn_if_cudnn_ineligible(task, model)
     assert any(reason.startswith("model.cell") for reason in reasons)
     assert any("will not use cuDNN" in record.getMessage() and "simple_rnn" in record.getMessage()
                for record in caplog.records)

@@ -64,8 +64,8 @@ def test_padding_a_batch_longer_leaves_loss_and_accuracy_unchanged(char_encoder)
                                    "model": {"char_encoder": char_encoder, "units": 8, "embedding_dim": 8,
                                              "char_units": 4, "char_embedding_dim": 4}})
     task = tasks.create_task(config)
-    task._set_vocabularies(["", "[UNK]", "a", "b", "c"], ["", "[UNK]", "x", "y"], ("N", "V", "D"))
-    model = task.build_model()
+    model = task.build_model(tasks.tagging.TaggingPreprocessing(
+        words=["", "[UNK]", "a", "b", "c"], characters=["", "[UNK]", "x", "y"], tag_names=("N", "V", "D")))
     model.compile(loss=task.loss(), metrics=task.metrics())
     rng = np.random.default_rng(0)
     token_ids = np.array([[2, 3, 4, 0], [3, 2, 0, 0]], dtype="int32")
@@ -113,8 +113,8 @@ def test_tagging_export_round_trip_in_a_fresh_process(tiny_tagging_run):
     assert loaded["tags"][2][1] == "NOUN"  # "book" after a determiner
 
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
-    in_memory = task.serving_functions(run_files.load_trained_model(run_dir))["serving_default"](
+    preprocessing = task.load_preprocessing(run_dir)
+    in_memory = task.serving_functions(run_files.load_trained_model(run_dir), preprocessing)["serving_default"](
         np.array(texts, dtype=object))
     assert [[tag.decode() for tag in row] for row in in_memory["tags"].numpy()] == loaded["tags"]
 

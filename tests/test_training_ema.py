@@ -23,8 +23,7 @@ def test_the_saved_model_is_the_averaged_model_that_validation_scored(tmp_path):
     with open(os.path.join(run_dir, run_files.HISTORY)) as stream:
         best_validation_loss = min(float(row["val_loss"]) for row in csv.DictReader(stream))
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
-    validation = task.datasets(task.load_splits())["validation"]
+    validation = task.datasets(task.load_splits(), task.load_preprocessing(run_dir))["validation"]
     model = run_files.load_trained_model(run_dir)
     model.compile(loss=task.loss())
     optimizer = training.make_optimizer(config.train, total_steps=10)

@@ -17,6 +17,7 @@ from pipeline import config as config_lib
 from pipeline import models
 from pipeline import decoding
 from pipeline import export
+from pipeline import losses
 from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
@@ -57,8 +58,7 @@ def tiny_translation_run(tmp_path_factory):
 
 def _task_and_model(config, run_dir):
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
-    return task, run_files.load_trained_model(run_dir)
+    return task, task.load_preprocessing(run_dir), run_files.load_trained_model(run_dir)
 
 
 def _strings(tensor) -> list[str]:
@@ -98,15 +98,15 @@ def test_metrics_json_has_bleu_chrf_loss_and_accuracy(tiny_translation_run):
 
 def test_evaluating_another_split_reuses_the_decoding_loops_of_the_same_model(tiny_translation_run):
     config, run_dir, _ = tiny_translation_run
-    task, model = _task_and_model(config, run_dir)
+    task, preprocessing, model = _task_and_model(config, run_dir)
     other_model = run_files.load_trained_model(run_dir)
 
-    beam = task._translator(model, "beam")  # traced on first call, seconds for a decoding loop
+    beam = task.traced_decoder(model, preprocessing, "beam")  # traced on first call, seconds for a decoding loop
 
-    assert task._translator(model, "beam") is beam
-    assert task._translator(model, "greedy") is not beam
-    assert task._translator(other_model, "beam") is not beam
-    assert task._translator(model, "beam") is not beam  # the other model replaced it
+    assert task.traced_decoder(model, preprocessing, "beam") is beam
+    assert task.traced_decoder(model, preprocessing, "greedy") is not beam
+    assert task.traced_decoder(other_model, preprocessing, "beam") is not beam
+    assert task.traced_decoder(model, preprocessing, "beam") is not beam  # the other model replaced it
 
 
 def test_tiny_translator_learns_the_synthetic_dates(tiny_translation_run):
@@ -140,21 +140,21 @@ def test_export_in_a_fresh_process_has_four_string_signatures_matching_in_proces
     assert loaded["sample"]["translation"] == loaded["greedy"]["translation"]  # temperature -> 0
 
     # Greedy decoding in this process, eagerly, straight from encode/decode_step and pipeline.decoding.
-    task, model = _task_and_model(config, run_dir)
-    encoder_token_ids = task.source_token_ids(tf.constant(TEXTS))
+    task, preprocessing, model = _task_and_model(config, run_dir)
+    encoder_token_ids = task.numeric_inputs(preprocessing, tf.constant(TEXTS))
     state = model.encode(encoder_token_ids)
     result = decoding.greedy_search(lambda ids, state, step: model.decode_step(ids, state), state,
                                     tf.fill([len(TEXTS)], parallel.START_ID), end_token=parallel.END_ID,
                                     max_length=task.max_decode_length)
-    assert _strings(task.detokenize(result.token_ids)) == loaded["greedy"]["translation"]
+    assert _strings(task.detokenize(preprocessing, result.token_ids)) == loaded["greedy"]["translation"]
     np.testing.assert_allclose(loaded["greedy"]["score"], result.scores.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_greedy_signature_equals_a_python_loop_over_decode_step(tiny_translation_run):
     config, run_dir, _ = tiny_translation_run
-    task, model = _task_and_model(config, run_dir)
-    expected = _strings(task.serving_functions(model)["greedy"](tf.constant(TEXTS))["translation"])
-    state = model.encode(task.source_token_ids(tf.constant(TEXTS)))
+    task, preprocessing, model = _task_and_model(config, run_dir)
+    expected = _strings(task.serving_functions(model, preprocessing)["greedy"](tf.constant(TEXTS))["translation"])
+    state = model.encode(task.numeric_inputs(preprocessing, tf.constant(TEXTS)))
     token_ids = np.full([len(TEXTS)], parallel.START_ID, "int32")
     outputs, finished = [[] for _ in TEXTS], np.zeros(len(TEXTS), bool)
     for _ in range(task.max_decode_length):
@@ -163,7 +163,7 @@ def test_greedy_signature_equals_a_python_loop_over_decode_step(tiny_translation
         for row, token in enumerate(token_ids):
             finished[row] |= token == parallel.END_ID
             if not finished[row]:
-                outputs[row].append(task.target_vocabulary[token])
+                outputs[row].append(preprocessing.target_vocabulary[token])
     assert [" ".join(tokens) for tokens in outputs] == expected
 
 
@@ -184,8 +184,8 @@ def test_serving_default_with_sampling_is_seeded_and_repeatable(tiny_translation
     config, run_dir, _ = tiny_translation_run
     tree = config_lib.to_tree(config)
     tree["model"].update(decoding="sample", temperature=3.0)
-    task, model = _task_and_model(config_lib.from_tree(tree), run_dir)
-    serve = task.serving_functions(model)["serving_default"]
+    task, preprocessing, model = _task_and_model(config_lib.from_tree(tree), run_dir)
+    serve = task.serving_functions(model, preprocessing)["serving_default"]
     first, second = serve(tf.constant(TEXTS * 4)), serve(tf.constant(TEXTS * 4))
     assert _strings(first["translation"]) == _strings(second["translation"])
     np.testing.assert_allclose(first["score"].numpy(), second["score"].numpy())
@@ -193,8 +193,8 @@ def test_serving_default_with_sampling_is_seeded_and_repeatable(tiny_translation
 
 def test_attention_weights_for_plotting(tiny_translation_run):
     config, run_dir, _ = tiny_translation_run
-    task, model = _task_and_model(config, run_dir)
-    rows = task.translate_with_attention(model, synthetic.translation_demo_texts()[:2])
+    task, preprocessing, model = _task_and_model(config, run_dir)
+    rows = task.translate_with_attention(model, preprocessing, synthetic.translation_demo_texts()[:2])
     first = rows[0]
     assert first["source_tokens"] == "twenty three of may nineteen eighty four".split()
     assert first["target_tokens"] == "1 9 8 4 - 0 5 - 2 3".split() + ["[END]"]
@@ -206,17 +206,17 @@ def test_attention_weights_for_plotting(tiny_translation_run):
 def test_vectorized_examples_shift_the_target_and_bucket_by_source_length(tiny_translation_run):
     config, run_dir, _ = tiny_translation_run
     task = tasks.create_task(config)
-    task.load_preprocessing(run_dir)
+    preprocessing = task.load_preprocessing(run_dir)
     splits = task.load_splits()
-    features, labels = next(iter(task.datasets(splits)["validation"]))
+    features, labels = next(iter(task.datasets(splits, preprocessing)["validation"]))
     decoder, labels = features["decoder_token_ids"].numpy(), labels.numpy()
     assert np.all(decoder[:, 0] == parallel.START_ID)
     np.testing.assert_array_equal(decoder[:, 1:], labels[:, :-1])
     lengths = np.count_nonzero(labels, axis=1)
     assert np.all(labels[np.arange(len(labels)), lengths - 1] == parallel.END_ID)
     assert features["encoder_token_ids"].dtype == tf.int32 and features["source_text"].dtype == tf.string
-    assert task.target_vocabulary[:4] == ["", "[UNK]", "[START]", "[END]"]
-    assert task.source_vocabulary[:2] == ["", "[UNK]"]
+    assert preprocessing.target_vocabulary[:4] == ["", "[UNK]", "[START]", "[END]"]
+    assert preprocessing.source_vocabulary[:2] == ["", "[UNK]"]
 
 
 # === Model, loss and metric (no training) ===
@@ -258,19 +258,18 @@ def test_model_round_trips_through_a_keras_file(tmp_path):
 
 
 def test_masked_loss_ignores_padding_and_smooths_labels():
-    from pipeline.tasks import translation
     logits = np.random.default_rng(0).normal(size=LABELS.shape + (15,)).astype("float32")
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     mask = LABELS > 0
     true_log_probs = np.take_along_axis(log_probs, LABELS[..., None], -1)[..., 0]
     expected = -true_log_probs[mask].mean()
-    assert float(translation.MaskedSequenceLoss()(LABELS, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(losses.MaskedSequenceLoss()(LABELS, logits)) == pytest.approx(expected, rel=1e-5)
     smoothed = (0.9 * -true_log_probs - 0.1 * log_probs.mean(-1))[mask].mean()
-    assert float(translation.MaskedSequenceLoss(0.1)(LABELS, logits)) == pytest.approx(smoothed, rel=1e-5)
+    assert float(losses.MaskedSequenceLoss(0.1)(LABELS, logits)) == pytest.approx(smoothed, rel=1e-5)
     padded_labels = np.pad(LABELS, [[0, 0], [0, 3]])
     padded_logits = np.pad(logits, [[0, 0], [0, 3], [0, 0]], constant_values=7.0)
-    assert float(translation.MaskedSequenceLoss()(padded_labels, padded_logits)) == pytest.approx(expected, rel=1e-5)
-    accuracy = translation.MaskedTokenAccuracy()
+    assert float(losses.MaskedSequenceLoss()(padded_labels, padded_logits)) == pytest.approx(expected, rel=1e-5)
+    accuracy = losses.MaskedTokenAccuracy()
     accuracy.update_state(padded_labels, padded_logits)
     expected_accuracy = (np.argmax(logits, -1) == LABELS)[mask].mean()
     assert float(accuracy.result()) == pytest.approx(expected_accuracy)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
+from pipeline.tasks import language_model
 from pipeline.diagnostics import reports
 from pipeline.models import recurrent_language_model
 
@@ -100,11 +101,10 @@ def text_inputs(run_dir: str, *, batch_size: int, steps: int) -> tuple[np.ndarra
         ValueError: The run is not a language model, or its validation text is too short.
     """
     config = run_files.load_run_config(run_dir)
-    if config.task != "language_model":
-        raise ValueError(f"{run_dir}: a {config.task} run; vanishing-gradients needs language_model runs")
     task = tasks_lib.create_task(config)
-    task.load_preprocessing(run_dir)
-    token_ids = task.token_ids(task.load_splits().splits["validation"].text)
+    if not isinstance(task, language_model.LanguageModelTask):
+        raise ValueError(f"{run_dir}: a {config.task} run; vanishing-gradients needs language_model runs")
+    token_ids = task.token_ids(task.load_preprocessing(run_dir), task.load_splits().splits["validation"].text)
     needed = batch_size * (steps + 1)
     if len(token_ids) < needed:
         raise ValueError(f"{run_dir}: the validation text has {len(token_ids)} tokens; "

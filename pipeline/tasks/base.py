@@ -20,6 +20,8 @@ that has to be filled in a particular order.
 
 import abc
 import dataclasses
+import functools
+import inspect
 import os
 import typing
 
@@ -38,11 +40,19 @@ class Preprocessing:
 
     Subclasses are dataclasses whose fields are all lists (or tuples) of strings; each field is saved
     as a JSON list under `<run_dir>/vocab/`, named by `FILES` (field name -> file name; `<field>.json`
-    for fields it does not name). Lookup tables built from the lists belong in cached properties, so
-    that they are built once and the export tracks the very objects the serving functions use.
+    for fields it does not name). Lookup tables built from the lists belong in cached properties: they
+    are built once, when the value is made, and the export tracks the very objects the serving
+    functions use.
     """
 
     FILES: typing.ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self):
+        # Lookup tables are built here, eagerly: first built inside a traced function (a tf.data map, a
+        # signature) they would belong to that graph.
+        for name, member in inspect.getmembers(type(self)):
+            if isinstance(member, functools.cached_property):
+                getattr(self, name)
 
     @classmethod
     def file_name(cls, field_name: str) -> str:
