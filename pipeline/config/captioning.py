@@ -3,8 +3,7 @@
 import dataclasses
 from typing import Literal, Optional, Union
 
-from pipeline.config import common, translation, validation
-from pipeline.config.validation import ConfigError, bounded
+from pipeline.config import bounds, common, errors, translation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,18 +41,18 @@ class CaptioningDataConfig(common.DataConfig):
     caption_column: Union[str, int] = "caption"
     on_bad_images: Literal["error", "skip"] = "error"
     cache_features: bool = True
-    vocabulary_size: int = bounded(5000, minimum=5)
-    max_caption_length: int = bounded(30, minimum=1)
+    vocabulary_size: int = bounds.bounded(5000, minimum=5)
+    max_caption_length: int = bounds.bounded(30, minimum=1)
     lowercase: bool = True
     strip_punctuation: bool = True
 
     def __post_init__(self):
         super().__post_init__()
         if self.source == "files" and self.image_directory is None:
-            raise ConfigError("data.image_directory: required when data.source is 'files' (the folder the image "
-                              "names in the captions are relative to)")
+            raise errors.ConfigError("data.image_directory: required when data.source is 'files' (the folder "
+                                     "the image names in the captions are relative to)")
         if self.source != "files" and self.captions is not None:
-            raise ConfigError(f"data.captions: only for data.source 'files' (got source {self.source!r})")
+            raise errors.ConfigError(f"data.captions: only for data.source 'files' (got source {self.source!r})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,21 +76,21 @@ class ImageEncoderConfig:
                   "efficientnet_b0", "resnet50"] = "small_cnn"
     weights: Optional[str] = None
     trainable: bool = True
-    image_size: Optional[int] = bounded(None, minimum=32)
+    image_size: Optional[int] = bounds.bounded(None, minimum=32)
     filters: tuple[int, ...] = (32, 64, 128)
 
     def __post_init__(self):
-        validation.check_fields(self, "model.encoder")
+        bounds.check(self, "model.encoder")
         if not self.filters or min(self.filters) < 1:
-            raise ConfigError(f"model.encoder.filters: must be a non-empty list of positive sizes "
-                              f"(got {list(self.filters)})")
+            raise errors.ConfigError(f"model.encoder.filters: must be a non-empty list of positive sizes "
+                                     f"(got {list(self.filters)})")
         if self.weights is not None and not self.weights.strip():
-            raise ConfigError("model.encoder.weights: must be null, 'imagenet' or a weights file path (got an "
-                              "empty string)")
+            raise errors.ConfigError("model.encoder.weights: must be null, 'imagenet' or a weights file path "
+                                     "(got an empty string)")
         if not self.trainable and self.weights is None:
-            raise ConfigError(f"model.encoder.trainable: a frozen encoder needs pretrained weights; set "
-                              f"model.encoder.weights ('imagenet' or a weights file) or model.encoder.trainable: "
-                              f"true (encoder {self.name!r})")
+            raise errors.ConfigError(f"model.encoder.trainable: a frozen encoder needs pretrained weights; set "
+                                     f"model.encoder.weights ('imagenet' or a weights file) or "
+                                     f"model.encoder.trainable: true (encoder {self.name!r})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,16 +112,16 @@ class CaptionerModelConfig(translation.Seq2SeqModelConfig):
 
     encoder: ImageEncoderConfig = ImageEncoderConfig()
     decoder: Literal["show_and_tell", "show_attend_and_tell"] = "show_attend_and_tell"
-    beam_size: int = bounded(3, minimum=1)
+    beam_size: int = bounds.bounded(3, minimum=1)
 
     def __post_init__(self):
         super().__post_init__()
         if self.bidirectional:
-            raise ConfigError("model.bidirectional: the caption decoder generates left to right; it cannot be "
-                              "bidirectional")
+            raise errors.ConfigError("model.bidirectional: the caption decoder generates left to right; it "
+                                     "cannot be bidirectional")
         if self.decoder == "show_attend_and_tell" and self.attention == "none":
-            raise ConfigError("model.attention: show_attend_and_tell needs 'bahdanau' or 'luong' (for no attention "
-                              "use model.decoder: show_and_tell)")
+            raise errors.ConfigError("model.attention: show_attend_and_tell needs 'bahdanau' or 'luong' (for no "
+                                     "attention use model.decoder: show_and_tell)")
 
     def check_with_data(self, data: common.DataConfig) -> None:
         super().check_with_data(data)

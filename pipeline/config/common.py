@@ -10,8 +10,13 @@ import dataclasses
 import os
 from typing import Literal, Optional
 
-from pipeline.config import validation
-from pipeline.config.validation import ConfigError, bounded
+from pipeline.config import bounds, errors
+
+
+def _check_name(value: str, path: str) -> None:
+    """Raises ConfigError unless `value` is a non-empty name without '/', usable as a folder name."""
+    if not value or "/" in value:
+        raise errors.ConfigError(f"{path}: must be a non-empty name without '/' (got {value!r})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +46,13 @@ class RuntimeConfig:
 
     def __post_init__(self):
         if self.distribution != "tpu" and self.tpu_address:
-            raise ConfigError(f"runtime.tpu_address: only used with runtime.distribution: tpu "
-                              f"(distribution is {self.distribution!r})")
+            raise errors.ConfigError(f"runtime.tpu_address: only used with runtime.distribution: tpu "
+                                     f"(distribution is {self.distribution!r})")
         # Keras turns XLA off, with only a warning, for models compiled while op determinism is enabled.
         if self.jit_compile and self.deterministic:
-            raise ConfigError("runtime.jit_compile: XLA training needs runtime.deterministic: false (Keras does "
-                              "not compile with XLA while TensorFlow op determinism is enabled)")
+            raise errors.ConfigError("runtime.jit_compile: XLA training needs runtime.deterministic: false "
+                                     "(Keras does not compile with XLA while TensorFlow op determinism is "
+                                     "enabled)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,19 +76,19 @@ class TrainConfig:
             null trains without it.
     """
 
-    epochs: int = bounded(5, minimum=1)
-    batch_size: int = bounded(32, minimum=1)
+    epochs: int = bounds.bounded(5, minimum=1)
+    batch_size: int = bounds.bounded(32, minimum=1)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    learning_rate: float = bounded(1e-3, exclusive_minimum=0)
+    learning_rate: float = bounds.bounded(1e-3, exclusive_minimum=0)
     learning_rate_schedule: Literal["constant", "cosine"] = "constant"
-    clipnorm: Optional[float] = bounded(1.0, exclusive_minimum=0)
-    early_stopping_patience: int = bounded(3, minimum=0)
+    clipnorm: Optional[float] = bounds.bounded(1.0, exclusive_minimum=0)
+    early_stopping_patience: int = bounds.bounded(3, minimum=0)
     monitor: str = "val_accuracy"
-    steps_per_epoch: Optional[int] = bounded(None, minimum=1)
-    ema_momentum: Optional[float] = bounded(None, exclusive_minimum=0, exclusive_maximum=1)
+    steps_per_epoch: Optional[int] = bounds.bounded(None, minimum=1)
+    ema_momentum: Optional[float] = bounds.bounded(None, exclusive_minimum=0, exclusive_maximum=1)
 
     def __post_init__(self):
-        validation.check_fields(self, "train")
+        bounds.check(self, "train")
 
     def check_with_runtime(self, runtime: RuntimeConfig) -> None:
         """Raises ConfigError when these settings cannot run under `runtime`; every runtime suits them here."""
@@ -111,7 +117,7 @@ class ExportConfig:
 
     def __post_init__(self):
         if self.model_name is not None:
-            validation.check_name(self.model_name, "export.model_name")
+            _check_name(self.model_name, "export.model_name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +146,12 @@ class DataConfig:
     validation: Optional[str] = None
     test: Optional[str] = None
     tfds_data_dir: Optional[str] = None
-    validation_fraction: float = bounded(0.1, exclusive_minimum=0, exclusive_maximum=1)
-    synthetic_examples: int = bounded(4000, minimum=10)
+    validation_fraction: float = bounds.bounded(0.1, exclusive_minimum=0, exclusive_maximum=1)
+    synthetic_examples: int = bounds.bounded(4000, minimum=10)
     on_bad_rows: Literal["error", "skip"] = "error"
     bucketing: bool = True
-    num_buckets: int = bounded(8, minimum=1)
-    shuffle_buffer: int = bounded(10000, minimum=1)
+    num_buckets: int = bounds.bounded(8, minimum=1)
+    shuffle_buffer: int = bounds.bounded(10000, minimum=1)
     cache: bool = True
 
     def __post_init__(self):
@@ -153,11 +159,12 @@ class DataConfig:
         well_formed = (kind in ("files", "tfds", "synthetic") and bool(detail) == (kind != "files")
                        and bool(separator) == (kind != "files"))
         if not well_formed:
-            raise ConfigError(f"data.source: expected 'files', 'tfds:<name>' or 'synthetic:<task>', got "
-                              f"{self.source!r}." + validation.did_you_mean(kind, ("files", "tfds", "synthetic")))
+            raise errors.ConfigError(f"data.source: expected 'files', 'tfds:<name>' or 'synthetic:<task>', "
+                                     f"got {self.source!r}."
+                                     + errors.did_you_mean(kind, ("files", "tfds", "synthetic")))
         if kind == "files" and self.train is None:
-            raise ConfigError("data.train: required when data.source is 'files'")
-        validation.check_fields(self, "data")
+            raise errors.ConfigError("data.train: required when data.source is 'files'")
+        bounds.check(self, "data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,15 +180,15 @@ class RecurrentConfig:
         dropout: Dropout rate after the embedding and between recurrent layers.
     """
 
-    embedding_dim: int = bounded(64, minimum=1)
+    embedding_dim: int = bounds.bounded(64, minimum=1)
     cell: Literal["simple_rnn", "lstm", "gru"] = "lstm"
-    units: int = bounded(64, minimum=1)
-    layers: int = bounded(1, minimum=1)
+    units: int = bounds.bounded(64, minimum=1)
+    layers: int = bounds.bounded(1, minimum=1)
     bidirectional: bool = False
-    dropout: float = bounded(0.0, minimum=0, exclusive_maximum=1)
+    dropout: float = bounds.bounded(0.0, minimum=0, exclusive_maximum=1)
 
     def __post_init__(self):
-        validation.check_fields(self, "model")
+        bounds.check(self, "model")
 
     def check_with_data(self, data: DataConfig) -> None:
         """Raises ConfigError when this model cannot be trained on `data`; any data block suits it here."""
@@ -210,11 +217,11 @@ class RunConfig:
     runtime: RuntimeConfig = RuntimeConfig()
 
     def __post_init__(self):
-        validation.check_name(self.name, "name")
+        _check_name(self.name, "name")
         kind, _, detail = self.data.source.partition(":")
         if kind == "synthetic" and detail != self.task:
-            raise ConfigError(f"data.source: {self.data.source!r} does not match task {self.task!r}; "
-                              f"use 'synthetic:{self.task}'")
+            raise errors.ConfigError(f"data.source: {self.data.source!r} does not match task {self.task!r}; "
+                                     f"use 'synthetic:{self.task}'")
         self.model.check_with_data(self.data)
         self.train.check_with_runtime(self.runtime)
 

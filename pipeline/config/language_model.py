@@ -3,8 +3,7 @@
 import dataclasses
 from typing import Literal, Union
 
-from pipeline.config import common
-from pipeline.config.validation import ConfigError, bounded
+from pipeline.config import bounds, common, errors
 
 TextFiles = Union[str, tuple[str, ...], None]
 
@@ -29,7 +28,7 @@ class LanguageModelDataConfig(common.DataConfig):
     validation: TextFiles = None
     test: TextFiles = None
     level: Literal["char", "word"] = "char"
-    vocabulary_size: int = bounded(10000, minimum=4)
+    vocabulary_size: int = bounds.bounded(10000, minimum=4)
     lowercase: bool = False
 
     def __post_init__(self):
@@ -38,8 +37,8 @@ class LanguageModelDataConfig(common.DataConfig):
             paths = getattr(self, split_name)
             items = paths if isinstance(paths, tuple) else (paths,)
             if paths is not None and not (items and all(items)):
-                raise ConfigError(f"data.{split_name}: expected a path, a glob pattern or a non-empty list of them "
-                                  f"(got {paths!r})")
+                raise errors.ConfigError(f"data.{split_name}: expected a path, a glob pattern or a non-empty "
+                                         f"list of them (got {paths!r})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,16 +56,16 @@ class LanguageModelConfig(common.RecurrentConfig):
     """
 
     decoding: Literal["sample", "greedy", "beam"] = "sample"
-    temperature: float = bounded(0.8, exclusive_minimum=0)
-    top_k: int = bounded(0, minimum=0)
-    beam_size: int = bounded(4, minimum=1)
-    max_generate_length: int = bounded(200, minimum=1)
+    temperature: float = bounds.bounded(0.8, exclusive_minimum=0)
+    top_k: int = bounds.bounded(0, minimum=0)
+    beam_size: int = bounds.bounded(4, minimum=1)
+    max_generate_length: int = bounds.bounded(200, minimum=1)
     stop_at_newline: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         if self.bidirectional:
-            raise ConfigError("model.bidirectional: must be false; a language model reads left to right")
+            raise errors.ConfigError("model.bidirectional: must be false; a language model reads left to right")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +85,12 @@ class LanguageModelTrainConfig(common.TrainConfig):
     """
 
     monitor: str = "val_loss"
-    tbptt_steps: int = bounded(100, minimum=1)
+    tbptt_steps: int = bounds.bounded(100, minimum=1)
     carry_state: bool = True
 
     def check_with_runtime(self, runtime: common.RuntimeConfig) -> None:
         if runtime.distribution != "none" and self.carry_state:
-            raise ConfigError(
+            raise errors.ConfigError(
                 f"train.carry_state: not supported with runtime.distribution: {runtime.distribution} "
                 "(each replica would see a different share of the rows whose state is carried); "
                 "set train.carry_state: false")

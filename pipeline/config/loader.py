@@ -14,8 +14,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-from pipeline.config import common, schemas as schemas_lib, validation
-from pipeline.config.validation import ConfigError
+from pipeline.config import common, errors, schemas as schemas_lib
 
 Schemas = typing.Mapping[str, common.TaskSchema]
 
@@ -35,11 +34,11 @@ def apply_override(tree: dict, override: str) -> dict:
     """Applies one `a.b.c=value` override; the value is parsed as YAML (`3`, `0.1`, `true`, `[1, 2]`, `null`)."""
     key, separator, text = override.partition("=")
     if not separator or not key.strip():
-        raise ConfigError(f"--set {override!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
+        raise errors.ConfigError(f"--set {override!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {override!r}: value is not valid YAML ({_yaml_problem(error)})") from None
+        raise errors.ConfigError(f"--set {override!r}: value is not valid YAML ({_yaml_problem(error)})") from None
     update = value
     for part in reversed(key.strip().split(".")):
         update = {part: update}
@@ -59,13 +58,13 @@ def read_yaml(path: str) -> dict:
         with open(path, encoding="utf-8") as stream:
             tree = yaml.safe_load(stream)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise errors.ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(error)}") from None
+        raise errors.ConfigError(f"{path}: invalid YAML: {_yaml_problem(error)}") from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: expected a mapping of config blocks, found {type(tree).__name__}")
+        raise errors.ConfigError(f"{path}: expected a mapping of config blocks, found {type(tree).__name__}")
     return tree
 
 
@@ -89,36 +88,36 @@ def load_config(paths: typing.Sequence[str], overrides: typing.Sequence[str] = (
 def from_tree(tree: dict, schemas: Optional[Schemas] = None) -> common.RunConfig:
     """Builds a `RunConfig` from a plain dict, picking the task's blocks from `schemas` (default `SCHEMAS`)."""
     if not isinstance(tree, dict):
-        raise ConfigError(f"config: expected a mapping, found {type(tree).__name__}")
+        raise errors.ConfigError(f"config: expected a mapping, found {type(tree).__name__}")
     schema = _task_schema(tree.get("task"), schemas_lib.SCHEMAS if schemas is None else schemas)
     blocks = {"data": schema.data, "model": schema.model, "train": schema.train}
     # The train block is built even when absent, so a task's own train class supplies its defaults.
     config = _build_dataclass(common.RunConfig, {**tree, "train": tree.get("train", {})}, "", blocks)
     if config.train.monitor not in schema.monitor_choices:
-        raise validation.choice_error("train.monitor", config.train.monitor, schema.monitor_choices)
+        raise errors.choice_error("train.monitor", config.train.monitor, schema.monitor_choices)
     return config
 
 
 def _task_schema(task, schemas: Schemas) -> common.TaskSchema:
     if task is None:
-        raise ConfigError(f"task: required field is missing; one of {sorted(schemas)}")
+        raise errors.ConfigError(f"task: required field is missing; one of {sorted(schemas)}")
     if not isinstance(task, str):
-        raise ConfigError(f"task: expected str, got {task!r} ({type(task).__name__})")
+        raise errors.ConfigError(f"task: expected str, got {task!r} ({type(task).__name__})")
     if task not in schemas:
-        raise validation.choice_error("task", task, sorted(schemas))
+        raise errors.choice_error("task", task, sorted(schemas))
     return schemas[task]
 
 
 def _build_dataclass(cls, values, path: str, hint_overrides: Optional[dict] = None):
     if not isinstance(values, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, found {values!r} "
-                          f"({type(values).__name__})")
+        raise errors.ConfigError(f"{path or 'config'}: expected a mapping of keys, found {values!r} "
+                                 f"({type(values).__name__})")
     fields = {field.name: field for field in dataclasses.fields(cls)}
     for key in values:
         if key not in fields:
             where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"{where}: unknown key.{validation.did_you_mean(key, fields)} "
-                              f"Valid keys: {', '.join(fields)}")
+            raise errors.ConfigError(f"{where}: unknown key.{errors.did_you_mean(key, fields)} "
+                                     f"Valid keys: {', '.join(fields)}")
     hints = {**typing.get_type_hints(cls), **(hint_overrides or {})}
     arguments = {}
     for name, field in fields.items():
@@ -127,7 +126,7 @@ def _build_dataclass(cls, values, path: str, hint_overrides: Optional[dict] = No
             arguments[name] = _convert(values[name], hints[name], where)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             if not dataclasses.is_dataclass(hints[name]):
-                raise ConfigError(f"{where}: required field is missing")
+                raise errors.ConfigError(f"{where}: required field is missing")
             arguments[name] = _convert({}, hints[name], where)
     return cls(**arguments)
 
@@ -152,7 +151,7 @@ def _convert(value, hint, path: str):
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise validation.choice_error(path, value, choices)
+            raise errors.choice_error(path, value, choices)
         return value
     if origin in (Union, types.UnionType):
         return _convert_union(value, hint, path)
@@ -178,13 +177,13 @@ def _convert_union(value, hint, path: str):
             continue
         try:
             return _convert(value, member, path)
-        except ConfigError:
+        except errors.ConfigError:
             continue
     raise _type_error(value, hint, path)
 
 
-def _type_error(value, hint, path: str) -> ConfigError:
-    return ConfigError(f"{path}: expected {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+def _type_error(value, hint, path: str) -> errors.ConfigError:
+    return errors.ConfigError(f"{path}: expected {_type_name(hint)}, got {value!r} ({type(value).__name__})")
 
 
 def to_tree(config) -> dict:

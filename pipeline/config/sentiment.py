@@ -3,8 +3,7 @@
 import dataclasses
 from typing import Literal, Optional, Union
 
-from pipeline.config import common
-from pipeline.config.validation import ConfigError, bounded
+from pipeline.config import bounds, common, errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +28,8 @@ class TextClassificationDataConfig(common.DataConfig):
     text_column: Union[str, int] = "text"
     label_column: Union[str, int] = "label"
     labels: Optional[tuple[str, ...]] = None
-    vocabulary_size: int = bounded(20000, minimum=3)
-    max_sequence_length: int = bounded(256, minimum=1)
+    vocabulary_size: int = bounds.bounded(20000, minimum=3)
+    max_sequence_length: int = bounds.bounded(256, minimum=1)
     lowercase: bool = True
     strip_punctuation: bool = True
 
@@ -39,9 +38,9 @@ class TextClassificationDataConfig(common.DataConfig):
         if self.labels is None:
             return
         if len(self.labels) < 2:
-            raise ConfigError(f"data.labels: needs at least 2 classes (got {list(self.labels)})")
+            raise errors.ConfigError(f"data.labels: needs at least 2 classes (got {list(self.labels)})")
         if len(set(self.labels)) != len(self.labels):
-            raise ConfigError(f"data.labels: class names must be unique (got {list(self.labels)})")
+            raise errors.ConfigError(f"data.labels: class names must be unique (got {list(self.labels)})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +55,7 @@ class SentimentModelConfig(common.RecurrentConfig):
     """
 
     pooling: Literal["last", "mean", "max", "mean_max", "attention"] = "last"
-    word_dropout: float = bounded(0.0, minimum=0, exclusive_maximum=1)
+    word_dropout: float = bounds.bounded(0.0, minimum=0, exclusive_maximum=1)
 
 
 SCHEMA = common.TaskSchema(data=TextClassificationDataConfig, model=SentimentModelConfig,

@@ -3,8 +3,7 @@
 import dataclasses
 from typing import Literal
 
-from pipeline.config import common
-from pipeline.config.validation import bounded
+from pipeline.config import bounds, common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +27,10 @@ class TaggingDataConfig(common.DataConfig):
     tags: Literal["upos", "xpos"] = "upos"
     token_column: int = 0
     tag_column: int = -1
-    vocabulary_size: int = bounded(30000, minimum=3)
-    char_vocabulary_size: int = bounded(300, minimum=3)
-    max_sequence_length: int = bounded(256, minimum=1)
-    max_word_length: int = bounded(20, minimum=1)
+    vocabulary_size: int = bounds.bounded(30000, minimum=3)
+    char_vocabulary_size: int = bounds.bounded(300, minimum=3)
+    max_sequence_length: int = bounds.bounded(256, minimum=1)
+    max_word_length: int = bounds.bounded(20, minimum=1)
     lowercase: bool = True
 
 
@@ -51,9 +50,9 @@ class TaggerModelConfig(common.RecurrentConfig):
 
     bidirectional: bool = True
     char_encoder: Literal["none", "cnn", "bilstm"] = "cnn"
-    char_embedding_dim: int = bounded(32, minimum=1)
-    char_units: int = bounded(32, minimum=1)
-    word_dropout: float = bounded(0.0, minimum=0, exclusive_maximum=1)
+    char_embedding_dim: int = bounds.bounded(32, minimum=1)
+    char_units: int = bounds.bounded(32, minimum=1)
+    word_dropout: float = bounds.bounded(0.0, minimum=0, exclusive_maximum=1)
 
 
 SCHEMA = common.TaskSchema(data=TaggingDataConfig, model=TaggerModelConfig,

@@ -3,8 +3,7 @@
 import dataclasses
 from typing import Literal, Optional
 
-from pipeline.config import common
-from pipeline.config.validation import ConfigError, bounded
+from pipeline.config import bounds, common, errors
 
 LANGUAGE_PLACEHOLDER = "{language}"
 
@@ -44,10 +43,10 @@ class TranslationDataConfig(common.DataConfig):
     file_format: Literal["auto", "tsv", "aligned"] = "auto"
     source_language: Optional[str] = None
     target_language: Optional[str] = None
-    source_vocabulary_size: int = bounded(10000, minimum=3)
-    target_vocabulary_size: int = bounded(10000, minimum=5)
-    max_source_length: int = bounded(50, minimum=1)
-    max_target_length: int = bounded(50, minimum=1)
+    source_vocabulary_size: int = bounds.bounded(10000, minimum=3)
+    target_vocabulary_size: int = bounds.bounded(10000, minimum=5)
+    max_source_length: int = bounds.bounded(50, minimum=1)
+    max_target_length: int = bounds.bounded(50, minimum=1)
     lowercase: bool = True
     strip_punctuation: bool = False
 
@@ -56,18 +55,18 @@ class TranslationDataConfig(common.DataConfig):
         for key in ("source_language", "target_language"):
             value = getattr(self, key)
             if value is not None and (not value.strip() or "/" in value or "{" in value):
-                raise ConfigError(f"data.{key}: must be a language code such as 'de' (got {value!r})")
+                raise errors.ConfigError(f"data.{key}: must be a language code such as 'de' (got {value!r})")
         if self.source_language is not None and self.source_language == self.target_language:
-            raise ConfigError(f"data.target_language: must differ from data.source_language "
-                              f"(both {self.source_language!r})")
+            raise errors.ConfigError(f"data.target_language: must differ from data.source_language "
+                                     f"(both {self.source_language!r})")
         kind, _, name = self.source.partition(":")
         if kind == "files":
             self._check_file_layout()
         elif kind == "tfds" and None in (self.source_language, self.target_language):
             if tfds_language_pair(name) is None:
-                raise ConfigError(f"data.source_language: required for {self.source!r}, whose name does not tell "
-                                  "the languages (set data.source_language and data.target_language to its feature "
-                                  "names)")
+                raise errors.ConfigError(f"data.source_language: required for {self.source!r}, whose name does "
+                                         "not tell the languages (set data.source_language and "
+                                         "data.target_language to its feature names)")
 
     def _check_file_layout(self) -> None:
         aligned = self.file_format == "aligned" or (
@@ -75,14 +74,15 @@ class TranslationDataConfig(common.DataConfig):
         for split_name in ("train", "validation", "test"):
             path = getattr(self, split_name)
             if path is not None and (LANGUAGE_PLACEHOLDER in path) != aligned:
-                raise ConfigError(f"data.{split_name}: aligned files are given as one path containing "
-                                  f"'{LANGUAGE_PLACEHOLDER}' (e.g. train.{LANGUAGE_PLACEHOLDER}.gz) and TSV files "
-                                  f"without it; got {path!r} with data.file_format {self.file_format!r}")
+                raise errors.ConfigError(
+                    f"data.{split_name}: aligned files are given as one path containing '{LANGUAGE_PLACEHOLDER}' "
+                    f"(e.g. train.{LANGUAGE_PLACEHOLDER}.gz) and TSV files without it; got {path!r} with "
+                    f"data.file_format {self.file_format!r}")
         if aligned:
             for key in ("source_language", "target_language"):
                 if getattr(self, key) is None:
-                    raise ConfigError(f"data.{key}: required for aligned files (it replaces "
-                                      f"'{LANGUAGE_PLACEHOLDER}' in the paths), e.g. 'de'")
+                    raise errors.ConfigError(f"data.{key}: required for aligned files (it replaces "
+                                             f"'{LANGUAGE_PLACEHOLDER}' in the paths), e.g. 'de'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +106,12 @@ class Seq2SeqModelConfig(common.RecurrentConfig):
     """
 
     attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
-    label_smoothing: float = bounded(0.0, minimum=0, exclusive_maximum=1)
+    label_smoothing: float = bounds.bounded(0.0, minimum=0, exclusive_maximum=1)
     decoding: Literal["beam", "greedy", "sample"] = "beam"
-    beam_size: int = bounded(4, minimum=1)
-    length_penalty: float = bounded(0.6, minimum=0)
-    temperature: float = bounded(1.0, exclusive_minimum=0)
-    max_decode_length: Optional[int] = bounded(None, minimum=1)
+    beam_size: int = bounds.bounded(4, minimum=1)
+    length_penalty: float = bounds.bounded(0.6, minimum=0)
+    temperature: float = bounds.bounded(1.0, exclusive_minimum=0)
+    max_decode_length: Optional[int] = bounds.bounded(None, minimum=1)
 
     def check_with_data(self, data: common.DataConfig) -> None:
         if isinstance(data, TranslationDataConfig):
@@ -121,8 +121,8 @@ class Seq2SeqModelConfig(common.RecurrentConfig):
         """Training never sees sequences longer than the data's `length_key`, so decoding stops by twice that."""
         limit = 2 * length
         if self.max_decode_length is not None and self.max_decode_length > limit:
-            raise ConfigError(f"model.max_decode_length: must be <= 2 x data.{length_key} = {limit} "
-                              f"(got {self.max_decode_length}); training never sees longer {sequences}")
+            raise errors.ConfigError(f"model.max_decode_length: must be <= 2 x data.{length_key} = {limit} "
+                                     f"(got {self.max_decode_length}); training never sees longer {sequences}")
 
 
 SCHEMA = common.TaskSchema(data=TranslationDataConfig, model=Seq2SeqModelConfig,
