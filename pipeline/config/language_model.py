@@ -1,0 +1,100 @@
+"""Config blocks of the language-model task: a text stream, a next-token predictor, truncated backpropagation."""
+
+import dataclasses
+from typing import Literal, Union
+
+from pipeline.config import bounds, common, errors
+
+TextFiles = Union[str, tuple[str, ...], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelDataConfig(common.DataConfig):
+    """Plain text (files, TFDS or synthetic) read as one stream of characters or words.
+
+    Attributes:
+        train: Training text: a file, a glob pattern (`books/*.txt.gz`) or a list of them, plain or gzip,
+            read in order as one stream.
+        validation: Held-out text, same forms; null holds out the last `validation_fraction` of train.
+        test: Test text, same forms; null skips the test split.
+        level: `char` predicts the next character; `word` the next word (punctuation and line breaks are
+            tokens of their own).
+        vocabulary_size: Largest vocabulary, including padding, out-of-vocabulary and line-break tokens;
+            the most frequent training tokens are kept.
+        lowercase: Lower-case the text first.
+    """
+
+    train: TextFiles = None
+    validation: TextFiles = None
+    test: TextFiles = None
+    level: Literal["char", "word"] = "char"
+    vocabulary_size: int = bounds.bounded(10000, minimum=4)
+    lowercase: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        for split_name in ("train", "validation", "test"):
+            paths = getattr(self, split_name)
+            items = paths if isinstance(paths, tuple) else (paths,)
+            if paths is not None and not (items and all(items)):
+                raise errors.ConfigError(f"data.{split_name}: expected a path, a glob pattern or a non-empty "
+                                         f"list of them (got {paths!r})")
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelConfig(common.RecurrentConfig):
+    """Next-token predictor: embedding -> unidirectional recurrent layers -> softmax over the vocabulary.
+
+    Attributes:
+        decoding: Decoding of the export's `serving_default` signature: `sample`, `greedy` or `beam`.
+        temperature: Softmax temperature of `serving_default` when `decoding` is `sample`.
+        top_k: Sample only among the `top_k` most probable tokens; 0 keeps all.
+        beam_size: Hypotheses kept by beam search.
+        max_generate_length: Most tokens generated after the prompt.
+        stop_at_newline: End a generation at the first line break (for one-sentence-per-line corpora);
+            false always generates `max_generate_length` tokens.
+    """
+
+    decoding: Literal["sample", "greedy", "beam"] = "sample"
+    temperature: float = bounds.bounded(0.8, exclusive_minimum=0)
+    top_k: int = bounds.bounded(0, minimum=0)
+    beam_size: int = bounds.bounded(4, minimum=1)
+    max_generate_length: int = bounds.bounded(200, minimum=1)
+    stop_at_newline: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.bidirectional:
+            raise errors.ConfigError("model.bidirectional: must be false; a language model reads left to right")
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelTrainConfig(common.TrainConfig):
+    """Optimisation settings of a language model: TrainConfig plus how backpropagation is truncated.
+
+    The text is one long stream, so how far gradients reach back is a training choice, not a data one:
+    both keys change what the optimizer sees, and neither changes the data, the vocabulary or the model.
+
+    Attributes:
+        monitor: `val_loss` (mean cross-entropy per token, the log of the perplexity) or `val_perplexity`.
+        tbptt_steps: Tokens per training chunk: gradients flow back through at most this many steps.
+        carry_state: Truncated backpropagation through time: the stream is laid out in `batch_size`
+            rows read in consecutive chunks, each row's final recurrent state starts the same row of the
+            next batch (reset at every epoch), and gradients stop at chunk boundaries. False trains on
+            independent, shuffled chunks of `tbptt_steps` tokens, each from a zero state.
+    """
+
+    monitor: str = "val_loss"
+    tbptt_steps: int = bounds.bounded(100, minimum=1)
+    carry_state: bool = True
+
+    def check_with_runtime(self, runtime: common.RuntimeConfig) -> None:
+        if runtime.distribution != "none" and self.carry_state:
+            raise errors.ConfigError(
+                f"train.carry_state: not supported with runtime.distribution: {runtime.distribution} "
+                "(each replica would see a different share of the rows whose state is carried); "
+                "set train.carry_state: false")
+
+
+SCHEMA = common.TaskSchema(data=LanguageModelDataConfig, model=LanguageModelConfig,
+                           monitor_choices=("val_loss", "val_perplexity"), train=LanguageModelTrainConfig)

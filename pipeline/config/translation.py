@@ -1,0 +1,129 @@
+"""Config blocks of the translation task: sentence pairs and an attentional encoder-decoder."""
+
+import dataclasses
+from typing import Literal, Optional
+
+from pipeline.config import bounds, common, errors
+
+LANGUAGE_PLACEHOLDER = "{language}"
+
+
+def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
+    """Source and target language codes from a TFDS translation config name, e.g. `pt_to_en`, `de-en`."""
+    config_name = name.rpartition("/")[2]
+    for separator in ("_to_", "-"):
+        source, found, target = config_name.partition(separator)
+        if found and source.isalpha() and target.isalpha():
+            return source, target
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationDataConfig(common.DataConfig):
+    """Sentence pairs (TSV pairs, line-aligned files, TFDS or synthetic) and their vectorization.
+
+    Attributes:
+        file_format: `tsv`: `source<TAB>target[<TAB>anything]` per line (Tatoeba/ManyThings);
+            `aligned`: one file per language and split, line i of one translating line i of the other,
+            each split given as one path containing `{language}` (e.g. `train.{language}.gz`);
+            `auto`: `aligned` when the train path contains `{language}`, else `tsv`.
+        source_language: Language code of the source side: fills `{language}` in aligned paths and
+            names the TFDS feature; null takes it from a TFDS name such as `pt_to_en` or `de-en`.
+        target_language: Language code of the target side, same rules.
+        source_vocabulary_size: Largest source vocabulary, including padding and out-of-vocabulary.
+        target_vocabulary_size: Largest target vocabulary, including padding, out-of-vocabulary,
+            start and end tokens.
+        max_source_length: Source tokens kept per sentence (the first ones).
+        max_target_length: Target tokens kept per sentence (before the start/end token is added).
+        lowercase: Lower-case both sides (BLEU and chrF are then computed case-insensitively).
+        strip_punctuation: Remove punctuation; by default it is kept, split off as separate tokens
+            (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU.
+    """
+
+    file_format: Literal["auto", "tsv", "aligned"] = "auto"
+    source_language: Optional[str] = None
+    target_language: Optional[str] = None
+    source_vocabulary_size: int = bounds.bounded(10000, minimum=3)
+    target_vocabulary_size: int = bounds.bounded(10000, minimum=5)
+    max_source_length: int = bounds.bounded(50, minimum=1)
+    max_target_length: int = bounds.bounded(50, minimum=1)
+    lowercase: bool = True
+    strip_punctuation: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key in ("source_language", "target_language"):
+            value = getattr(self, key)
+            if value is not None and (not value.strip() or "/" in value or "{" in value):
+                raise errors.ConfigError(f"data.{key}: must be a language code such as 'de' (got {value!r})")
+        if self.source_language is not None and self.source_language == self.target_language:
+            raise errors.ConfigError(f"data.target_language: must differ from data.source_language "
+                                     f"(both {self.source_language!r})")
+        kind, _, name = self.source.partition(":")
+        if kind == "files":
+            self._check_file_layout()
+        elif kind == "tfds" and None in (self.source_language, self.target_language):
+            if tfds_language_pair(name) is None:
+                raise errors.ConfigError(f"data.source_language: required for {self.source!r}, whose name does "
+                                         "not tell the languages (set data.source_language and "
+                                         "data.target_language to its feature names)")
+
+    def _check_file_layout(self) -> None:
+        aligned = self.file_format == "aligned" or (
+            self.file_format == "auto" and LANGUAGE_PLACEHOLDER in (self.train or ""))
+        for split_name in ("train", "validation", "test"):
+            path = getattr(self, split_name)
+            if path is not None and (LANGUAGE_PLACEHOLDER in path) != aligned:
+                raise errors.ConfigError(
+                    f"data.{split_name}: aligned files are given as one path containing '{LANGUAGE_PLACEHOLDER}' "
+                    f"(e.g. train.{LANGUAGE_PLACEHOLDER}.gz) and TSV files without it; got {path!r} with "
+                    f"data.file_format {self.file_format!r}")
+        if aligned:
+            for key in ("source_language", "target_language"):
+                if getattr(self, key) is None:
+                    raise errors.ConfigError(f"data.{key}: required for aligned files (it replaces "
+                                             f"'{LANGUAGE_PLACEHOLDER}' in the paths), e.g. 'de'")
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqModelConfig(common.RecurrentConfig):
+    """Encoder-decoder translator: recurrent encoder, recurrent decoder with attention, in-graph decoding.
+
+    `cell`, `units`, `layers` and `dropout` apply to both encoder and decoder; `bidirectional` to the
+    encoder only (the decoder generates left to right).
+
+    Attributes:
+        attention: How each decoder step reads the encoder outputs: `bahdanau` (additive scores),
+            `luong` (multiplicative "general" scores), or `none` (the encoder's final state only).
+        label_smoothing: Share of the target probability spread evenly over the vocabulary in the loss.
+        decoding: Decoding of the `serving_default` signature and of BLEU/chrF in evaluation:
+            `beam`, `greedy`, or `sample` (evaluation then uses greedy).
+        beam_size: Hypotheses kept per input by beam search.
+        length_penalty: GNMT length-normalization exponent of beam search; 0 ranks by log-probability.
+        temperature: Softmax temperature of `serving_default` when `decoding` is `sample`.
+        max_decode_length: Most generated tokens (end token included); null uses
+            `data.max_target_length + 1`.
+    """
+
+    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
+    label_smoothing: float = bounds.bounded(0.0, minimum=0, exclusive_maximum=1)
+    decoding: Literal["beam", "greedy", "sample"] = "beam"
+    beam_size: int = bounds.bounded(4, minimum=1)
+    length_penalty: float = bounds.bounded(0.6, minimum=0)
+    temperature: float = bounds.bounded(1.0, exclusive_minimum=0)
+    max_decode_length: Optional[int] = bounds.bounded(None, minimum=1)
+
+    def check_with_data(self, data: common.DataConfig) -> None:
+        if isinstance(data, TranslationDataConfig):
+            self._check_decode_length("max_target_length", data.max_target_length, "targets")
+
+    def _check_decode_length(self, length_key: str, length: int, sequences: str) -> None:
+        """Training never sees sequences longer than the data's `length_key`, so decoding stops by twice that."""
+        limit = 2 * length
+        if self.max_decode_length is not None and self.max_decode_length > limit:
+            raise errors.ConfigError(f"model.max_decode_length: must be <= 2 x data.{length_key} = {limit} "
+                                     f"(got {self.max_decode_length}); training never sees longer {sequences}")
+
+
+SCHEMA = common.TaskSchema(data=TranslationDataConfig, model=Seq2SeqModelConfig,
+                           monitor_choices=("val_loss", "val_accuracy"))
