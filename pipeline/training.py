@@ -78,12 +78,18 @@ def check_config(config: config_lib.RunConfig, task: tasks_lib.Task) -> None:
             f"export.jit_compile: the {config.task} task has no XLA-compiled signatures; set it to false")
 
 
-def prepare_run_dir(config: config_lib.RunConfig) -> str:
-    """Creates the run directory and writes the resolved config, refusing to mix two different runs."""
+def prepare_run_dir(config: config_lib.RunConfig, schema: typing.Optional[config_lib.TaskSchema] = None) -> str:
+    """Creates the run directory and writes the resolved config, refusing to mix two different runs.
+
+    Args:
+        config: The run's resolved config.
+        schema: The task's config schema when the task is not one of the package's.
+    """
     run_dir = config.run_dir
     path = os.path.join(run_dir, run_files.CONFIG_FILE)
     if os.path.exists(path) and os.path.exists(os.path.join(run_dir, run_files.LAST_CHECKPOINT)):
-        previous = _flatten(config_lib.to_tree(config_lib.load_config([path])))
+        schemas = {config.task: schema} if schema else None
+        previous = _flatten(config_lib.to_tree(config_lib.load_config([path], schemas=schemas)))
         current = _flatten(config_lib.to_tree(config))
         changed = sorted(key for key in set(previous) | set(current)
                          if previous.get(key) != current.get(key) and key not in _RESUMABLE_CHANGES
@@ -265,7 +271,7 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
     task = task or tasks_lib.create_task(config)
     check_config(config, task)
     chief = distribution.writes_files(config.runtime)
-    with worker_run_dir(config, chief) as run_dir:
+    with worker_run_dir(config, chief, task.schema) as run_dir:
         configure_runtime(config.runtime)
         splits = task.load_splits()
         finished_epochs = resumed_epoch(run_dir)
@@ -315,7 +321,8 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
 
 
 @contextlib.contextmanager
-def worker_run_dir(config: config_lib.RunConfig, chief: bool) -> typing.Iterator[str]:
+def worker_run_dir(config: config_lib.RunConfig, chief: bool,
+                   schema: typing.Optional[config_lib.TaskSchema] = None) -> typing.Iterator[str]:
     """The directory this process writes: the run directory on the chief, a temporary one elsewhere.
 
     Non-chief workers take part in everything the chief does, saving included (a save may read
@@ -325,7 +332,7 @@ def worker_run_dir(config: config_lib.RunConfig, chief: bool) -> typing.Iterator
     storage every worker can read (NFS, a shared volume) when training spans several machines.
     """
     if chief:
-        yield prepare_run_dir(config)
+        yield prepare_run_dir(config, schema)
         return
     directory = tempfile.mkdtemp(prefix=f"{config.name}-worker-")
     try:

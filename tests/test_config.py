@@ -406,5 +406,5 @@ def test_shipped_config_loads(path):
     config = config_lib.load_config([str(path)])
 
     assert config.name
-    assert config.task in config_lib.TASK_CONFIG_CLASSES
+    assert config.task in config_lib.SCHEMAS
     assert config_lib.load_config([str(path)]) == config

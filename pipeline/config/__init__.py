@@ -19,6 +19,3 @@ from pipeline.config.sentiment import SentimentModelConfig, TextClassificationDa
 from pipeline.config.tagging import TaggerModelConfig, TaggingDataConfig
 from pipeline.config.translation import (LANGUAGE_PLACEHOLDER, Seq2SeqModelConfig, TranslationDataConfig,
                                          tfds_language_pair)
-
-# The data and model classes of each task under their former name; tests/test_config.py still reads it.
-TASK_CONFIG_CLASSES = {task: (schema.data, schema.model) for task, schema in SCHEMAS.items()}

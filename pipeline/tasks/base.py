@@ -97,6 +97,8 @@ class Task(abc.ABC):
     """Base of every task. Subclasses fill in the abstract members; the others have working defaults.
 
     Class attributes:
+        schema: The task's config blocks and monitor choices (`config_lib.TaskSchema`); a task defined
+            outside the package passes `{name: schema}` to `config_lib.load_config(..., schemas=...)`.
         preprocessing_class: The task's `Preprocessing` subclass (what `load_preprocessing` reads).
         serving_input: Name of the raw string input of the `serving_default` signature (`text`,
             `image_bytes`, `prompt`); the export self-check and `predict` feed it.
@@ -104,12 +106,18 @@ class Task(abc.ABC):
             (`export.jit_compile`).
     """
 
+    schema: typing.ClassVar[config_lib.TaskSchema]
     preprocessing_class: typing.ClassVar[type[Preprocessing]] = Preprocessing
     serving_input: typing.ClassVar[str] = "text"
     compiles_serving: typing.ClassVar[bool] = False
 
     def __init__(self, config: config_lib.RunConfig):
         self.config = config
+
+    @property
+    def monitor_choices(self) -> tuple[str, ...]:
+        """Values `train.monitor` may take (checked when the config loads)."""
+        return self.schema.monitor_choices
 
     # === Data ===
 

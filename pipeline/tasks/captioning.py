@@ -69,7 +69,7 @@ class CaptioningTask(generation.GenerativeTask):
     """
 
     preprocessing_class = CaptioningPreprocessing
-    monitor_choices = ("val_loss", "val_accuracy")
+    schema = config_lib.captioning.SCHEMA
     serving_input = "image_bytes"
 
     def __init__(self, config: config_lib.RunConfig):

@@ -66,7 +66,7 @@ class LanguageModelTask(generation.GenerativeTask):
     """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures."""
 
     preprocessing_class = LanguageModelPreprocessing
-    monitor_choices = ("val_loss", "val_perplexity")
+    schema = config_lib.language_model.SCHEMA
     serving_input = "prompt"
     compiles_serving = False
 

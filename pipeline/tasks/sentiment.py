@@ -45,7 +45,7 @@ class SentimentTask(base.Task):
     """Wires a sentiment `RunConfig` to data, model, loss, evaluation and the serving signature."""
 
     preprocessing_class = SentimentPreprocessing
-    monitor_choices = ("val_accuracy", "val_loss")
+    schema = config_lib.sentiment.SCHEMA
     serving_input = "text"
     compiles_serving = True
 

@@ -47,7 +47,7 @@ class TaggingTask(base.Task):
     """Wires a tagging `RunConfig` to data, model, loss, evaluation and the serving signature."""
 
     preprocessing_class = TaggingPreprocessing
-    monitor_choices = ("val_accuracy", "val_loss")
+    schema = config_lib.tagging.SCHEMA
     serving_input = "text"
     compiles_serving = True
 

@@ -11,6 +11,7 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
+from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline import losses
 from pipeline.data import batching
@@ -57,7 +58,7 @@ class TranslationTask(generation.GenerativeTask):
     """Wires a translation `RunConfig` to data, model, loss, evaluation and the serving signatures."""
 
     preprocessing_class = TranslationPreprocessing
-    monitor_choices = ("val_loss", "val_accuracy")
+    schema = config_lib.translation.SCHEMA
     serving_input = "text"
 
     @property
