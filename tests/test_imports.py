@@ -1,6 +1,7 @@
 """Import direction (DESIGN.md section 1), checked on the source with `ast`, without importing anything.
 
-config <- data, layers, decoding, metrics <- models (and run_files) <- tasks <- training, export, diagnostics <- cli.
+config <- data, layers, decoding, metrics, losses <- models (and run_files) <- tasks <- training, export, diagnostics <- cli;
+predict (SavedModels only) and cudnn need config alone.
 `data` and `models` never import each other; `training` and `export` never import each other.
 """
 
@@ -20,11 +21,14 @@ LAYER_OF_PART = {
     "layers": "layers",
     "decoding": "decoding",
     "metrics": "metrics",
+    "losses": "losses",
     "models": "models",
     "run_files": "run_files",
     "tasks": "tasks",
     "training": "training",
     "export": "export",
+    "predict": "predict",
+    "cudnn": "cudnn",
     "diagnostics": "diagnostics",
     "cli": "cli",
     "__main__": "cli",
@@ -35,7 +39,7 @@ LAYER_OF_PART = {
 }
 
 _FOUNDATION = {"config"}
-_BASICS = _FOUNDATION | {"data", "layers", "decoding", "metrics"}
+_BASICS = _FOUNDATION | {"data", "layers", "decoding", "metrics", "losses"}
 _MODEL_TIER = {"config", "layers", "metrics", "decoding"}
 _TASK_TIER = _BASICS | {"models"}
 _TRAINING_TIER = _TASK_TIER | {"tasks", "run_files"}
@@ -48,18 +52,21 @@ ALLOWED = {
     "layers": _FOUNDATION,
     "decoding": _FOUNDATION,
     "metrics": _FOUNDATION,
+    "losses": set(),  # Keras losses and metrics of the sequence tasks
     "models": _MODEL_TIER,
     "run_files": _MODEL_TIER | {"models"},
     "tasks": _TASK_TIER,
     "training": _TRAINING_TIER,
     "export": _TRAINING_TIER,
+    "predict": _FOUNDATION,  # runs SavedModels: needs no task, no model code
+    "cudnn": _FOUNDATION,  # which recurrent layers a GPU runs on cuDNN kernels
     "diagnostics": _TRAINING_TIER,
     "cli": set(LAYER_OF_PART.values()),
     "figures": set(),  # plain drawing: arrays in, PNG out
     "plots": set(),  # matplotlib figures: values in, PNG out
     "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
 }
-ALLOWED["training"] = ALLOWED["training"] | {"distribution"}
+ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn"}
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")
 FORBIDDEN_CALLS = re.compile(r"\b(py_function|numpy_function|py_func)\b")
