@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
-from pipeline.data import parallel
+from pipeline.data import sequence_text
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
@@ -180,7 +180,7 @@ def tokenize(texts: tf.Tensor, *, level: str, lowercase: bool) -> tf.RaggedTenso
         texts = tf.strings.lower(texts, encoding="utf-8")
     if level == "char":
         return tf.strings.unicode_split(texts, "UTF-8")
-    texts = parallel.standardize(texts, lowercase=False, strip_punctuation=False)  # "dog." -> "dog . "
+    texts = sequence_text.standardize(texts, lowercase=False, strip_punctuation=False)  # "dog." -> "dog . "
     texts = tf.strings.regex_replace(texts, "\n", " \n ")
     texts = tf.strings.regex_replace(texts, _HORIZONTAL_SPACE, " ")
     tokens = tf.strings.split(texts, sep=" ")
@@ -191,7 +191,7 @@ def detokenize(tokens: tf.RaggedTensor, *, level: str) -> tf.Tensor:
     """Tokens [batch, (time)] -> strings [batch]; words are joined by spaces with punctuation glued back."""
     if level == "char":
         return tf.strings.reduce_join(tokens, axis=-1)
-    texts = parallel.detokenize(tokens)
+    texts = sequence_text.detokenize(tokens)
     return tf.strings.regex_replace(texts, " ?\n ?", "\n")
 
 

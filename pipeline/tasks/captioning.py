@@ -21,9 +21,9 @@ from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline import metrics as metrics_lib
 from pipeline.data import batching
-from pipeline.data import captions as captions_lib
+from pipeline.data import captioning as captioning_data
 from pipeline.data import images as images_lib
-from pipeline.data import parallel
+from pipeline.data import sequence_text
 from pipeline.data import text as text_lib
 from pipeline.layers import image_encoders
 from pipeline.models import image_captioner
@@ -44,7 +44,7 @@ _FEATURE_BATCH_SIZE = 32
 class _ImageStore:
     """The decoded images of one split: cached encoder features, cached pixels, or only their sources."""
 
-    split: captions_lib.CaptionedImages
+    split: captioning_data.CaptionedImages
     features: typing.Optional[np.ndarray] = None  # float32 [images, locations, channels]
     pixels: typing.Optional[np.ndarray] = None  # uint8 [images, size, size, 3]
 
@@ -90,21 +90,21 @@ class CaptioningTask:
 
     # === Data ===
 
-    def load_splits(self) -> captions_lib.CaptionSplits:
-        return captions_lib.load_splits(self.data_config, seed=self.config.runtime.seed)
+    def load_splits(self) -> captioning_data.CaptionSplits:
+        return captioning_data.load_splits(self.data_config, seed=self.config.runtime.seed)
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw captions [batch] -> standardized tokens [batch, (time)]."""
         return tf.strings.split(text_lib.standardize(texts, lowercase=self.data_config.lowercase,
                                                      strip_punctuation=self.data_config.strip_punctuation))
 
-    def fit_preprocessing(self, splits: captions_lib.CaptionSplits) -> None:
+    def fit_preprocessing(self, splits: captioning_data.CaptionSplits) -> None:
         """Builds the caption vocabulary from the training captions only."""
         texts = [text for items in splits.splits["train"].captions for text in items]
         batches = ([token.decode("utf-8") for token in self.tokenize(tf.constant(texts[start:start + 1024]))
                     .flat_values.numpy()] for start in range(0, len(texts), 1024))
         self._set_vocabulary(text_lib.build_vocabulary(batches, self.data_config.vocabulary_size,
-                                                       parallel.TARGET_RESERVED))
+                                                       sequence_text.TARGET_RESERVED))
         logger.info("caption vocabulary: %d tokens", len(self.vocabulary))
 
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
@@ -124,7 +124,7 @@ class CaptioningTask:
         """Raw captions [batch] -> ids [batch, (time)], truncated, without start and end tokens."""
         return tf.cast(self.lookup(self.tokenize(texts)[:, :self.data_config.max_caption_length]), tf.int32)
 
-    def read_images(self, split: captions_lib.CaptionedImages) -> _ImageStore:
+    def read_images(self, split: captioning_data.CaptionedImages) -> _ImageStore:
         """Decodes a split's images once (naming or skipping bad ones); caches features or pixels."""
         consume, features, pixels = None, [], []
         if self.caches_features:
@@ -137,7 +137,7 @@ class CaptioningTask:
                 pixels.append(batch)
         checked = images_lib.read_images(split.images, self.image_size, on_bad_images=self.data_config.on_bad_images,
                                          consume=consume, batch_size=_FEATURE_BATCH_SIZE)
-        split = captions_lib.keep_images(split, checked.kept, checked.skipped)
+        split = captioning_data.keep_images(split, checked.kept, checked.skipped)
         return _ImageStore(split=split, features=np.concatenate(features) if features else None,
                            pixels=np.concatenate(pixels) if pixels else None)
 
@@ -153,7 +153,7 @@ class CaptioningTask:
                                               reduce_retracing=True)
         return self._feature_encoder
 
-    def datasets(self, splits: captions_lib.CaptionSplits) -> dict[str, tf.data.Dataset]:
+    def datasets(self, splits: captioning_data.CaptionSplits) -> dict[str, tf.data.Dataset]:
         """Batched (image, caption) datasets per split; the train split shuffled (seeded) and bucketed.
 
         Reads every image once first; each split in `splits` is then replaced by its decodable images
@@ -176,7 +176,7 @@ class CaptioningTask:
                 for name in self.stores}
 
     @staticmethod
-    def _caption_rows(split: captions_lib.CaptionedImages) -> dict[str, np.ndarray]:
+    def _caption_rows(split: captioning_data.CaptionedImages) -> dict[str, np.ndarray]:
         """One row per caption: its image, its position among the image's captions, all the references."""
         rows = {"image_row": [], "caption_index": [], "caption_text": [], "references": []}
         for image_row, items in enumerate(split.captions):
@@ -213,8 +213,8 @@ class CaptioningTask:
     def _vectorize(self, rows: dict) -> tuple[dict, tf.RaggedTensor]:
         ids = self.encode_captions(rows["caption_text"])  # (batch, (time))
         batch_size = tf.shape(rows["caption_text"])[0]
-        start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], parallel.START_ID))
-        end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], parallel.END_ID))
+        start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], sequence_text.START_ID))
+        end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], sequence_text.END_ID))
         features = {"image_row": rows["image_row"], "caption_index": rows["caption_index"],
                     "references": rows["references"], "decoder_token_ids": tf.concat([start, ids], axis=1)}
         return features, tf.concat([ids, end], axis=1)
@@ -231,7 +231,7 @@ class CaptioningTask:
         table = tf.constant(sources, tf.string) if sources else tf.zeros([0], tf.string)
         return lambda row: images_lib.load_image(tf.gather(table, row), self.image_size, from_path)
 
-    def sample_inputs(self, splits: captions_lib.CaptionSplits) -> list[dict]:
+    def sample_inputs(self, splits: captioning_data.CaptionSplits) -> list[dict]:
         """A few decodable validation images as `{"b64": ...}` (TF Serving's JSON form of bytes)."""
         samples = []
         for source in splits.splits["validation"].images:
@@ -267,13 +267,13 @@ class CaptioningTask:
 
     def decode_state(self, model, state, batch_size, mode: str, temperature=1.0, seed=None) -> decoding.DecodeResult:
         """Decodes from `model.encode*` state with `greedy`, `beam` or `sample` (pipeline.decoding)."""
-        start_tokens = tf.fill([batch_size], parallel.START_ID)
+        start_tokens = tf.fill([batch_size], sequence_text.START_ID)
 
         def step_function(token_ids, step_state, step):
             del step  # The decoder state carries the position.
             return model.decode_step(token_ids, step_state)
 
-        settings = {"end_token": parallel.END_ID, "max_length": self.max_decode_length}
+        settings = {"end_token": sequence_text.END_ID, "max_length": self.max_decode_length}
         if mode == "beam":
             return decoding.beam_search(step_function, state, start_tokens, beam_size=self.model_config.beam_size,
                                         length_penalty=self.model_config.length_penalty, **settings)
@@ -284,8 +284,8 @@ class CaptioningTask:
     def detokenize(self, token_ids: tf.Tensor) -> tf.Tensor:
         """Caption ids [batch, time] -> strings [batch]; padding, start and end tokens dropped."""
         tokens = tf.gather(tf.constant(self.vocabulary, dtype=tf.string), token_ids)  # (batch, time)
-        keep = tf.logical_or(token_ids > parallel.END_ID, tf.equal(token_ids, parallel.UNKNOWN_ID))
-        return parallel.detokenize(tf.ragged.boolean_mask(tokens, keep))
+        keep = tf.logical_or(token_ids > sequence_text.END_ID, tf.equal(token_ids, sequence_text.UNKNOWN_ID))
+        return sequence_text.detokenize(tf.ragged.boolean_mask(tokens, keep))
 
     def caption(self, model, image_bytes: tf.Tensor, mode: str, temperature=1.0, seed=None) -> dict:
         """Encoded images string [batch] -> {"caption": string [batch], "score": float32 [batch]} (core TF ops)."""
@@ -311,7 +311,7 @@ class CaptioningTask:
         """
         images = images_lib.decode_batch(tf.constant(image_bytes), self.image_size)
         state = model.encode(images)
-        token_ids = tf.fill([len(image_bytes)], parallel.START_ID)
+        token_ids = tf.fill([len(image_bytes)], sequence_text.START_ID)
         steps, maps = [], []
         for _ in range(self.max_decode_length):
             logits, state, weights = model.decode_step_with_attention(token_ids, state)
@@ -322,7 +322,7 @@ class CaptioningTask:
         rows = []
         for row in range(len(image_bytes)):
             ids = [int(step[row]) for step in steps]
-            length = ids.index(parallel.END_ID) + 1 if parallel.END_ID in ids else len(ids)
+            length = ids.index(sequence_text.END_ID) + 1 if sequence_text.END_ID in ids else len(ids)
             tokens = [self.vocabulary[index] for index in ids[:length]]
             attention = None if maps[0] is None else np.stack(
                 [maps[step][row].reshape(height, width) for step in range(length)])

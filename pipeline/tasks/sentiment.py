@@ -11,9 +11,9 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline import metrics
 from pipeline.data import batching
+from pipeline.data import sentiment as sentiment_data
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
-from pipeline.data import text_classification
 from pipeline.models import sentiment_classifier
 from pipeline.tasks import compiled
 
@@ -41,14 +41,14 @@ class SentimentTask:
 
     # === Data ===
 
-    def load_splits(self) -> text_classification.LabeledSplits:
-        return text_classification.load_splits(self.data_config, seed=self.config.runtime.seed)
+    def load_splits(self) -> sentiment_data.LabeledSplits:
+        return sentiment_data.load_splits(self.data_config, seed=self.config.runtime.seed)
 
     def standardize(self, texts: tf.Tensor) -> tf.Tensor:
         return text_lib.standardize(texts, lowercase=self.data_config.lowercase,
                                     strip_punctuation=self.data_config.strip_punctuation)
 
-    def fit_preprocessing(self, splits: text_classification.LabeledSplits) -> None:
+    def fit_preprocessing(self, splits: sentiment_data.LabeledSplits) -> None:
         """Builds the vocabulary from the training split only, and fixes the class names."""
         train_texts = tf.data.Dataset.from_tensor_slices(
             tf.constant(splits.splits["train"].texts, dtype=tf.string))
@@ -80,7 +80,7 @@ class SentimentTask:
         return text_lib.ragged_token_ids(self.vectorizer, self.standardize(texts),
                                          self.data_config.max_sequence_length)
 
-    def datasets(self, splits: text_classification.LabeledSplits) -> dict[str, tf.data.Dataset]:
+    def datasets(self, splits: sentiment_data.LabeledSplits) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
         lengths = {name: self._token_lengths(split.texts) for name, split in splits.splits.items()}
         boundaries = None
@@ -90,7 +90,7 @@ class SentimentTask:
         for split_name, split in splits.splits.items():
             is_train = split_name == "train"
             result[split_name] = batching.batch_examples(
-                text_classification.token_dataset(split, self._encode_ragged), lengths=lengths[split_name],
+                sentiment_data.token_dataset(split, self._encode_ragged), lengths=lengths[split_name],
                 batch_size=self.config.train.batch_size, boundaries=boundaries,
                 shuffle_buffer=self.data_config.shuffle_buffer if is_train else 0,
                 seed=self.config.runtime.seed, cache=self.data_config.cache)
@@ -101,7 +101,7 @@ class SentimentTask:
         dataset = dataset.batch(_ADAPT_BATCH_SIZE).map(lambda batch: self._encode_ragged(batch).row_lengths())
         return np.concatenate([lengths.numpy() for lengths in dataset]) if texts else np.zeros([0], np.int64)
 
-    def sample_inputs(self, splits: text_classification.LabeledSplits) -> list[str]:
+    def sample_inputs(self, splits: sentiment_data.LabeledSplits) -> list[str]:
         """Inputs for the export self-check and the demo: edge cases, validation texts, demo reviews last."""
         return ["", "!!!"] + list(splits.splits["validation"].texts[:4]) + synthetic.sentiment_demo_texts()
 

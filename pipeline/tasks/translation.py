@@ -14,9 +14,10 @@ from keras import ops
 from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline.data import batching
-from pipeline.data import parallel
+from pipeline.data import sequence_text
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
+from pipeline.data import translation as translation_data
 from pipeline.models import seq2seq_translator
 from pipeline.tasks import compiled
 from pipeline.tasks import generation
@@ -97,22 +98,22 @@ class TranslationTask:
 
     # === Data ===
 
-    def load_splits(self) -> parallel.ParallelSplits:
-        return parallel.load_splits(self.data_config, seed=self.config.runtime.seed)
+    def load_splits(self) -> translation_data.ParallelSplits:
+        return translation_data.load_splits(self.data_config, seed=self.config.runtime.seed)
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> standardized tokens [batch, (time)]."""
-        return tf.strings.split(parallel.standardize(texts, lowercase=self.data_config.lowercase,
+        return tf.strings.split(sequence_text.standardize(texts, lowercase=self.data_config.lowercase,
                                                      strip_punctuation=self.data_config.strip_punctuation))
 
-    def fit_preprocessing(self, splits: parallel.ParallelSplits) -> None:
+    def fit_preprocessing(self, splits: translation_data.ParallelSplits) -> None:
         """Builds both vocabularies from the training split only."""
         train = splits.splits["train"]
         self._set_vocabularies(
             text_lib.build_vocabulary(self._token_batches(train.sources), self.data_config.source_vocabulary_size,
-                                      parallel.SOURCE_RESERVED),
+                                      sequence_text.SOURCE_RESERVED),
             text_lib.build_vocabulary(self._token_batches(train.targets), self.data_config.target_vocabulary_size,
-                                      parallel.TARGET_RESERVED))
+                                      sequence_text.TARGET_RESERVED))
         logger.info("vocabulary: %d source tokens, %d target tokens", len(self.source_vocabulary),
                     len(self.target_vocabulary))
 
@@ -160,7 +161,7 @@ class TranslationTask:
         ids = self.source_lookup(self.tokenize(texts)[:, :self.data_config.max_source_length])
         return self.source_token_ids_from(tf.cast(ids, tf.int32))
 
-    def datasets(self, splits: parallel.ParallelSplits) -> dict[str, tf.data.Dataset]:
+    def datasets(self, splits: translation_data.ParallelSplits) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by source length."""
         lengths = {name: self._source_lengths(split.sources) for name, split in splits.splits.items()}
         boundaries = None
@@ -168,7 +169,7 @@ class TranslationTask:
             boundaries = batching.bucket_boundaries(lengths["train"], self.data_config.num_buckets)
         return {
             name: batching.batch_examples(
-                parallel.pair_dataset(split, self.encode_source, self.encode_target), lengths=lengths[name],
+                translation_data.pair_dataset(split, self.encode_source, self.encode_target), lengths=lengths[name],
                 batch_size=self.config.train.batch_size, boundaries=boundaries, length_key="encoder_token_ids",
                 shuffle_buffer=self.data_config.shuffle_buffer if name == "train" else 0,
                 seed=self.config.runtime.seed, cache=self.data_config.cache)
@@ -180,7 +181,7 @@ class TranslationTask:
                    .row_lengths().numpy() for start in range(0, len(texts), _BATCH_SIZE)]
         return np.concatenate(lengths) if lengths else np.zeros([0], np.int64)
 
-    def sample_inputs(self, splits: parallel.ParallelSplits) -> list[str]:
+    def sample_inputs(self, splits: translation_data.ParallelSplits) -> list[str]:
         """Inputs for the export self-check and the demo: an empty text, validation sources, demo dates last."""
         demos = synthetic.translation_demo_texts() if self.data_config.source.startswith("synthetic:") else []
         return [""] + list(splits.splits["validation"].sources[:4]) + demos
@@ -204,13 +205,13 @@ class TranslationTask:
                seed=None) -> decoding.DecodeResult:
         """Decodes encoder_token_ids [batch, time] with `greedy`, `beam` or `sample` (pipeline.decoding)."""
         state = model.encode(encoder_token_ids)
-        start_tokens = tf.fill(tf.shape(encoder_token_ids)[:1], parallel.START_ID)  # (batch,)
+        start_tokens = tf.fill(tf.shape(encoder_token_ids)[:1], sequence_text.START_ID)  # (batch,)
 
         def step_function(token_ids, step_state, step):
             del step  # The decoder state carries the position.
             return model.decode_step(token_ids, step_state)
 
-        settings = {"end_token": parallel.END_ID, "max_length": self.max_decode_length}
+        settings = {"end_token": sequence_text.END_ID, "max_length": self.max_decode_length}
         if mode == "beam":
             return decoding.beam_search(step_function, state, start_tokens, beam_size=self.model_config.beam_size,
                                         length_penalty=self.model_config.length_penalty, **settings)
@@ -222,8 +223,8 @@ class TranslationTask:
     def detokenize(self, token_ids: tf.Tensor) -> tf.Tensor:
         """Target ids [batch, time] -> readable strings [batch]; padding, start and end tokens are dropped."""
         tokens = tf.gather(tf.constant(self.target_vocabulary, dtype=tf.string), token_ids)  # (batch, time)
-        keep = tf.logical_or(token_ids > parallel.END_ID, tf.equal(token_ids, parallel.UNKNOWN_ID))
-        return parallel.detokenize(tf.ragged.boolean_mask(tokens, keep))
+        keep = tf.logical_or(token_ids > sequence_text.END_ID, tf.equal(token_ids, sequence_text.UNKNOWN_ID))
+        return sequence_text.detokenize(tf.ragged.boolean_mask(tokens, keep))
 
     def translate(self, model, texts: tf.Tensor, mode: str, temperature=1.0, seed=None) -> dict:
         """Raw strings [batch] -> {"translation": string [batch], "score": float32 [batch]} (core TF ops)."""
@@ -244,7 +245,7 @@ class TranslationTask:
         """
         encoder_token_ids = self.source_token_ids(tf.constant(texts, dtype=tf.string))
         result = self.decode(model, encoder_token_ids, "greedy")
-        starts = tf.fill([len(texts), 1], parallel.START_ID)
+        starts = tf.fill([len(texts), 1], sequence_text.START_ID)
         weights = model.attention_weights(encoder_token_ids, tf.concat([starts, result.token_ids], axis=1))
         source_tokens = self.tokenize(tf.constant(texts, dtype=tf.string))[:, :self.data_config.max_source_length]
         rows = []
@@ -252,7 +253,7 @@ class TranslationTask:
             length = int(result.lengths[row])
             target = [self.target_vocabulary[index] for index in result.token_ids[row, :length].numpy()]
             rows.append({"source_tokens": [token.decode("utf-8") for token in tokens],
-                         "target_tokens": target + [parallel.END_TOKEN],
+                         "target_tokens": target + [sequence_text.END_TOKEN],
                          "weights": np.asarray(weights[row, :length + 1, :len(tokens)])})
         return rows
 

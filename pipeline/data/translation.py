@@ -1,9 +1,9 @@
 """Sentence pairs for translation: TSV pairs, line-aligned files, TFDS or synthetic data, and their vectors.
 
-Readers return raw strings; standardization, vocabularies and the tf.data pipeline below turn them into
-`encoder_token_ids`, `decoder_token_ids` (the target shifted right behind the start token) and labels (the
-target followed by the end token), with 0 as padding. Standardization and detokenization are core
-TensorFlow ops so that the exported SavedModel runs them too.
+Readers return raw strings; the tf.data pipeline below turns them into `encoder_token_ids`,
+`decoder_token_ids` (the target shifted right behind the start token) and labels (the target followed by
+the end token), with 0 as padding. `pipeline.data.sequence_text` holds the reserved tokens and the
+standardization and detokenization, core TensorFlow ops that the exported SavedModel runs too.
 """
 
 import dataclasses
@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
+from pipeline.data import sequence_text
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
@@ -23,19 +24,6 @@ from pipeline.data import tfds_source
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-
-PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN = "", "[UNK]", "[START]", "[END]"
-PADDING_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
-SOURCE_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN)
-TARGET_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN)
-
-# Characters split off as their own tokens: anything but letters, digits, combining marks, whitespace,
-# apostrophes and hyphens (so "don't" and "t-shirt" stay whole, as sacreBLEU's 13a tokenizer keeps them).
-_SEPARATE = r"([^\p{L}\p{N}\p{M}\s'’\-])"
-_ASCII_PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_{|}~]"
-_APOSTROPHES = r"['’`]"
-_NO_SPACE_BEFORE = r" ([.,!?;:%)\]}])"
-_NO_SPACE_AFTER = r"([(\[{¿¡]) "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,31 +223,6 @@ def _take(split: Pairs, rows: np.ndarray, origin: str, skipped: int) -> Pairs:
                  origin=origin, skipped_rows=skipped)
 
 
-# === Text and vocabularies ===
-
-
-def standardize(texts: tf.Tensor, *, lowercase: bool, strip_punctuation: bool) -> tf.Tensor:
-    """Normalizes a string tensor before whitespace splitting (core TF ops, usable in exports).
-
-    With `strip_punctuation`, apostrophes are removed and ASCII punctuation becomes a space (as for
-    sentiment). Without it, every character that is not a letter, digit, mark, whitespace, apostrophe or
-    hyphen becomes its own token: "Ein Hund." -> "Ein Hund . ".
-    """
-    if lowercase:
-        texts = tf.strings.lower(texts, encoding="utf-8")
-    if strip_punctuation:
-        texts = tf.strings.regex_replace(texts, _APOSTROPHES, "")
-        return tf.strings.regex_replace(texts, _ASCII_PUNCTUATION, " ")
-    return tf.strings.regex_replace(texts, _SEPARATE, r" \1 ")
-
-
-def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
-    """Joins tokens [batch, (time)] into strings [batch], gluing punctuation back: "a dog ." -> "a dog."."""
-    texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
-    texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
-    return tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
-
-
 # === tf.data ===
 
 
@@ -279,8 +242,8 @@ def pair_dataset(split: Pairs, encode_source: typing.Callable[[tf.Tensor], tf.Ra
     def vectorize(sources, targets):
         target_ids = encode_target(targets)  # (batch, (time))
         batch_size = tf.shape(targets)[0]
-        start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], START_ID))  # (batch, 1)
-        end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], END_ID))  # (batch, 1)
+        start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], sequence_text.START_ID))  # (batch, 1)
+        end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], sequence_text.END_ID))  # (batch, 1)
         return ({"encoder_token_ids": encode_source(sources),
                  "decoder_token_ids": tf.concat([start, target_ids], axis=1),
                  "source_text": sources, "target_text": targets},
