@@ -17,13 +17,12 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline.data import files
 from pipeline.data import sequence_text
+from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,9 +133,9 @@ def _log_skipped(origin: str, skipped: int) -> None:
 def language_pair(data_config: config_lib.TranslationDataConfig) -> tuple[typing.Optional[str], typing.Optional[str]]:
     """The (source, target) language codes: as configured, else from a TFDS name such as `pt_to_en`."""
     source, target = data_config.source_language, data_config.target_language
-    kind, _, name = data_config.source.partition(":")
-    if kind == "tfds" and None in (source, target):
-        inferred = config_lib.tfds_language_pair(name)
+    data_source = sources_lib.parse(data_config.source)
+    if data_source.kind == "tfds" and None in (source, target):
+        inferred = config_lib.tfds_language_pair(data_source.name)
         source, target = source or inferred[0], target or inferred[1]
     return source, target
 
@@ -150,15 +149,9 @@ def load_splits(data_config: config_lib.TranslationDataConfig, seed: int) -> Par
     Raises:
         files.DataError: Malformed or misaligned files, a missing TFDS feature, or no training pairs.
     """
-    kind, _, name = data_config.source.partition(":")
-    if kind == "synthetic":
-        splits = _synthetic_splits(data_config, seed)
-    elif kind == "tfds":
-        splits = _tfds_splits(name, data_config)
-    else:
-        splits = _file_splits(data_config)
-    if "train" not in splits or not splits["train"].sources:
-        raise files.DataError(f"{data_config.source}: the training split has no sentence pairs")
+    splits = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
+                                     generate=_generate)
+    splits_lib.require_training_examples(splits, data_config.source, "sentence pairs")
     splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d sentence pairs from %s", split_name, len(split.sources), split.origin)
@@ -169,10 +162,7 @@ def _file_splits(data_config) -> dict[str, Pairs]:
     source_language, target_language = language_pair(data_config)
     placeholder = config_lib.LANGUAGE_PLACEHOLDER
     result = {}
-    for split_name in SPLITS:
-        path = getattr(data_config, split_name)
-        if path is None:
-            continue
+    for split_name, path in sources_lib.split_paths(data_config).items():
         if placeholder in path:
             result[split_name] = read_aligned_pairs(path.replace(placeholder, source_language),
                                                     path.replace(placeholder, target_language),
@@ -182,13 +172,9 @@ def _file_splits(data_config) -> dict[str, Pairs]:
     return result
 
 
-def _synthetic_splits(data_config, seed: int) -> dict[str, Pairs]:
-    def generate(count: int, split_seed: int, origin: str) -> Pairs:
-        sources, targets = synthetic.translation_examples(count, seed=split_seed)
-        return Pairs(sources=sources, targets=targets, origin=origin)
-    total = data_config.synthetic_examples
-    return {"train": generate(total, seed, "synthetic:translation/train"),
-            "test": generate(max(total // 4, 10), seed + 1, "synthetic:translation/test")}
+def _generate(count: int, seed: int, origin: str) -> Pairs:
+    sources, targets = synthetic.translation_examples(count, seed=seed)
+    return Pairs(sources=sources, targets=targets, origin=origin)
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, Pairs]:
@@ -201,7 +187,7 @@ def _tfds_splits(name: str, data_config) -> dict[str, Pairs]:
             raise files.DataError(f"tfds:{name}: no feature {language!r}; its features are {features} "
                                   "(set data.source_language and data.target_language to two of them)")
     result = {}
-    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
+    for split_name, examples in tfds_source.split_examples(builder, sources_lib.SPLITS):
         sources, targets, skipped = [], [], 0
         for example in examples:
             source = example[source_language].decode("utf-8").strip()

@@ -104,7 +104,7 @@ class TranslationTask:
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> standardized tokens [batch, (time)]."""
         return tf.strings.split(sequence_text.standardize(texts, lowercase=self.data_config.lowercase,
-                                                     strip_punctuation=self.data_config.strip_punctuation))
+                                                          strip_punctuation=self.data_config.strip_punctuation))
 
     def fit_preprocessing(self, splits: translation_data.ParallelSplits) -> None:
         """Builds both vocabularies from the training split only."""

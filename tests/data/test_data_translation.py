@@ -110,7 +110,7 @@ def test_load_splits_fills_the_language_into_aligned_paths_and_carves_validation
 def test_real_multi30k_validation_split_is_aligned():
     config = config_lib.load_config([str(helpers.REPOSITORY / "configs/translation_multi30k_de_en.yaml")]).data
     pairs = translation.read_aligned_pairs(config.validation.replace("{language}", "de"),
-                                        config.validation.replace("{language}", "en"))
+                                           config.validation.replace("{language}", "en"))
     assert len(pairs.sources) == 1014 and pairs.targets[0].startswith("A group of men")
 
 
@@ -165,19 +165,19 @@ def test_tfds_translation_sets_offline(name, source, target):
 def test_tfds_direction_can_be_reversed_and_unknown_feature_is_reported():
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(as_dataset_fn=_translation_examples):
-        reversed_splits = translation.load_splits(_data_config(source="tfds:wmt14_translate/de-en", source_language="en",
-                                                            target_language="de"), seed=0)
+        reversed_splits = translation.load_splits(
+            _data_config(source="tfds:wmt14_translate/de-en", source_language="en", target_language="de"), seed=0)
         assert reversed_splits.splits["train"].sources[0].startswith("en ")
         with pytest.raises(files.DataError, match=r"tfds:wmt14_translate/de-en: no feature 'fr'"):
             translation.load_splits(_data_config(source="tfds:wmt14_translate/de-en", source_language="fr",
-                                              target_language="en"), seed=0)
+                                                 target_language="en"), seed=0)
 
 
 def test_tfds_random_mock_data_loads_strings():
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=6):
         splits = translation.load_splits(_data_config(source="tfds:ted_hrlr_translate/pt_to_en", on_bad_rows="skip"),
-                                      seed=0)
+                                         seed=0)
     assert all(isinstance(text, str) for text in splits.splits["train"].sources + splits.splits["train"].targets)
 
 
