@@ -1,4 +1,4 @@
-"""Split helpers shared by every task's data: the split container, the training-split check, a seeded validation carve."""
+"""Split helpers shared by every task's data: the split container, training-split check, seeded validation carve."""
 
 import dataclasses
 import typing
