@@ -75,7 +75,7 @@ def python_loop_decoder(task, model, drop_finished: bool = False):
             in-graph loop does; False feeds every row until all have ended (the tutorial way).
     """
     import tensorflow as tf
-    from pipeline.data import parallel
+    from pipeline.data import sequence_text
 
     encode = tf.function(model.encode)
     step = tf.function(model.decode_step, reduce_retracing=True)
@@ -83,7 +83,7 @@ def python_loop_decoder(task, model, drop_finished: bool = False):
     def decode(encoder_token_ids):
         state = encode(encoder_token_ids)
         batch = int(encoder_token_ids.shape[0])
-        tokens = tf.fill([batch], parallel.START_ID)
+        tokens = tf.fill([batch], sequence_text.START_ID)
         live_rows = np.arange(batch)
         finished = np.zeros(batch, bool)
         outputs = np.zeros((batch, task.max_decode_length), np.int32)
@@ -91,7 +91,7 @@ def python_loop_decoder(task, model, drop_finished: bool = False):
             logits, state = step(tokens, state)
             tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)
             chosen = tokens.numpy()
-            ended = chosen == parallel.END_ID
+            ended = chosen == sequence_text.END_ID
             writing = ~finished[live_rows] & ~ended
             outputs[live_rows[writing], position] = chosen[writing]  # as in-graph: no end token, 0 after it
             finished[live_rows[ended]] = True

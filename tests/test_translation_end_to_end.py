@@ -21,8 +21,8 @@ from pipeline import losses
 from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
-from pipeline.data import parallel
 from pipeline.data import synthetic
+from pipeline.data import sequence_text
 from pipeline.models import seq2seq_translator
 
 TEXTS = ["twenty three of may nineteen eighty four", "", "one of january two thousand",
@@ -144,7 +144,7 @@ def test_export_in_a_fresh_process_has_four_string_signatures_matching_in_proces
     encoder_token_ids = task.numeric_inputs(preprocessing, tf.constant(TEXTS))
     state = model.encode(encoder_token_ids)
     result = decoding.greedy_search(lambda ids, state, step: model.decode_step(ids, state), state,
-                                    tf.fill([len(TEXTS)], parallel.START_ID), end_token=parallel.END_ID,
+                                    tf.fill([len(TEXTS)], sequence_text.START_ID), end_token=sequence_text.END_ID,
                                     max_length=task.max_decode_length)
     assert _strings(task.detokenize(preprocessing, result.token_ids)) == loaded["greedy"]["translation"]
     np.testing.assert_allclose(loaded["greedy"]["score"], result.scores.numpy(), rtol=1e-4, atol=1e-5)
@@ -155,13 +155,13 @@ def test_greedy_signature_equals_a_python_loop_over_decode_step(tiny_translation
     task, preprocessing, model = _task_and_model(config, run_dir)
     expected = _strings(task.serving_functions(model, preprocessing)["greedy"](tf.constant(TEXTS))["translation"])
     state = model.encode(task.numeric_inputs(preprocessing, tf.constant(TEXTS)))
-    token_ids = np.full([len(TEXTS)], parallel.START_ID, "int32")
+    token_ids = np.full([len(TEXTS)], sequence_text.START_ID, "int32")
     outputs, finished = [[] for _ in TEXTS], np.zeros(len(TEXTS), bool)
     for _ in range(task.max_decode_length):
         logits, state = model.decode_step(tf.constant(token_ids), state)
         token_ids = np.argmax(logits.numpy(), axis=-1).astype("int32")
         for row, token in enumerate(token_ids):
-            finished[row] |= token == parallel.END_ID
+            finished[row] |= token == sequence_text.END_ID
             if not finished[row]:
                 outputs[row].append(preprocessing.target_vocabulary[token])
     assert [" ".join(tokens) for tokens in outputs] == expected
@@ -210,10 +210,10 @@ def test_vectorized_examples_shift_the_target_and_bucket_by_source_length(tiny_t
     splits = task.load_splits()
     features, labels = next(iter(task.datasets(splits, preprocessing)["validation"]))
     decoder, labels = features["decoder_token_ids"].numpy(), labels.numpy()
-    assert np.all(decoder[:, 0] == parallel.START_ID)
+    assert np.all(decoder[:, 0] == sequence_text.START_ID)
     np.testing.assert_array_equal(decoder[:, 1:], labels[:, :-1])
     lengths = np.count_nonzero(labels, axis=1)
-    assert np.all(labels[np.arange(len(labels)), lengths - 1] == parallel.END_ID)
+    assert np.all(labels[np.arange(len(labels)), lengths - 1] == sequence_text.END_ID)
     assert features["encoder_token_ids"].dtype == tf.int32 and features["source_text"].dtype == tf.string
     assert preprocessing.target_vocabulary[:4] == ["", "[UNK]", "[START]", "[END]"]
     assert preprocessing.source_vocabulary[:2] == ["", "[UNK]"]

@@ -28,6 +28,9 @@ class TaggedSentences:
     skipped_rows: int
     source: str
 
+    def __len__(self) -> int:
+        return len(self.tokens)
+
 
 def _sentence_blocks(path: str) -> typing.Iterator[list[files.Line]]:
     """Yields the non-blank lines of each blank-line-separated block, with their line numbers."""

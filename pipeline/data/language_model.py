@@ -21,14 +21,14 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
-from pipeline.data import parallel
+from pipeline.data import sequence_text
+from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 PADDING_TOKEN, UNKNOWN_TOKEN, NEWLINE_TOKEN = "", "[UNK]", "\n"
 PADDING_ID, UNKNOWN_ID, NEWLINE_ID = 0, 1, 2
 RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, NEWLINE_TOKEN)
@@ -109,16 +109,8 @@ def load_splits(data_config: config_lib.LanguageModelDataConfig, seed: int) -> T
     Raises:
         files.DataError: Unreadable files, an unknown TFDS feature, or no training text.
     """
-    kind, _, name = data_config.source.partition(":")
-    if kind == "synthetic":
-        splits = _synthetic_splits(data_config, seed)
-    elif kind == "tfds":
-        splits = _tfds_splits(name, data_config)
-    else:
-        paths = {split_name: expand_paths(getattr(data_config, split_name), split_name)  # every pattern checked first
-                 for split_name in SPLITS if getattr(data_config, split_name) is not None}
-        splits = {split_name: read_text(split_paths, on_bad_rows=data_config.on_bad_rows)
-                  for split_name, split_paths in paths.items()}
+    splits = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
+                                     generate=_generate)
     if not splits.get("train") or not splits["train"].text.strip():
         raise files.DataError(f"{data_config.source}: the training text is empty")
     if "validation" not in splits:
@@ -147,11 +139,15 @@ def hold_out_tail(split: TextSplit, fraction: float) -> tuple[TextSplit, TextSpl
             TextSplit(split.text[cut:], f"{split.origin} (last {fraction:.0%} held out for validation)"))
 
 
-def _synthetic_splits(data_config, seed: int) -> dict[str, TextSplit]:
-    lines = data_config.synthetic_examples
-    return {"train": TextSplit(synthetic.language_model_text(lines, seed), "synthetic:language_model/train"),
-            "test": TextSplit(synthetic.language_model_text(max(lines // 4, 10), seed + 1),
-                              "synthetic:language_model/test")}
+def _file_splits(data_config) -> dict[str, TextSplit]:
+    paths = {split_name: expand_paths(patterns, split_name)  # every pattern is checked before any file is read
+             for split_name, patterns in sources_lib.split_paths(data_config).items()}
+    return {split_name: read_text(split_paths, on_bad_rows=data_config.on_bad_rows)
+            for split_name, split_paths in paths.items()}
+
+
+def _generate(lines: int, seed: int, origin: str) -> TextSplit:
+    return TextSplit(synthetic.language_model_text(lines, seed), origin)
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, TextSplit]:
@@ -161,7 +157,7 @@ def _tfds_splits(name: str, data_config) -> dict[str, TextSplit]:
     if TFDS_TEXT_FEATURE not in features:
         raise files.DataError(f"tfds:{name}: no {TFDS_TEXT_FEATURE!r} feature; its features are {features}")
     result = {}
-    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
+    for split_name, examples in tfds_source.split_examples(builder, sources_lib.SPLITS):
         texts = [example[TFDS_TEXT_FEATURE].decode("utf-8") for example in examples]
         text = "".join(item if item.endswith("\n") else item + "\n" for item in texts)
         result[split_name] = TextSplit(text.replace("\r\n", "\n"), f"tfds:{name}/{split_name}")
@@ -180,7 +176,7 @@ def tokenize(texts: tf.Tensor, *, level: str, lowercase: bool) -> tf.RaggedTenso
         texts = tf.strings.lower(texts, encoding="utf-8")
     if level == "char":
         return tf.strings.unicode_split(texts, "UTF-8")
-    texts = parallel.standardize(texts, lowercase=False, strip_punctuation=False)  # "dog." -> "dog . "
+    texts = sequence_text.standardize(texts, lowercase=False, strip_punctuation=False)  # "dog." -> "dog . "
     texts = tf.strings.regex_replace(texts, "\n", " \n ")
     texts = tf.strings.regex_replace(texts, _HORIZONTAL_SPACE, " ")
     tokens = tf.strings.split(texts, sep=" ")
@@ -191,7 +187,7 @@ def detokenize(tokens: tf.RaggedTensor, *, level: str) -> tf.Tensor:
     """Tokens [batch, (time)] -> strings [batch]; words are joined by spaces with punctuation glued back."""
     if level == "char":
         return tf.strings.reduce_join(tokens, axis=-1)
-    texts = parallel.detokenize(tokens)
+    texts = sequence_text.detokenize(tokens)
     return tf.strings.regex_replace(texts, " ?\n ?", "\n")
 
 

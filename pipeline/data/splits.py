@@ -1,4 +1,4 @@
-"""Split helpers shared by every task's data: the split container and a seeded validation carve."""
+"""Split helpers shared by every task's data: the split container, training-split check, seeded validation carve."""
 
 import dataclasses
 import typing
@@ -20,6 +20,21 @@ def carve_validation(count: int, fraction: float, seed: int, origin: str) -> tup
         raise files.DataError(f"{origin}: too few training examples ({count}) to carve a validation split; "
                               "give data.validation")
     return np.sort(order[validation_count:]), np.sort(order[:validation_count])
+
+
+def require_training_examples(splits: dict, source: str, contents: str) -> None:
+    """Checks that the splits read from `source` include a training split with at least one example.
+
+    Args:
+        splits: Split name -> split; every split supports `len()`.
+        source: The configured `data.source`, which the message starts with.
+        contents: What a training example is, for the message ("sentences", "sentence pairs").
+
+    Raises:
+        files.DataError: `<source>: the training split has no <contents>`.
+    """
+    if "train" not in splits or not len(splits["train"]):
+        raise files.DataError(f"{source}: the training split has no {contents}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,13 +10,12 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline.data import conll
 from pipeline.data import files
+from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,19 +44,9 @@ def load_splits(data_config: config_lib.TaggingDataConfig, seed: int) -> TaggedS
     Raises:
         files.DataError: Malformed files, a tag in validation/test that train never uses, or no training data.
     """
-    kind, _, name = data_config.source.partition(":")
-    if kind == "synthetic":
-        raw = _synthetic_splits(data_config, seed)
-    elif kind == "tfds":
-        raw = _tfds_splits(name, data_config)
-    else:
-        raw = {split_name: conll.read_tagged_sentences(
-                   path, file_format=data_config.file_format, tags=data_config.tags,
-                   token_column=data_config.token_column, tag_column=data_config.tag_column,
-                   on_bad_rows=data_config.on_bad_rows)
-               for split_name in SPLITS if (path := getattr(data_config, split_name)) is not None}
-    if "train" not in raw or not raw["train"].tokens:
-        raise files.DataError(f"{data_config.source}: the training split has no sentences")
+    raw = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
+                                  generate=_generate)
+    splits_lib.require_training_examples(raw, data_config.source, "sentences")
     tag_names = tuple(sorted({tag for sentence in raw["train"].tags for tag in sentence}))
     splits = {split_name: _index_tags(read, tag_names, split_name) for split_name, read in raw.items()}
     splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
@@ -67,13 +56,17 @@ def load_splits(data_config: config_lib.TaggingDataConfig, seed: int) -> TaggedS
     return TaggedSplits(splits=splits, tag_names=tag_names)
 
 
-def _synthetic_splits(data_config, seed: int) -> dict[str, conll.TaggedSentences]:
-    def generate(count: int, split_seed: int, origin: str) -> conll.TaggedSentences:
-        tokens, tags = synthetic.tagging_examples(count, seed=split_seed)
-        return conll.TaggedSentences(tokens=tokens, tags=tags, skipped_rows=0, source=origin)
-    total = data_config.synthetic_examples
-    return {"train": generate(total, seed, "synthetic:tagging/train"),
-            "test": generate(max(total // 4, 10), seed + 1, "synthetic:tagging/test")}
+def _generate(count: int, seed: int, origin: str) -> conll.TaggedSentences:
+    tokens, tags = synthetic.tagging_examples(count, seed=seed)
+    return conll.TaggedSentences(tokens=tokens, tags=tags, skipped_rows=0, source=origin)
+
+
+def _file_splits(data_config) -> dict[str, conll.TaggedSentences]:
+    return {split_name: conll.read_tagged_sentences(
+                path, file_format=data_config.file_format, tags=data_config.tags,
+                token_column=data_config.token_column, tag_column=data_config.tag_column,
+                on_bad_rows=data_config.on_bad_rows)
+            for split_name, path in sources_lib.split_paths(data_config).items()}
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, conll.TaggedSentences]:
@@ -82,7 +75,7 @@ def _tfds_splits(name: str, data_config) -> dict[str, conll.TaggedSentences]:
     tag_feature = builder.info.features[data_config.tags]
     names = getattr(getattr(tag_feature, "feature", None), "names", None)  # ClassLabel sequences
     raw = {}
-    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
+    for split_name, examples in tfds_source.split_examples(builder, sources_lib.SPLITS):
         tokens, tags = [], []
         for number, example in enumerate(examples, start=1):
             tokens.append([token.decode("utf-8") for token in example["tokens"]])

@@ -14,15 +14,6 @@ _PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_{|}~]"
 
 VOCABULARY_FILE = "vocabulary.json"
 
-# Vocabularies of generated text (translation targets, captions) start with these four tokens.
-PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN = "", "[UNK]", "[START]", "[END]"
-PADDING_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
-INPUT_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN)
-GENERATED_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN)
-
-_NO_SPACE_BEFORE = r" ([.,!?;:%)\]}])"
-_NO_SPACE_AFTER = r"([(\[{¿¡]) "
-
 
 def standardize(texts: tf.Tensor, *, lowercase: bool, strip_punctuation: bool) -> tf.Tensor:
     """Normalizes a string tensor before whitespace splitting.
@@ -128,17 +119,3 @@ def string_lookup(vocabulary: list[str]) -> keras.layers.StringLookup:
     lookup(tf.constant([""]))  # builds it, which export requires
     return lookup
 
-
-def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
-    """Joins tokens [batch, (time)] into strings [batch], gluing punctuation back: "a dog ." -> "a dog."."""
-    texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
-    texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
-    return tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
-
-
-def teacher_forcing(target_ids: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-    """Target ids [batch, (time)] -> decoder inputs ([START] + ids) and labels (ids + [END])."""
-    batch_size = target_ids.nrows(out_type=tf.int32)
-    start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], START_ID))  # (batch, 1)
-    end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], END_ID))  # (batch, 1)
-    return tf.concat([start, target_ids], axis=1), tf.concat([target_ids, end], axis=1)

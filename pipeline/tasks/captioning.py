@@ -22,9 +22,10 @@ from pipeline import decoding
 from pipeline import losses
 from pipeline import metrics as metrics_lib
 from pipeline.data import batching
-from pipeline.data import captions as captions_lib
+from pipeline.data import captioning as captioning_data
 from pipeline.data import images as images_lib
 from pipeline.data import text as text_lib
+from pipeline.data import sequence_text
 from pipeline.layers import image_encoders
 from pipeline.models import image_captioner
 from pipeline.tasks import base
@@ -42,7 +43,7 @@ _FEATURE_BATCH_SIZE = 32
 class _ImageStore:
     """The decoded images of one split: cached encoder features, cached pixels, or only their sources."""
 
-    split: captions_lib.CaptionedImages
+    split: captioning_data.CaptionedImages
     features: typing.Optional[np.ndarray] = None  # float32 [images, locations, channels]
     pixels: typing.Optional[np.ndarray] = None  # uint8 [images, size, size, 3]
 
@@ -100,21 +101,21 @@ class CaptioningTask(generation.GenerativeTask):
 
     # === Data ===
 
-    def load_splits(self) -> captions_lib.CaptionSplits:
-        return captions_lib.load_splits(self.data_config, seed=self.config.runtime.seed)
+    def load_splits(self) -> captioning_data.CaptionSplits:
+        return captioning_data.load_splits(self.data_config, seed=self.config.runtime.seed)
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw captions [batch] -> standardized tokens [batch, (time)]."""
         return tf.strings.split(text_lib.standardize(texts, lowercase=self.data_config.lowercase,
                                                      strip_punctuation=self.data_config.strip_punctuation))
 
-    def fit_preprocessing(self, splits: captions_lib.CaptionSplits) -> CaptioningPreprocessing:
+    def fit_preprocessing(self, splits: captioning_data.CaptionSplits) -> CaptioningPreprocessing:
         """Builds the caption vocabulary from the training captions only."""
         texts = [text for items in splits.splits["train"].captions for text in items]
         batches = ([token.decode("utf-8") for token in self.tokenize(tf.constant(texts[start:start + 1024]))
                     .flat_values.numpy()] for start in range(0, len(texts), 1024))
         preprocessing = CaptioningPreprocessing(text_lib.build_vocabulary(
-            batches, self.data_config.vocabulary_size, text_lib.GENERATED_RESERVED))
+            batches, self.data_config.vocabulary_size, sequence_text.TARGET_RESERVED))
         logger.info("caption vocabulary: %d tokens", len(preprocessing.target_vocabulary))
         return preprocessing
 
@@ -123,7 +124,7 @@ class CaptioningTask(generation.GenerativeTask):
         tokens = self.tokenize(texts)[:, :self.data_config.max_caption_length]
         return tf.cast(preprocessing.lookup(tokens), tf.int32)
 
-    def read_images(self, split: captions_lib.CaptionedImages) -> _ImageStore:
+    def read_images(self, split: captioning_data.CaptionedImages) -> _ImageStore:
         """Decodes a split's images once (naming or skipping bad ones); caches features or pixels."""
         consume, features, pixels = None, [], []
         if self.caches_features:
@@ -136,7 +137,7 @@ class CaptioningTask(generation.GenerativeTask):
                 pixels.append(batch)
         checked = images_lib.read_images(split.images, self.image_size, on_bad_images=self.data_config.on_bad_images,
                                          consume=consume, batch_size=_FEATURE_BATCH_SIZE)
-        split = captions_lib.keep_images(split, checked.kept, checked.skipped)
+        split = captioning_data.keep_images(split, checked.kept, checked.skipped)
         return _ImageStore(split=split, features=np.concatenate(features) if features else None,
                            pixels=np.concatenate(pixels) if pixels else None)
 
@@ -152,7 +153,7 @@ class CaptioningTask(generation.GenerativeTask):
                                               reduce_retracing=True)
         return self._feature_encoder
 
-    def datasets(self, splits: captions_lib.CaptionSplits,
+    def datasets(self, splits: captioning_data.CaptionSplits,
                  preprocessing: CaptioningPreprocessing) -> dict[str, tf.data.Dataset]:
         """Batched (image, caption) datasets per split; the train split shuffled (seeded) and bucketed.
 
@@ -177,7 +178,7 @@ class CaptioningTask(generation.GenerativeTask):
                 for name in self.stores}
 
     @staticmethod
-    def _caption_rows(split: captions_lib.CaptionedImages) -> dict[str, np.ndarray]:
+    def _caption_rows(split: captioning_data.CaptionedImages) -> dict[str, np.ndarray]:
         """One row per caption: its image, its position among the image's captions, all the references."""
         rows = {"image_row": [], "caption_index": [], "caption_text": [], "references": []}
         for image_row, items in enumerate(split.captions):
@@ -218,7 +219,7 @@ class CaptioningTask(generation.GenerativeTask):
         table = tf.constant(sources, tf.string) if sources else tf.zeros([0], tf.string)
         return lambda row: images_lib.load_image(tf.gather(table, row), self.image_size, from_path)
 
-    def sample_inputs(self, splits: captions_lib.CaptionSplits) -> list[dict]:
+    def sample_inputs(self, splits: captioning_data.CaptionSplits) -> list[dict]:
         """A few decodable validation images as `{"b64": ...}` (TF Serving's JSON form of bytes)."""
         samples = []
         for source in splits.splits["validation"].images:
@@ -282,7 +283,7 @@ class CaptioningTask(generation.GenerativeTask):
             del step  # The decoder state carries the position.
             return model.decode_step(token_ids, step_state)
 
-        return self.search(step_function, state, tf.fill([batch_size], text_lib.START_ID), mode,
+        return self.search(step_function, state, tf.fill([batch_size], sequence_text.START_ID), mode,
                            temperature=temperature, seed=seed)
 
     def outputs(self, preprocessing: CaptioningPreprocessing, image_bytes: tf.Tensor,
@@ -302,7 +303,7 @@ class CaptioningTask(generation.GenerativeTask):
         """
         images = images_lib.decode_batch(tf.constant(image_bytes), self.image_size)
         state = model.encode(images)
-        token_ids = tf.fill([len(image_bytes)], text_lib.START_ID)
+        token_ids = tf.fill([len(image_bytes)], sequence_text.START_ID)
         steps, maps = [], []
         for _ in range(self.max_decode_length):
             logits, state, weights = model.decode_step_with_attention(token_ids, state)
@@ -313,7 +314,7 @@ class CaptioningTask(generation.GenerativeTask):
         rows = []
         for row in range(len(image_bytes)):
             ids = [int(step[row]) for step in steps]
-            length = ids.index(text_lib.END_ID) + 1 if text_lib.END_ID in ids else len(ids)
+            length = ids.index(sequence_text.END_ID) + 1 if sequence_text.END_ID in ids else len(ids)
             tokens = [preprocessing.target_vocabulary[index] for index in ids[:length]]
             attention = None if maps[0] is None else np.stack(
                 [maps[step][row].reshape(height, width) for step in range(length)])
@@ -393,7 +394,7 @@ def _caption_lengths(encode_captions, texts: np.ndarray) -> np.ndarray:
 
 
 def _vectorize(encode_captions, rows: dict) -> tuple[dict, tf.RaggedTensor]:
-    decoder_token_ids, labels = text_lib.teacher_forcing(encode_captions(rows["caption_text"]))
+    decoder_token_ids, labels = sequence_text.teacher_forcing(encode_captions(rows["caption_text"]))
     features = {"image_row": rows["image_row"], "caption_index": rows["caption_index"],
                 "references": rows["references"], "decoder_token_ids": decoder_token_ids}
     return features, labels

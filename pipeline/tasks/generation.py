@@ -13,12 +13,12 @@ import tensorflow as tf
 
 from pipeline import decoding
 from pipeline import losses
-from pipeline.data import text as text_lib
+from pipeline.data import sequence_text
 from pipeline.tasks import base
 from pipeline.tasks import compiled
 
-END_ID = text_lib.END_ID
-UNKNOWN_ID = text_lib.UNKNOWN_ID
+END_ID = sequence_text.END_ID
+UNKNOWN_ID = sequence_text.UNKNOWN_ID
 
 Generate = typing.Callable[..., dict]
 
@@ -231,7 +231,7 @@ def readable_text(vocabulary: typing.Sequence[str], token_ids: tf.Tensor) -> tf.
     """
     tokens = tf.gather(tf.constant(list(vocabulary), dtype=tf.string), token_ids)  # (batch, time)
     keep = tf.logical_or(token_ids > END_ID, tf.equal(token_ids, UNKNOWN_ID))
-    return text_lib.detokenize(tf.ragged.boolean_mask(tokens, keep))
+    return sequence_text.detokenize(tf.ragged.boolean_mask(tokens, keep))
 
 
 def strings(tensor: tf.Tensor) -> list[str]:

@@ -14,7 +14,7 @@ from pipeline import metrics
 from pipeline.data import batching
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
-from pipeline.data import text_classification
+from pipeline.data import sentiment as sentiment_data
 from pipeline.models import sentiment_classifier
 from pipeline.tasks import base
 from pipeline.tasks import compiled
@@ -55,14 +55,14 @@ class SentimentTask(base.Task):
 
     # === Data ===
 
-    def load_splits(self) -> text_classification.LabeledSplits:
-        return text_classification.load_splits(self.data_config, seed=self.config.runtime.seed)
+    def load_splits(self) -> sentiment_data.LabeledSplits:
+        return sentiment_data.load_splits(self.data_config, seed=self.config.runtime.seed)
 
     def standardize(self, texts: tf.Tensor) -> tf.Tensor:
         return text_lib.standardize(texts, lowercase=self.data_config.lowercase,
                                     strip_punctuation=self.data_config.strip_punctuation)
 
-    def fit_preprocessing(self, splits: text_classification.LabeledSplits) -> SentimentPreprocessing:
+    def fit_preprocessing(self, splits: sentiment_data.LabeledSplits) -> SentimentPreprocessing:
         """Builds the vocabulary from the training split only, and fixes the class names."""
         train_texts = tf.data.Dataset.from_tensor_slices(
             tf.constant(splits.splits["train"].texts, dtype=tf.string))
@@ -83,7 +83,7 @@ class SentimentTask(base.Task):
         return text_lib.ragged_token_ids(preprocessing.vectorizer, self.standardize(texts),
                                          self.data_config.max_sequence_length)
 
-    def datasets(self, splits: text_classification.LabeledSplits,
+    def datasets(self, splits: sentiment_data.LabeledSplits,
                  preprocessing: SentimentPreprocessing) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by length."""
         encode = functools.partial(self._encode_ragged, preprocessing)
@@ -95,13 +95,13 @@ class SentimentTask(base.Task):
         for split_name, split in splits.splits.items():
             is_train = split_name == "train"
             result[split_name] = batching.batch_examples(
-                text_classification.token_dataset(split, encode), lengths=lengths[split_name],
+                sentiment_data.token_dataset(split, encode), lengths=lengths[split_name],
                 batch_size=self.config.train.batch_size, boundaries=boundaries,
                 shuffle_buffer=self.data_config.shuffle_buffer if is_train else 0,
                 seed=self.config.runtime.seed, cache=self.data_config.cache)
         return result
 
-    def sample_inputs(self, splits: text_classification.LabeledSplits) -> list[str]:
+    def sample_inputs(self, splits: sentiment_data.LabeledSplits) -> list[str]:
         """Inputs for the export self-check and the demo: edge cases, validation texts, demo reviews last."""
         return ["", "!!!"] + list(splits.splits["validation"].texts[:4]) + synthetic.sentiment_demo_texts()
 

@@ -15,9 +15,10 @@ from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline import losses
 from pipeline.data import batching
-from pipeline.data import parallel
+from pipeline.data import translation as translation_data
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
+from pipeline.data import sequence_text
 from pipeline.models import seq2seq_translator
 from pipeline.tasks import base
 from pipeline.tasks import compiled
@@ -67,23 +68,23 @@ class TranslationTask(generation.GenerativeTask):
 
     # === Data ===
 
-    def load_splits(self) -> parallel.ParallelSplits:
-        return parallel.load_splits(self.config.data, seed=self.config.runtime.seed)
+    def load_splits(self) -> translation_data.ParallelSplits:
+        return translation_data.load_splits(self.config.data, seed=self.config.runtime.seed)
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> standardized tokens [batch, (time)]."""
         data = self.config.data
-        return tf.strings.split(parallel.standardize(texts, lowercase=data.lowercase,
+        return tf.strings.split(sequence_text.standardize(texts, lowercase=data.lowercase,
                                                      strip_punctuation=data.strip_punctuation))
 
-    def fit_preprocessing(self, splits: parallel.ParallelSplits) -> TranslationPreprocessing:
+    def fit_preprocessing(self, splits: translation_data.ParallelSplits) -> TranslationPreprocessing:
         """Builds both vocabularies from the training split only."""
         train, data = splits.splits["train"], self.config.data
         preprocessing = TranslationPreprocessing(
             source_vocabulary=text_lib.build_vocabulary(self._token_batches(train.sources),
-                                                        data.source_vocabulary_size, text_lib.INPUT_RESERVED),
+                                                        data.source_vocabulary_size, sequence_text.SOURCE_RESERVED),
             target_vocabulary=text_lib.build_vocabulary(self._token_batches(train.targets),
-                                                        data.target_vocabulary_size, text_lib.GENERATED_RESERVED))
+                                                        data.target_vocabulary_size, sequence_text.TARGET_RESERVED))
         logger.info("vocabulary: %d source tokens, %d target tokens", len(preprocessing.source_vocabulary),
                     len(preprocessing.target_vocabulary))
         return preprocessing
@@ -113,7 +114,7 @@ class TranslationTask(generation.GenerativeTask):
     def compiled_inputs(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor) -> tf.Tensor:
         return compiled.pad_axis(self.numeric_inputs(preprocessing, texts), 1)
 
-    def datasets(self, splits: parallel.ParallelSplits,
+    def datasets(self, splits: translation_data.ParallelSplits,
                  preprocessing: TranslationPreprocessing) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by source length."""
         data = self.config.data
@@ -122,7 +123,7 @@ class TranslationTask(generation.GenerativeTask):
         boundaries = batching.bucket_boundaries(lengths["train"], data.num_buckets) if data.bucketing else None
         return {
             name: batching.batch_examples(
-                parallel.pair_dataset(split, encode_source, functools.partial(self.encode_target, preprocessing)),
+                translation_data.pair_dataset(split, encode_source, functools.partial(self.encode_target, preprocessing)),
                 lengths=lengths[name], batch_size=self.config.train.batch_size, boundaries=boundaries,
                 length_key="encoder_token_ids", shuffle_buffer=data.shuffle_buffer if name == "train" else 0,
                 seed=self.config.runtime.seed, cache=data.cache)
@@ -135,7 +136,7 @@ class TranslationTask(generation.GenerativeTask):
                    .row_lengths().numpy() for start in range(0, len(texts), _BATCH_SIZE)]
         return np.concatenate(lengths) if lengths else np.zeros([0], np.int64)
 
-    def sample_inputs(self, splits: parallel.ParallelSplits) -> list[str]:
+    def sample_inputs(self, splits: translation_data.ParallelSplits) -> list[str]:
         """Inputs for the export self-check and the demo: an empty text, validation sources, demo dates last."""
         demos = synthetic.translation_demo_texts() if self.config.data.source.startswith("synthetic:") else []
         return [""] + list(splits.splits["validation"].sources[:4]) + demos
@@ -159,7 +160,7 @@ class TranslationTask(generation.GenerativeTask):
                temperature=1.0, seed=None) -> decoding.DecodeResult:
         """Decodes encoder_token_ids [batch, time] with `greedy`, `beam` or `sample` (pipeline.decoding)."""
         del preprocessing  # the model holds everything decoding needs
-        start_tokens = tf.fill(tf.shape(encoder_token_ids)[:1], text_lib.START_ID)  # (batch,)
+        start_tokens = tf.fill(tf.shape(encoder_token_ids)[:1], sequence_text.START_ID)  # (batch,)
 
         def step_function(token_ids, step_state, step):
             del step  # The decoder state carries the position.
@@ -186,7 +187,7 @@ class TranslationTask(generation.GenerativeTask):
         """
         encoder_token_ids = self.numeric_inputs(preprocessing, tf.constant(texts, dtype=tf.string))
         result = self.decode(model, preprocessing, encoder_token_ids, "greedy")
-        starts = tf.fill([len(texts), 1], text_lib.START_ID)
+        starts = tf.fill([len(texts), 1], sequence_text.START_ID)
         weights = model.attention_weights(encoder_token_ids, tf.concat([starts, result.token_ids], axis=1))
         source_tokens = self.tokenize(tf.constant(texts, dtype=tf.string))[:, :self.config.data.max_source_length]
         rows = []
@@ -194,7 +195,7 @@ class TranslationTask(generation.GenerativeTask):
             length = int(result.lengths[row])
             target = [preprocessing.target_vocabulary[index] for index in result.token_ids[row, :length].numpy()]
             rows.append({"source_tokens": [token.decode("utf-8") for token in tokens],
-                         "target_tokens": target + [text_lib.END_TOKEN],
+                         "target_tokens": target + [sequence_text.END_TOKEN],
                          "weights": np.asarray(weights[row, :length + 1, :len(tokens)])})
         return rows
 

@@ -10,8 +10,8 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline.data import batching
 from pipeline.data import files
+from pipeline.data import sentiment
 from pipeline.data import text as text_lib
-from pipeline.data import text_classification
 
 
 def write_tsv(path, rows, header=("label", "text")) -> str:
@@ -28,7 +28,7 @@ def numbered_rows(count: int, labels=("0", "1")) -> list[tuple[str, str]]:
     return [(labels[index % len(labels)], f"text number {index}") for index in range(count)]
 
 
-def label_names_of(split: text_classification.Split, label_names) -> list[str]:
+def label_names_of(split: sentiment.Split, label_names) -> list[str]:
     return [label_names[index] for index in split.labels]
 
 
@@ -39,7 +39,7 @@ def test_integer_labels_from_train_sort_numerically(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", [("10", "a"), ("2", "b"), ("10", "c"), ("2", "d")])
     validation = write_tsv(tmp_path / "validation.tsv", [("2", "e"), ("10", "f")])
 
-    splits = text_classification.load_splits(data_config(train=train, validation=validation), seed=0)
+    splits = sentiment.load_splits(data_config(train=train, validation=validation), seed=0)
 
     assert splits.label_names == ("2", "10")
     assert splits.splits["train"].labels.tolist() == [1, 0, 1, 0]
@@ -51,7 +51,7 @@ def test_string_labels_from_train_sort_alphabetically(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", [("pos", "a"), ("neg", "b"), ("neutral", "c")])
     validation = write_tsv(tmp_path / "validation.tsv", [("neutral", "d")])
 
-    splits = text_classification.load_splits(data_config(train=train, validation=validation), seed=0)
+    splits = sentiment.load_splits(data_config(train=train, validation=validation), seed=0)
 
     assert splits.label_names == ("neg", "neutral", "pos")
     assert splits.splits["train"].labels.tolist() == [2, 0, 1]
@@ -61,7 +61,7 @@ def test_configured_labels_map_integers_as_indices_and_names_by_name(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", [("0", "a"), ("1", "b"), ("positive", "c"), ("negative", "d")])
     validation = write_tsv(tmp_path / "validation.tsv", [("1", "e")])
 
-    splits = text_classification.load_splits(
+    splits = sentiment.load_splits(
         data_config(train=train, validation=validation, labels=["negative", "positive"]), seed=0)
 
     assert splits.label_names == ("negative", "positive")
@@ -73,7 +73,7 @@ def test_configured_labels_keep_their_order(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", [("b", "x"), ("a", "y")])
     validation = write_tsv(tmp_path / "validation.tsv", [("a", "z")])
 
-    splits = text_classification.load_splits(
+    splits = sentiment.load_splits(
         data_config(train=train, validation=validation, labels=["b", "a"]), seed=0)
 
     assert splits.label_names == ("b", "a")
@@ -85,7 +85,7 @@ def test_unseen_label_in_test_names_file_and_label(tmp_path):
     test = write_tsv(tmp_path / "test.tsv", [("neg", "a"), ("neutral", "b")])
 
     with pytest.raises(files.DataError) as error_info:
-        text_classification.load_splits(data_config(train=train, test=test), seed=0)
+        sentiment.load_splits(data_config(train=train, test=test), seed=0)
 
     message = str(error_info.value)
     assert test in message
@@ -97,7 +97,7 @@ def test_out_of_range_integer_label_with_configured_labels_is_rejected(tmp_path)
     test = write_tsv(tmp_path / "test.tsv", [("0", "a"), ("2", "b")])
 
     with pytest.raises(files.DataError, match="'2'") as error_info:
-        text_classification.load_splits(data_config(train=train, test=test, labels=["neg", "pos"]), seed=0)
+        sentiment.load_splits(data_config(train=train, test=test, labels=["neg", "pos"]), seed=0)
 
     assert test in str(error_info.value)
 
@@ -109,21 +109,21 @@ def test_unseen_integer_label_is_not_taken_as_an_index_into_collected_labels(tmp
     test = write_tsv(tmp_path / "test.tsv", [("5", "a"), ("3", "b")])
 
     with pytest.raises(files.DataError, match="'3'"):
-        text_classification.load_splits(data_config(train=train, test=test), seed=0)
+        sentiment.load_splits(data_config(train=train, test=test), seed=0)
 
 
 def test_single_class_training_split_is_rejected(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", numbered_rows(10, ("pos",)))
 
     with pytest.raises(files.DataError, match="at least 2 classes"):
-        text_classification.load_splits(data_config(train=train), seed=0)
+        sentiment.load_splits(data_config(train=train), seed=0)
 
 
 def test_empty_training_split_is_rejected(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", [])
 
     with pytest.raises(files.DataError, match="no examples"):
-        text_classification.load_splits(data_config(train=train), seed=0)
+        sentiment.load_splits(data_config(train=train), seed=0)
 
 
 # === Validation carved from train ===
@@ -131,7 +131,7 @@ def test_empty_training_split_is_rejected(tmp_path):
 
 def carve(tmp_path, seed: int, count: int = 50, fraction: float = 0.2):
     train = write_tsv(tmp_path / "train.tsv", numbered_rows(count))
-    return text_classification.load_splits(data_config(train=train, validation_fraction=fraction), seed=seed)
+    return sentiment.load_splits(data_config(train=train, validation_fraction=fraction), seed=seed)
 
 
 def test_validation_is_carved_with_the_requested_fraction_and_no_overlap(tmp_path):
@@ -168,7 +168,7 @@ def test_given_validation_file_is_not_carved(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", numbered_rows(20))
     validation = write_tsv(tmp_path / "validation.tsv", [("1", "held out")])
 
-    splits = text_classification.load_splits(data_config(train=train, validation=validation), seed=0)
+    splits = sentiment.load_splits(data_config(train=train, validation=validation), seed=0)
 
     assert len(splits.splits["train"].texts) == 20
     assert splits.splits["validation"].texts == ["held out"]
@@ -178,7 +178,7 @@ def test_too_few_examples_to_carve_is_rejected(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", [("0", "a"), ("1", "b")])
 
     with pytest.raises(files.DataError, match="validation"):
-        text_classification.load_splits(data_config(train=train, validation_fraction=0.9), seed=0)
+        sentiment.load_splits(data_config(train=train, validation_fraction=0.9), seed=0)
 
 
 # === Bad rows ===
@@ -191,7 +191,7 @@ def test_skipped_rows_are_counted_per_split(tmp_path):
     test = tmp_path / "test.tsv"
     test.write_text("label\ttext\n1\tgood\nbroken\n\tmissing\n", encoding="utf-8")
 
-    splits = text_classification.load_splits(
+    splits = sentiment.load_splits(
         data_config(train=str(train), test=str(test), on_bad_rows="skip"), seed=0)
 
     assert splits.skipped_rows == {"train": 2, "test": 2, "validation": 0}
@@ -204,14 +204,14 @@ def test_bad_row_with_error_policy_names_file_and_line(tmp_path):
     train.write_text("label\ttext\n0\tfine\nno tab here\n", encoding="utf-8")
 
     with pytest.raises(files.DataError, match=f"{train}:3:"):
-        text_classification.load_splits(data_config(train=str(train)), seed=0)
+        sentiment.load_splits(data_config(train=str(train)), seed=0)
 
 
 # === Synthetic source ===
 
 
 def test_synthetic_source_gives_three_splits():
-    splits = text_classification.load_splits(
+    splits = sentiment.load_splits(
         data_config(source="synthetic:sentiment", synthetic_examples=100, validation_fraction=0.2), seed=5)
 
     assert set(splits.splits) == {"train", "validation", "test"}
@@ -226,9 +226,9 @@ def test_synthetic_source_gives_three_splits():
 def test_synthetic_source_is_seeded():
     config = data_config(source="synthetic:sentiment", synthetic_examples=40)
 
-    first = text_classification.load_splits(config, seed=1)
-    again = text_classification.load_splits(config, seed=1)
-    other = text_classification.load_splits(config, seed=2)
+    first = sentiment.load_splits(config, seed=1)
+    again = sentiment.load_splits(config, seed=1)
+    other = sentiment.load_splits(config, seed=2)
 
     assert first.splits["train"].texts == again.splits["train"].texts
     assert first.splits["train"].texts != other.splits["train"].texts
@@ -271,7 +271,7 @@ def test_tfds_imdb_under_mock_data(tmp_path):
 
     write_tfds_metadata(str(tmp_path), "imdb_reviews", {"train": 40, "test": 40, "unsupervised": 40})
     with tfds.testing.mock_data(num_examples=40, data_dir=str(tmp_path)):
-        splits = text_classification.load_splits(data_config(source="tfds:imdb_reviews"), seed=0)
+        splits = sentiment.load_splits(data_config(source="tfds:imdb_reviews"), seed=0)
 
     assert splits.label_names == ("neg", "pos")
     assert set(splits.splits) == {"train", "validation", "test"}
@@ -291,7 +291,7 @@ def test_tfds_imdb_under_plain_mock_data_loads_or_reports_the_source():
 
     with tfds.testing.mock_data(num_examples=20):
         try:
-            splits = text_classification.load_splits(data_config(source="tfds:imdb_reviews"), seed=0)
+            splits = sentiment.load_splits(data_config(source="tfds:imdb_reviews"), seed=0)
         except files.DataError as error:
             assert "imdb_reviews" in str(error)
         else:
@@ -305,7 +305,7 @@ def test_tfds_source_without_a_train_split_is_a_data_error(tmp_path):
     write_tfds_metadata(str(tmp_path), "imdb_reviews", {"test": 10})
     with tfds.testing.mock_data(num_examples=10, data_dir=str(tmp_path)):
         with pytest.raises(files.DataError, match="imdb_reviews"):
-            text_classification.load_splits(data_config(source="tfds:imdb_reviews"), seed=0)
+            sentiment.load_splits(data_config(source="tfds:imdb_reviews"), seed=0)
 
 
 def test_tfds_glue_sst2_uses_sentence_and_drops_unlabelled_test(tmp_path):
@@ -313,7 +313,7 @@ def test_tfds_glue_sst2_uses_sentence_and_drops_unlabelled_test(tmp_path):
 
     write_tfds_metadata(str(tmp_path), "glue/sst2", {"train": 12, "validation": 12, "test": 12})
     with tfds.testing.mock_data(data_dir=str(tmp_path), as_dataset_fn=unlabelled_test_split):
-        splits = text_classification.load_splits(data_config(source="tfds:glue/sst2"), seed=0)
+        splits = sentiment.load_splits(data_config(source="tfds:glue/sst2"), seed=0)
 
     assert splits.label_names == ("negative", "positive")
     assert set(splits.splits) == {"train", "validation"}
@@ -327,7 +327,7 @@ def test_tfds_glue_sst2_under_random_mock_data(tmp_path):
 
     write_tfds_metadata(str(tmp_path), "glue/sst2", {"train": 16, "validation": 16, "test": 16})
     with tfds.testing.mock_data(num_examples=16, data_dir=str(tmp_path)):
-        splits = text_classification.load_splits(data_config(source="tfds:glue/sst2"), seed=0)
+        splits = sentiment.load_splits(data_config(source="tfds:glue/sst2"), seed=0)
 
     assert {"train", "validation"} <= set(splits.splits)
     for split in splits.splits.values():
@@ -345,7 +345,7 @@ BUCKET_TEXTS = [" ".join(f"w{position % 7}" for position in range(length)) for l
 @pytest.fixture(scope="module")
 def bucket_split():
     labels = np.array([index % 3 for index in range(len(BUCKET_TEXTS))], dtype=np.int32)
-    return text_classification.Split(texts=list(BUCKET_TEXTS), labels=labels, origin="memory")
+    return sentiment.Split(texts=list(BUCKET_TEXTS), labels=labels, origin="memory")
 
 
 @pytest.fixture(scope="module")
@@ -363,7 +363,7 @@ def example_lengths(split, encode) -> np.ndarray:
 
 
 def test_token_dataset_yields_one_example_per_text(bucket_split, encode):
-    examples = list(text_classification.token_dataset(bucket_split, encode))
+    examples = list(sentiment.token_dataset(bucket_split, encode))
 
     assert len(examples) == len(BUCKET_TEXTS)
     lengths = example_lengths(bucket_split, encode)
@@ -405,7 +405,7 @@ CACHE = pytest.mark.parametrize("cache", [True, False], ids=["in_memory", "strea
 def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, bucketed, cache):
     lengths = example_lengths(bucket_split, encode)
     boundaries = batching.bucket_boundaries(lengths, 4) if bucketed else None
-    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
+    dataset = batching.batch_examples(sentiment.token_dataset(bucket_split, encode), lengths=lengths,
                                       batch_size=4, boundaries=boundaries, shuffle_buffer=100, seed=0,
                                       cache=cache)
 
@@ -435,7 +435,7 @@ def test_batches_keep_every_example_as_int32_matrices(bucket_split, encode, buck
 def test_bucketed_batches_group_similar_lengths(bucket_split, encode, cache, shuffle_buffer):
     lengths = example_lengths(bucket_split, encode)
     boundaries = batching.bucket_boundaries(lengths, 4)
-    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
+    dataset = batching.batch_examples(sentiment.token_dataset(bucket_split, encode), lengths=lengths,
                                       batch_size=3, boundaries=boundaries, cache=cache,
                                       shuffle_buffer=shuffle_buffer, seed=0)
 
@@ -453,7 +453,7 @@ def test_shuffled_batches_repeat_with_the_same_seed(bucket_split, encode, cache)
     lengths = example_lengths(bucket_split, encode)
 
     def first_epoch(seed):
-        dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode),
+        dataset = batching.batch_examples(sentiment.token_dataset(bucket_split, encode),
                                           lengths=lengths, batch_size=4, boundaries=None, shuffle_buffer=100,
                                           seed=seed, cache=cache)
         return [features["token_ids"].numpy().tolist() for features, _ in dataset]
@@ -467,7 +467,7 @@ def test_every_epoch_reshuffles_but_the_sequence_of_epochs_repeats(bucket_split,
     lengths = example_lengths(bucket_split, encode)
 
     def epochs(count):
-        dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode),
+        dataset = batching.batch_examples(sentiment.token_dataset(bucket_split, encode),
                                           lengths=lengths, batch_size=4, boundaries=[3], shuffle_buffer=100,
                                           seed=3, cache=cache)
         return [[features["token_ids"].numpy().tolist() for features, _ in dataset] for _ in range(count)]
@@ -479,7 +479,7 @@ def test_every_epoch_reshuffles_but_the_sequence_of_epochs_repeats(bucket_split,
 
 def test_unshuffled_in_memory_batches_keep_the_order_within_each_bucket(bucket_split, encode):
     lengths = example_lengths(bucket_split, encode)
-    dataset = batching.batch_examples(text_classification.token_dataset(bucket_split, encode), lengths=lengths,
+    dataset = batching.batch_examples(sentiment.token_dataset(bucket_split, encode), lengths=lengths,
                                       batch_size=2, boundaries=[3], cache=True)
     encoded = [tuple(int(value) for value in np.trim_zeros(np.array(row), "b"))
                for row in encode(tf.constant(BUCKET_TEXTS)).to_list()]
@@ -527,7 +527,7 @@ def test_tfds_download_failure_is_one_readable_data_error(tmp_path, monkeypatch)
                                  "data": {"source": "tfds:imdb_reviews", "tfds_data_dir": str(tmp_path)}}).data
     with pytest.raises(files.DataError, match=r"tfds:imdb_reviews: could not download or prepare the data "
                                               r"\(ConnectionError: Failed to resolve 'ai.stanford.edu'\); TFDS needs"):
-        text_classification.load_splits(data, seed=1)
+        sentiment.load_splits(data, seed=1)
     unknown = config_lib.from_tree({"name": "t", "task": "sentiment", "data": {"source": "tfds:no_such_set"}}).data
     with pytest.raises(files.DataError, match="tfds:no_such_set: not a TFDS data set"):
-        text_classification.load_splits(unknown, seed=1)
+        sentiment.load_splits(unknown, seed=1)

@@ -9,13 +9,12 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
+from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "validation", "test")
 
 # TFDS data sets whose text feature is not called `text`.
 _TFDS_TEXT_FEATURES = {"glue/sst2": "sentence"}
@@ -54,13 +53,8 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
     Raises:
         files.DataError: Malformed files, unknown labels, or an empty training split.
     """
-    kind, _, name = data_config.source.partition(":")
-    if kind == "synthetic":
-        raw = _synthetic_splits(data_config, seed)
-    elif kind == "tfds":
-        raw = _tfds_splits(name, data_config)
-    else:
-        raw = _file_splits(data_config)
+    raw = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
+                                  generate=_generate)
     if "train" not in raw:
         raise files.DataError(f"{data_config.source}: there is no training split")
     if not raw["train"].texts:
@@ -78,28 +72,17 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
     return LabeledSplits(splits=splits, label_names=label_names)
 
 
-def _synthetic_splits(data_config, seed: int) -> dict[str, files.LabeledTexts]:
-    def generate(count: int, split_seed: int, origin: str) -> files.LabeledTexts:
-        texts, labels = synthetic.sentiment_examples(count, seed=split_seed)
-        return files.LabeledTexts(texts=texts, labels=labels, skipped_rows=0, source=origin)
-    total = data_config.synthetic_examples
-    return {
-        "train": generate(total, seed, "synthetic:sentiment/train"),
-        "test": generate(max(total // 4, 10), seed + 1, "synthetic:sentiment/test"),
-    }
+def _generate(count: int, seed: int, origin: str) -> files.LabeledTexts:
+    texts, labels = synthetic.sentiment_examples(count, seed=seed)
+    return files.LabeledTexts(texts=texts, labels=labels, skipped_rows=0, source=origin)
 
 
 def _file_splits(data_config) -> dict[str, files.LabeledTexts]:
-    raw = {}
-    for split_name in SPLITS:
-        path = getattr(data_config, split_name)
-        if path is None:
-            continue
-        raw[split_name] = files.read_labeled_texts(
-            path, file_format=data_config.file_format, text_column=data_config.text_column,
-            label_column=data_config.label_column, header=data_config.header,
-            on_bad_rows=data_config.on_bad_rows)
-    return raw
+    return {split_name: files.read_labeled_texts(
+                path, file_format=data_config.file_format, text_column=data_config.text_column,
+                label_column=data_config.label_column, header=data_config.header,
+                on_bad_rows=data_config.on_bad_rows)
+            for split_name, path in sources_lib.split_paths(data_config).items()}
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, files.LabeledTexts]:
@@ -107,7 +90,7 @@ def _tfds_splits(name: str, data_config) -> dict[str, files.LabeledTexts]:
     label_names = builder.info.features["label"].names
     text_key = _TFDS_TEXT_FEATURES.get(name, "text")
     raw = {}
-    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
+    for split_name, examples in tfds_source.split_examples(builder, sources_lib.SPLITS):
         texts, labels = [], []
         for example in examples:
             texts.append(example[text_key].decode("utf-8"))

@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pipeline import config as config_lib
-from pipeline.data import captions
+from pipeline.data import captioning
 from pipeline.data import files
 from pipeline.data import images
 from pipeline.data import synthetic_captions
@@ -32,7 +32,7 @@ def test_csv_captions_keep_quoted_commas_quotes_and_line_breaks(tmp_path):
                     'b.jpg,"two\nlines"\n'
                     '\n'
                     'c.jpg,plain\n', encoding="utf-8")
-    result, skipped = captions.read_captions_csv(str(path))
+    result, skipped = captioning.read_captions_csv(str(path))
     assert skipped == 0
     assert result == {"a.jpg": ["A dog runs .", "A dog , brown , runs on the beach ."],
                       "b.jpg": ['She said "hello" , twice', "two\nlines"],
@@ -43,18 +43,18 @@ def test_malformed_csv_row_names_file_and_line_or_is_skipped_and_counted(tmp_pat
     path = tmp_path / "captions.csv"
     path.write_text('image,caption\na.jpg,"multi\nline"\nb.jpg\nc.jpg,\nd.jpg,fine\n', encoding="utf-8")
     with pytest.raises(files.DataError, match=rf"^{path}:4: expected at least 2 fields, found 1"):
-        captions.read_captions_csv(str(path))
-    result, skipped = captions.read_captions_csv(str(path), on_bad_rows="skip")
+        captioning.read_captions_csv(str(path))
+    result, skipped = captioning.read_captions_csv(str(path), on_bad_rows="skip")
     assert result == {"a.jpg": ["multi\nline"], "d.jpg": ["fine"]} and skipped == 2
 
 
 def test_csv_columns_by_name_or_index_and_unknown_column(tmp_path):
     path = tmp_path / "captions.csv"
     path.write_text("id,file,text\n1,a.jpg,a cat\n", encoding="utf-8")
-    result, _ = captions.read_captions_csv(str(path), image_column="file", caption_column=2)
+    result, _ = captioning.read_captions_csv(str(path), image_column="file", caption_column=2)
     assert result == {"a.jpg": ["a cat"]}
     with pytest.raises(files.DataError, match=r"captions.csv:1: no column 'image' \(data.image_column\)"):
-        captions.read_captions_csv(str(path))
+        captioning.read_captions_csv(str(path))
 
 
 def test_coco_json_and_split_lists(tmp_path):
@@ -62,15 +62,15 @@ def test_coco_json_and_split_lists(tmp_path):
                    "annotations": [{"image_id": 7, "caption": "a bird, flying"}, {"image_id": 8, "caption": "a boat"},
                                    {"image_id": 7, "caption": "a bird in the sky"}]}
     (tmp_path / "coco.json").write_text(json.dumps(annotations))
-    assert captions.read_coco_json(str(tmp_path / "coco.json")) == {
+    assert captioning.read_coco_json(str(tmp_path / "coco.json")) == {
         "x.jpg": ["a bird, flying", "a bird in the sky"], "y.jpg": ["a boat"]}
     annotations["annotations"].append({"image_id": 99, "caption": "lost"})
     (tmp_path / "bad.json").write_text(json.dumps(annotations))
     with pytest.raises(files.DataError, match=r"bad.json: annotations\[3\] refers to unknown image_id 99"):
-        captions.read_coco_json(str(tmp_path / "bad.json"))
+        captioning.read_coco_json(str(tmp_path / "bad.json"))
     (tmp_path / "broken.json").write_text('{"images": [\n}')
     with pytest.raises(files.DataError, match=r"broken.json:2: invalid JSON"):
-        captions.read_coco_json(str(tmp_path / "broken.json"))
+        captioning.read_coco_json(str(tmp_path / "broken.json"))
 
 
 def test_file_splits_from_one_captions_file_and_split_lists(tmp_path):
@@ -81,7 +81,7 @@ def test_file_splits_from_one_captions_file_and_split_lists(tmp_path):
         "source": "files", "captions": str(tmp_path / "captions.csv"), "image_directory": str(tmp_path / "images"),
         "train": str(tmp_path / "train.txt"), "validation": str(tmp_path / "test.txt"),
         "test": str(tmp_path / "test.txt")}})
-    splits = captions.load_splits(config.data, seed=1).splits
+    splits = captioning.load_splits(config.data, seed=1).splits
     assert splits["train"].images == [str(tmp_path / "images" / "a.jpg"), str(tmp_path / "images" / "b.jpg")]
     assert splits["train"].captions == [["one"], ["two"]] and splits["test"].captions == [["three"]]
 
@@ -161,7 +161,7 @@ def test_tfds_coco_captions_with_mock_data():
 
     config = config_lib.from_tree({"name": "t", "task": "captioning", "data": {"source": "tfds:coco_captions"}})
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        splits = captions.load_splits(config.data, seed=0).splits
+        splits = captioning.load_splits(config.data, seed=0).splits
     assert {name: len(split) for name, split in splits.items()} == {"train": 3, "validation": 2, "test": 2}
     assert splits["validation"].captions[1] == ["caption 1 of val", "another 1"]
     assert images.decode_batch(tf.constant(splits["train"].images), 8).shape == (3, 8, 8, 3)

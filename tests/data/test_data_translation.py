@@ -1,4 +1,4 @@
-"""Sentence pairs: TSV and aligned readers, misalignment, gzip, TFDS offline, synthetic dates, text helpers."""
+"""Sentence pairs: TSV and aligned readers, misalignment, gzip, TFDS offline, synthetic dates."""
 
 import gzip
 
@@ -8,9 +8,8 @@ import tensorflow as tf
 import helpers
 from pipeline import config as config_lib
 from pipeline.data import files
-from pipeline.data import parallel
-from pipeline.data import text as text_lib
 from pipeline.data import synthetic
+from pipeline.data import translation
 
 
 def _write(path, text: str, compress: bool = False) -> str:
@@ -35,7 +34,7 @@ def _config_error(**values) -> str:
 def test_tsv_pairs_keep_two_columns_and_ignore_extra_ones_and_blank_lines(tmp_path):
     path = _write(tmp_path / "fra.txt", "Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272\n"
                   "\n  \nHi.\tSalut !\r\nRun!\tCours !\tx\ty\n")
-    pairs = parallel.read_tsv_pairs(path)
+    pairs = translation.read_tsv_pairs(path)
     assert pairs.sources == ["Go.", "Hi.", "Run!"]
     assert pairs.targets == ["Va !", "Salut !", "Cours !"]
     assert pairs.skipped_rows == 0 and pairs.origin == path
@@ -43,7 +42,7 @@ def test_tsv_pairs_keep_two_columns_and_ignore_extra_ones_and_blank_lines(tmp_pa
 
 def test_gzip_tsv_is_read_directly(tmp_path):
     path = _write(tmp_path / "pairs.tsv.gz", "ein Hund\ta dog\n", compress=True)
-    assert parallel.read_tsv_pairs(path).targets == ["a dog"]
+    assert translation.read_tsv_pairs(path).targets == ["a dog"]
 
 
 @pytest.mark.parametrize("line, problem", [("no tab here", "found no tab"), ("\tonly target", "empty source"),
@@ -51,8 +50,8 @@ def test_gzip_tsv_is_read_directly(tmp_path):
 def test_malformed_tsv_line_names_file_and_line_or_is_skipped(tmp_path, line, problem):
     path = _write(tmp_path / "pairs.tsv", f"a\tb\n{line}\nc\td\n")
     with pytest.raises(files.DataError, match=rf"pairs\.tsv:2: .*{problem}"):
-        parallel.read_tsv_pairs(path)
-    skipped = parallel.read_tsv_pairs(path, on_bad_rows="skip")
+        translation.read_tsv_pairs(path)
+    skipped = translation.read_tsv_pairs(path, on_bad_rows="skip")
     assert skipped.sources == ["a", "c"] and skipped.skipped_rows == 1
 
 
@@ -63,7 +62,7 @@ def test_malformed_tsv_line_names_file_and_line_or_is_skipped(tmp_path, line, pr
 def test_aligned_files_pair_line_by_line(tmp_path, compress):
     source = _write(tmp_path / "train.de", "Ein Hund läuft.\nZwei Männer.\n", compress)
     target = _write(tmp_path / "train.en", "A dog runs.\nTwo men.\n", compress)
-    pairs = parallel.read_aligned_pairs(source, target)
+    pairs = translation.read_aligned_pairs(source, target)
     assert pairs.sources == ["Ein Hund läuft.", "Zwei Männer."]
     assert pairs.targets == ["A dog runs.", "Two men."]
 
@@ -73,7 +72,7 @@ def test_misaligned_files_name_both_files_and_counts(tmp_path):
     target = _write(tmp_path / "train.en", "one\ntwo\n", compress=True)
     for policy in ("error", "skip"):
         with pytest.raises(files.DataError) as error:
-            parallel.read_aligned_pairs(source, target, on_bad_rows=policy)
+            translation.read_aligned_pairs(source, target, on_bad_rows=policy)
         message = str(error.value)
         assert f"{source} has 3 lines" in message and f"{target} has 2" in message and "misaligned" in message
 
@@ -82,8 +81,8 @@ def test_empty_line_in_aligned_files_is_an_error_or_skipped(tmp_path):
     source = _write(tmp_path / "train.de", "eins\n\ndrei\n")
     target = _write(tmp_path / "train.en", "one\ntwo\nthree\n")
     with pytest.raises(files.DataError, match=r"train\.de:2: empty line"):
-        parallel.read_aligned_pairs(source, target)
-    pairs = parallel.read_aligned_pairs(source, target, on_bad_rows="skip")
+        translation.read_aligned_pairs(source, target)
+    pairs = translation.read_aligned_pairs(source, target, on_bad_rows="skip")
     assert pairs.sources == ["eins", "drei"] and pairs.targets == ["one", "three"] and pairs.skipped_rows == 1
 
 
@@ -96,8 +95,8 @@ def test_load_splits_fills_the_language_into_aligned_paths_and_carves_validation
     _write(tmp_path / "test.en", "hello\n")
     config = _data_config(train=str(tmp_path / "train.{language}.gz"), test=str(tmp_path / "test.{language}"),
                           source_language="de", target_language="en")
-    splits = parallel.load_splits(config, seed=5)
-    again = parallel.load_splits(config, seed=5)
+    splits = translation.load_splits(config, seed=5)
+    again = translation.load_splits(config, seed=5)
     assert len(splits.splits["train"].sources) == 18 and len(splits.splits["validation"].sources) == 2
     assert splits.splits["validation"].sources == again.splits["validation"].sources
     assert "carved" in splits.splits["validation"].origin
@@ -110,8 +109,8 @@ def test_load_splits_fills_the_language_into_aligned_paths_and_carves_validation
 @pytest.mark.skipif(not (helpers.SHARED_DATA / "multi30k").is_dir(), reason="../shared/data/multi30k is absent")
 def test_real_multi30k_validation_split_is_aligned():
     config = config_lib.load_config([str(helpers.REPOSITORY / "configs/translation_multi30k_de_en.yaml")]).data
-    pairs = parallel.read_aligned_pairs(config.validation.replace("{language}", "de"),
-                                        config.validation.replace("{language}", "en"))
+    pairs = translation.read_aligned_pairs(config.validation.replace("{language}", "de"),
+                                           config.validation.replace("{language}", "en"))
     assert len(pairs.sources) == 1014 and pairs.targets[0].startswith("A group of men")
 
 
@@ -135,7 +134,7 @@ def test_tfds_languages_come_from_the_name_or_the_config():
     assert config_lib.tfds_language_pair("wmt14_translate/de-en") == ("de", "en")
     assert _config_error(source="tfds:some_corpus").startswith("data.source_language:")
     config = _data_config(source="tfds:some_corpus", source_language="fr", target_language="en")
-    assert parallel.language_pair(config) == ("fr", "en")
+    assert translation.language_pair(config) == ("fr", "en")
     same = _config_error(source="tfds:x", source_language="en", target_language="en")
     assert same.startswith("data.target_language:")
 
@@ -143,7 +142,7 @@ def test_tfds_languages_come_from_the_name_or_the_config():
 # === TFDS (offline) ===
 
 
-def _parallel_examples(builder, *args, split=None, **kwargs):
+def _translation_examples(builder, *args, split=None, **kwargs):
     """Mock TFDS examples: features named by language code, as in ted_hrlr_translate and wmt14_translate."""
     languages = list(builder.info.features)
     count = {"train": 12, "validation": 4, "test": 3}.get(str(split), 2)
@@ -155,8 +154,8 @@ def _parallel_examples(builder, *args, split=None, **kwargs):
                                                   ("wmt14_translate/de-en", "de", "en")])
 def test_tfds_translation_sets_offline(name, source, target):
     import tensorflow_datasets as tfds
-    with tfds.testing.mock_data(as_dataset_fn=_parallel_examples):
-        splits = parallel.load_splits(_data_config(source=f"tfds:{name}"), seed=0)
+    with tfds.testing.mock_data(as_dataset_fn=_translation_examples):
+        splits = translation.load_splits(_data_config(source=f"tfds:{name}"), seed=0)
     assert {"train", "validation", "test"} <= set(splits.splits)
     train = splits.splits["train"]
     assert train.sources[0] == f"{source} train sentence 0" and train.targets[0] == f"{target} train sentence 0"
@@ -165,20 +164,20 @@ def test_tfds_translation_sets_offline(name, source, target):
 
 def test_tfds_direction_can_be_reversed_and_unknown_feature_is_reported():
     import tensorflow_datasets as tfds
-    with tfds.testing.mock_data(as_dataset_fn=_parallel_examples):
-        reversed_splits = parallel.load_splits(_data_config(source="tfds:wmt14_translate/de-en", source_language="en",
-                                                            target_language="de"), seed=0)
+    with tfds.testing.mock_data(as_dataset_fn=_translation_examples):
+        reversed_splits = translation.load_splits(
+            _data_config(source="tfds:wmt14_translate/de-en", source_language="en", target_language="de"), seed=0)
         assert reversed_splits.splits["train"].sources[0].startswith("en ")
         with pytest.raises(files.DataError, match=r"tfds:wmt14_translate/de-en: no feature 'fr'"):
-            parallel.load_splits(_data_config(source="tfds:wmt14_translate/de-en", source_language="fr",
-                                              target_language="en"), seed=0)
+            translation.load_splits(_data_config(source="tfds:wmt14_translate/de-en", source_language="fr",
+                                                 target_language="en"), seed=0)
 
 
 def test_tfds_random_mock_data_loads_strings():
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=6):
-        splits = parallel.load_splits(_data_config(source="tfds:ted_hrlr_translate/pt_to_en", on_bad_rows="skip"),
-                                      seed=0)
+        splits = translation.load_splits(_data_config(source="tfds:ted_hrlr_translate/pt_to_en", on_bad_rows="skip"),
+                                         seed=0)
     assert all(isinstance(text, str) for text in splits.splits["train"].sources + splits.splits["train"].targets)
 
 
@@ -204,34 +203,6 @@ def test_synthetic_date_pair_reverses_the_fields_and_spells_digits():
 
 
 def test_synthetic_source_loads_with_a_test_split():
-    splits = parallel.load_splits(_data_config(source="synthetic:translation", synthetic_examples=100), seed=2)
+    splits = translation.load_splits(_data_config(source="synthetic:translation", synthetic_examples=100), seed=2)
     assert [len(splits.splits[name].sources) for name in ("train", "validation", "test")] == [90, 10, 25]
     assert len(synthetic.translation_demo_texts()) == 4
-
-
-# === Text helpers ===
-
-
-def _strings(tensor) -> list[str]:
-    return [item.decode("utf-8") for item in tensor.numpy()]
-
-
-def test_standardize_splits_punctuation_off_or_strips_it():
-    texts = tf.constant(["Ein Hund läuft, schnell.", "Don't stop (now)!", "T-Shirt „Ja“"])
-    kept = [" ".join(text.split()) for text in
-            _strings(parallel.standardize(texts, lowercase=True, strip_punctuation=False))]
-    assert kept == ["ein hund läuft , schnell .", "don't stop ( now ) !", "t-shirt „ ja “"]
-    stripped = [" ".join(text.split()) for text in
-                _strings(parallel.standardize(texts, lowercase=False, strip_punctuation=True))]
-    assert stripped == ["Ein Hund läuft schnell", "Dont stop now", "T Shirt „Ja“"]
-
-
-def test_detokenize_glues_punctuation_back():
-    tokens = tf.ragged.constant([["a", "dog", "(", "brown", ")", "runs", ",", "fast", "."], [], ["2", "-", "3"]])
-    assert _strings(parallel.detokenize(tokens)) == ["a dog (brown) runs, fast.", "", "2 - 3"]
-
-
-def test_vocabulary_starts_with_reserved_tokens_then_most_frequent():
-    vocabulary = text_lib.build_vocabulary([["b", "a", "b"], ["c", "[END]", "a", "b"]], 6, parallel.TARGET_RESERVED)
-    assert vocabulary == ["", "[UNK]", "[START]", "[END]", "b", "a"]
-    assert text_lib.build_vocabulary([["x"]], 10, parallel.SOURCE_RESERVED) == ["", "[UNK]", "x"]

@@ -16,13 +16,13 @@ import numpy as np
 from pipeline import config as config_lib
 from pipeline.data import files
 from pipeline.data import images as images_lib
+from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic_captions
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # TFDS split names per split of ours (coco_captions calls its validation split `val`).
 _TFDS_SPLIT_NAMES = {"train": ("train",), "validation": ("val", "validation"), "test": ("test",)}
 
@@ -193,15 +193,9 @@ def load_splits(data_config: config_lib.CaptioningDataConfig, seed: int) -> Capt
     Raises:
         files.DataError: Malformed captions, or a split without images.
     """
-    kind, _, name = data_config.source.partition(":")
-    if kind == "synthetic":
-        splits = _synthetic_splits(data_config, seed)
-    elif kind == "tfds":
-        splits = _tfds_splits(name, data_config)
-    else:
-        splits = _file_splits(data_config)
-    if "train" not in splits or not splits["train"].images:
-        raise files.DataError(f"{data_config.source}: the training split has no captioned images")
+    splits = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
+                                     generate=_generate)
+    splits_lib.require_training_examples(splits, data_config.source, "captioned images")
     splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d images, %d captions from %s", split_name, len(split),
@@ -214,10 +208,7 @@ def _file_splits(data_config) -> dict[str, CaptionedImages]:
     result = {}
     if data_config.captions is not None:
         captions, skipped = _read_captions(data_config.captions, data_config)
-        for split_name in SPLITS:
-            path = getattr(data_config, split_name)
-            if path is None:
-                continue
+        for split_name, path in sources_lib.split_paths(data_config).items():
             listed = read_split_list(path)
             names = [name for name in dict.fromkeys(listed) if name in captions]
             if len(names) < len(listed):
@@ -228,23 +219,17 @@ def _file_splits(data_config) -> dict[str, CaptionedImages]:
                 captions=[captions[name] for name in names], origin=f"{data_config.captions} ({path})",
                 skipped_rows=skipped if split_name == "train" else 0)
         return result
-    for split_name in SPLITS:
-        path = getattr(data_config, split_name)
-        if path is not None:
-            captions, skipped = _read_captions(path, data_config)
-            result[split_name] = CaptionedImages(
-                images=[images_lib.image_name_in(directory, name) for name in captions],
-                captions=list(captions.values()), origin=path, skipped_rows=skipped)
+    for split_name, path in sources_lib.split_paths(data_config).items():
+        captions, skipped = _read_captions(path, data_config)
+        result[split_name] = CaptionedImages(
+            images=[images_lib.image_name_in(directory, name) for name in captions],
+            captions=list(captions.values()), origin=path, skipped_rows=skipped)
     return result
 
 
-def _synthetic_splits(data_config, seed: int) -> dict[str, CaptionedImages]:
-    def generate(count: int, split_seed: int, origin: str) -> CaptionedImages:
-        encoded, captions = synthetic_captions.captioning_examples(count, seed=split_seed)
-        return CaptionedImages(images=encoded, captions=captions, origin=origin)
-    total = data_config.synthetic_examples
-    return {"train": generate(total, seed, "synthetic:captioning/train"),
-            "test": generate(max(total // 4, 10), seed + 1, "synthetic:captioning/test")}
+def _generate(count: int, seed: int, origin: str) -> CaptionedImages:
+    encoded, captions = synthetic_captions.captioning_examples(count, seed=seed)
+    return CaptionedImages(images=encoded, captions=captions, origin=origin)
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, CaptionedImages]:

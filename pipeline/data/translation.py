@@ -1,9 +1,9 @@
 """Sentence pairs for translation: TSV pairs, line-aligned files, TFDS or synthetic data, and their vectors.
 
-Readers return raw strings; standardization, vocabularies and the tf.data pipeline below turn them into
-`encoder_token_ids`, `decoder_token_ids` (the target shifted right behind the start token) and labels (the
-target followed by the end token), with 0 as padding. Standardization and detokenization are core
-TensorFlow ops so that the exported SavedModel runs them too.
+Readers return raw strings; the tf.data pipeline below turns them into `encoder_token_ids`,
+`decoder_token_ids` (the target shifted right behind the start token) and labels (the target followed by
+the end token), with 0 as padding. `pipeline.data.sequence_text` holds the reserved tokens and the
+standardization and detokenization, core TensorFlow ops that the exported SavedModel runs too.
 """
 
 import dataclasses
@@ -16,26 +16,13 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
+from pipeline.data import sequence_text
+from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "validation", "test")
-
-PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN = "", "[UNK]", "[START]", "[END]"
-PADDING_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
-SOURCE_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN)
-TARGET_RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN)
-
-# Characters split off as their own tokens: anything but letters, digits, combining marks, whitespace,
-# apostrophes and hyphens (so "don't" and "t-shirt" stay whole, as sacreBLEU's 13a tokenizer keeps them).
-_SEPARATE = r"([^\p{L}\p{N}\p{M}\s'’\-])"
-_ASCII_PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_{|}~]"
-_APOSTROPHES = r"['’`]"
-_NO_SPACE_BEFORE = r" ([.,!?;:%)\]}])"
-_NO_SPACE_AFTER = r"([(\[{¿¡]) "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,9 +133,9 @@ def _log_skipped(origin: str, skipped: int) -> None:
 def language_pair(data_config: config_lib.TranslationDataConfig) -> tuple[typing.Optional[str], typing.Optional[str]]:
     """The (source, target) language codes: as configured, else from a TFDS name such as `pt_to_en`."""
     source, target = data_config.source_language, data_config.target_language
-    kind, _, name = data_config.source.partition(":")
-    if kind == "tfds" and None in (source, target):
-        inferred = config_lib.tfds_language_pair(name)
+    data_source = sources_lib.parse(data_config.source)
+    if data_source.kind == "tfds" and None in (source, target):
+        inferred = config_lib.tfds_language_pair(data_source.name)
         source, target = source or inferred[0], target or inferred[1]
     return source, target
 
@@ -162,15 +149,9 @@ def load_splits(data_config: config_lib.TranslationDataConfig, seed: int) -> Par
     Raises:
         files.DataError: Malformed or misaligned files, a missing TFDS feature, or no training pairs.
     """
-    kind, _, name = data_config.source.partition(":")
-    if kind == "synthetic":
-        splits = _synthetic_splits(data_config, seed)
-    elif kind == "tfds":
-        splits = _tfds_splits(name, data_config)
-    else:
-        splits = _file_splits(data_config)
-    if "train" not in splits or not splits["train"].sources:
-        raise files.DataError(f"{data_config.source}: the training split has no sentence pairs")
+    splits = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
+                                     generate=_generate)
+    splits_lib.require_training_examples(splits, data_config.source, "sentence pairs")
     splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d sentence pairs from %s", split_name, len(split.sources), split.origin)
@@ -181,10 +162,7 @@ def _file_splits(data_config) -> dict[str, Pairs]:
     source_language, target_language = language_pair(data_config)
     placeholder = config_lib.LANGUAGE_PLACEHOLDER
     result = {}
-    for split_name in SPLITS:
-        path = getattr(data_config, split_name)
-        if path is None:
-            continue
+    for split_name, path in sources_lib.split_paths(data_config).items():
         if placeholder in path:
             result[split_name] = read_aligned_pairs(path.replace(placeholder, source_language),
                                                     path.replace(placeholder, target_language),
@@ -194,13 +172,9 @@ def _file_splits(data_config) -> dict[str, Pairs]:
     return result
 
 
-def _synthetic_splits(data_config, seed: int) -> dict[str, Pairs]:
-    def generate(count: int, split_seed: int, origin: str) -> Pairs:
-        sources, targets = synthetic.translation_examples(count, seed=split_seed)
-        return Pairs(sources=sources, targets=targets, origin=origin)
-    total = data_config.synthetic_examples
-    return {"train": generate(total, seed, "synthetic:translation/train"),
-            "test": generate(max(total // 4, 10), seed + 1, "synthetic:translation/test")}
+def _generate(count: int, seed: int, origin: str) -> Pairs:
+    sources, targets = synthetic.translation_examples(count, seed=seed)
+    return Pairs(sources=sources, targets=targets, origin=origin)
 
 
 def _tfds_splits(name: str, data_config) -> dict[str, Pairs]:
@@ -213,7 +187,7 @@ def _tfds_splits(name: str, data_config) -> dict[str, Pairs]:
             raise files.DataError(f"tfds:{name}: no feature {language!r}; its features are {features} "
                                   "(set data.source_language and data.target_language to two of them)")
     result = {}
-    for split_name, examples in tfds_source.split_examples(builder, SPLITS):
+    for split_name, examples in tfds_source.split_examples(builder, sources_lib.SPLITS):
         sources, targets, skipped = [], [], 0
         for example in examples:
             source = example[source_language].decode("utf-8").strip()
@@ -235,31 +209,6 @@ def _take(split: Pairs, rows: np.ndarray, origin: str, skipped: int) -> Pairs:
                  origin=origin, skipped_rows=skipped)
 
 
-# === Text and vocabularies ===
-
-
-def standardize(texts: tf.Tensor, *, lowercase: bool, strip_punctuation: bool) -> tf.Tensor:
-    """Normalizes a string tensor before whitespace splitting (core TF ops, usable in exports).
-
-    With `strip_punctuation`, apostrophes are removed and ASCII punctuation becomes a space (as for
-    sentiment). Without it, every character that is not a letter, digit, mark, whitespace, apostrophe or
-    hyphen becomes its own token: "Ein Hund." -> "Ein Hund . ".
-    """
-    if lowercase:
-        texts = tf.strings.lower(texts, encoding="utf-8")
-    if strip_punctuation:
-        texts = tf.strings.regex_replace(texts, _APOSTROPHES, "")
-        return tf.strings.regex_replace(texts, _ASCII_PUNCTUATION, " ")
-    return tf.strings.regex_replace(texts, _SEPARATE, r" \1 ")
-
-
-def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
-    """Joins tokens [batch, (time)] into strings [batch], gluing punctuation back: "a dog ." -> "a dog."."""
-    texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
-    texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
-    return tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
-
-
 # === tf.data ===
 
 
@@ -277,14 +226,9 @@ def pair_dataset(split: Pairs, encode_source: typing.Callable[[tf.Tensor], tf.Ra
         encode_target: Raw strings [batch] -> ragged target ids [batch, (time)] without start/end tokens.
     """
     def vectorize(sources, targets):
-        target_ids = encode_target(targets)  # (batch, (time))
-        batch_size = tf.shape(targets)[0]
-        start = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], START_ID))  # (batch, 1)
-        end = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], END_ID))  # (batch, 1)
-        return ({"encoder_token_ids": encode_source(sources),
-                 "decoder_token_ids": tf.concat([start, target_ids], axis=1),
-                 "source_text": sources, "target_text": targets},
-                tf.concat([target_ids, end], axis=1))
+        decoder_token_ids, labels = sequence_text.teacher_forcing(encode_target(targets))  # (batch, (time))
+        return ({"encoder_token_ids": encode_source(sources), "decoder_token_ids": decoder_token_ids,
+                 "source_text": sources, "target_text": targets}, labels)
 
     sources = tf.constant(split.sources, dtype=tf.string) if split.sources else tf.zeros([0], tf.string)
     targets = tf.constant(split.targets, dtype=tf.string) if split.targets else tf.zeros([0], tf.string)
