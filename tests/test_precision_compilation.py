@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import helpers
 import serving_helpers
+from pipeline import compat
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import run_files
@@ -48,10 +49,10 @@ def test_mixed_bfloat16_trains_evaluates_and_exports_float32_outputs(tmp_path, r
     run_dir = training.train(config)
 
     model = run_files.load_trained_model(run_dir)
-    recurrent = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN)]
+    recurrent = [layer for layer in compat.flatten_layers(model) if isinstance(layer, keras.layers.RNN)]
     assert recurrent and all(layer.compute_dtype == "bfloat16" for layer in recurrent)
     assert all(layer.variable_dtype == "float32" for layer in recurrent)  # master weights stay float32
-    output_layers = [layer for layer in model._flatten_layers()
+    output_layers = [layer for layer in compat.flatten_layers(model)
                      if layer.name in ("probabilities", "tag_probabilities", "logits")]
     assert len(output_layers) == 1 and output_layers[0].compute_dtype == "float32"  # softmax and loss in float32
     history = run_files_history(run_dir)
