@@ -43,6 +43,7 @@ def _tiny_config(task: str, directory, *overrides) -> config_lib.RunConfig:
 # === Mixed precision ===
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["sentiment", "tagging", "translation"])
 def test_mixed_bfloat16_trains_evaluates_and_exports_float32_outputs(tmp_path, restore_dtype_policy, task):
     config = _tiny_config(task, tmp_path, "runtime.mixed_precision=mixed_bfloat16", "export.self_check=false")
@@ -173,6 +174,7 @@ def xla_exports(tmp_path_factory) -> dict:
     return {"exports_dir": str(directory / "exports"), **paths}
 
 
+@pytest.mark.slow
 def test_compiled_signatures_sit_next_to_the_plain_ones(xla_exports):
     assert {"serving_default", "serving_default_xla"} <= set(tf.saved_model.load(xla_exports["sentiment"]).signatures)
     translation = set(tf.saved_model.load(xla_exports["translation"]).signatures)
@@ -180,6 +182,7 @@ def test_compiled_signatures_sit_next_to_the_plain_ones(xla_exports):
     assert "sample_xla" not in translation  # stateless multinomial sampling has no XLA kernel
 
 
+@pytest.mark.slow
 def test_server_answers_compiled_signatures_like_the_plain_ones(xla_exports):
     configs = model_config.parse_config_text(
         model_config.config_text_for_exports(xla_exports["exports_dir"], xla_exports["exports_dir"]))
