@@ -17,6 +17,12 @@ import json
 import os
 import sys
 
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPOSITORY_ROOT not in sys.path:  # `import pipeline` without installing it (benchmarks/harness.py does the same)
+    sys.path.insert(0, REPOSITORY_ROOT)
+
+from pipeline import compat  # noqa: E402  (imports TensorFlow only when a trace is read)
+
 COMPUTE_LINE_PREFIX = "tf_Compute"  # the executor's compute threads on the host plane
 
 
@@ -30,11 +36,7 @@ def newest_trace(folder: str) -> str:
 
 def op_times(path: str) -> tuple[collections.Counter, collections.Counter]:
     """Milliseconds and counts per op type on the compute threads of one trace file."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    space = xplane_pb2.XSpace()
-    with open(path, "rb") as stream:
-        space.ParseFromString(stream.read())
+    space = compat.read_profiler_trace(path)
     milliseconds, counts = collections.Counter(), collections.Counter()
     for plane in space.planes:
         names = {key: metadata.name for key, metadata in plane.event_metadata.items()}

@@ -10,6 +10,7 @@ one. The layers of this package keep the Keras defaults, so only a few config ke
 
 import keras
 
+from pipeline import compat
 from pipeline import config as config_lib
 
 _GENERIC_LOOP = "runs the generic recurrent loop instead of cuDNN on a GPU"
@@ -41,7 +42,7 @@ def model_reasons(model: keras.Layer) -> list[str]:
     Returns:
         Readable reasons naming the layer; empty when every LSTM and GRU layer is eligible.
     """
-    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    layers = compat.flatten_layers(model)
     owned_cells = {id(layer.cell) for layer in layers if isinstance(layer, keras.layers.RNN)}
     reasons = []
     for layer in layers:

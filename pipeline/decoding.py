@@ -26,6 +26,8 @@ import typing
 
 import tensorflow as tf
 
+from pipeline import compat
+
 StepFunction = typing.Callable[[tf.Tensor, typing.Any, tf.Tensor], tuple[tf.Tensor, typing.Any]]
 
 _NEGATIVE_INFINITY = float("-inf")
@@ -242,7 +244,7 @@ def _decode_one_per_row(step_function, initial_state, start_tokens, choose_token
         scores=tf.zeros([batch_size], tf.float32),
         token_ids=tf.zeros([batch_size, max_length], tf.int32),
     )
-    drop_finished = not _compiling_with_xla()
+    drop_finished = not compat.compiling_with_xla()  # XLA needs fixed shapes
 
     def condition(rows):
         return tf.logical_and(rows.step < max_length, tf.logical_not(tf.reduce_all(rows.finished)))
@@ -297,13 +299,6 @@ def _drop_finished_rows(rows):
                              model_state=tf.nest.map_structure(gather, rows.model_state))
 
     return tf.cond(tf.reduce_any(ended), drop, lambda: rows)
-
-
-def _compiling_with_xla() -> bool:
-    """Whether the current graph is traced for XLA (`tf.function(jit_compile=True)`), where shapes are fixed."""
-    from tensorflow.python.ops import control_flow_util  # the check TensorFlow's own ops use
-
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 def _keep_top_k(logits, top_k):

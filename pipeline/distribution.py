@@ -20,6 +20,7 @@ import typing
 
 import tensorflow as tf
 
+from pipeline import compat
 from pipeline import config as config_lib
 
 logger = logging.getLogger(__name__)
@@ -194,12 +195,15 @@ def keras_fit_workarounds(model, strategy: typing.Optional[tf.distribute.Strateg
     if strategy is None:
         yield
         return
-    from keras.src.backend.tensorflow import trainer as keras_trainer  # the functions patched below
-
-    model._distribute_strategy = None  # pylint: disable=protected-access
+    compat.forget_creation_strategy(model)
     if not model.optimizer.built:  # created lazily inside a replica's step, its slots fail to initialize
         model.optimizer.build(model.trainable_variables)
-    original = keras_trainer.reduce_per_replica
+    with compat.replaced_reduce_per_replica(_scalars_averaged_over_workers):
+        yield
+
+
+def _scalars_averaged_over_workers(original: typing.Callable) -> typing.Callable:
+    """Keras' `reduce_per_replica`, except that it averages scalars over replicas across workers."""
 
     def reduce_per_replica(values, strategy_in_use, reduction):
         if reduction in ("auto", "mean") and is_multi_worker(strategy_in_use):
@@ -211,8 +215,4 @@ def keras_fit_workarounds(model, strategy: typing.Optional[tf.distribute.Strateg
             return tf.nest.map_structure(reduce, values)
         return original(values, strategy_in_use, reduction)
 
-    keras_trainer.reduce_per_replica = reduce_per_replica
-    try:
-        yield
-    finally:
-        keras_trainer.reduce_per_replica = original
+    return reduce_per_replica

@@ -23,6 +23,7 @@ import typing
 import keras
 import tensorflow as tf
 
+from pipeline import compat
 from pipeline import config as config_lib
 from pipeline import cudnn
 from pipeline import distribution
@@ -41,10 +42,8 @@ def configure_runtime(runtime: config_lib.RuntimeConfig) -> None:
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     else:
-        # An earlier run in this process may have enabled it, which would also keep Keras from using XLA;
-        # TensorFlow exports no public switch back.
-        from tensorflow.python.framework import config as framework_config  # pylint: disable=g-direct-tensorflow-import
-        framework_config.disable_op_determinism()
+        # An earlier run in this process may have enabled it, which would also keep Keras from using XLA.
+        compat.disable_op_determinism()
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
 
 

@@ -27,6 +27,8 @@ from pipeline.data import synthetic_captions
 from pipeline.layers import image_encoders
 from pipeline.models import image_captioner
 
+pytestmark = pytest.mark.slow  # trains tiny models end to end
+
 SQUEEZENET_WEIGHTS = (helpers.SHARED_DATA / "pretrained_weights" / "squeezenet_v1_1"
                       / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
 FLICKR_IMAGES = helpers.SHARED_DATA / "flickr8k_subset" / "images"

@@ -4,7 +4,6 @@ import os
 import pathlib
 import re
 import subprocess
-import time
 
 import pytest
 import yaml
@@ -13,19 +12,15 @@ import helpers
 from pipeline import predict
 from pipeline import config as config_lib
 
-FAST_FAILURE_SECONDS = 20
-
 # Native TensorFlow start-up logging (absl), printed before Python code can silence it.
 _NATIVE_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWEF]\d{4} )")
 
 
-def run_pipeline(*arguments: str) -> tuple[subprocess.CompletedProcess, float]:
-    start = time.monotonic()
-    process = helpers.run_cli(*arguments, input_text="", timeout=120)
-    return process, time.monotonic() - start
+def run_pipeline(*arguments: str) -> subprocess.CompletedProcess:
+    return helpers.run_cli(*arguments, input_text="", timeout=120)  # the timeout only guards against a hang
 
 
-def assert_one_line_error(process: subprocess.CompletedProcess, seconds: float, *fragments: str) -> str:
+def assert_one_line_error(process: subprocess.CompletedProcess, *fragments: str) -> str:
     """Checks a failed run: non-zero exit, no traceback, one `error:` line; returns that line."""
     assert process.returncode != 0, process.stderr
     assert "Traceback" not in process.stderr, process.stderr
@@ -35,7 +30,6 @@ def assert_one_line_error(process: subprocess.CompletedProcess, seconds: float, 
     assert lines[0].startswith("error: "), process.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-    assert seconds < FAST_FAILURE_SECONDS, f"took {seconds:.1f} s to fail"
     return lines[0]
 
 
@@ -48,38 +42,38 @@ def test_train_with_unknown_key_in_yaml_fails_with_one_line(tmp_path):
     path = write_config(tmp_path / "bad.yaml", {
         "name": "bad", "task": "sentiment", "data": {"source": "synthetic:sentiment"}, "model": {"unit": 3}})
 
-    process, seconds = run_pipeline("train", path)
+    process = run_pipeline("train", path)
 
-    assert_one_line_error(process, seconds, "model.unit", "Did you mean 'units'?")
+    assert_one_line_error(process, "model.unit", "Did you mean 'units'?")
     assert not (tmp_path / "runs").exists()
 
 
 def test_train_with_bad_set_key_fails_with_one_line(tmp_path):
-    process, seconds = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "train.epoch=3",
+    process = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "train.epoch=3",
                                     "--set", f"runtime.run_dir={tmp_path / 'run'}")
 
-    assert_one_line_error(process, seconds, "train.epoch", "Did you mean 'epochs'?")
+    assert_one_line_error(process, "train.epoch", "Did you mean 'epochs'?")
     assert not (tmp_path / "run").exists()
 
 
 def test_train_with_bad_set_value_type_fails_with_one_line():
-    process, seconds = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "train.epochs=three")
+    process = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "train.epochs=three")
 
-    assert_one_line_error(process, seconds, "train.epochs", "expected int", "'three'")
+    assert_one_line_error(process, "train.epochs", "expected int", "'three'")
 
 
 def test_train_with_set_missing_equals_fails_with_one_line():
-    process, seconds = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "train.epochs")
+    process = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "train.epochs")
 
-    assert_one_line_error(process, seconds, "KEY=VALUE")
+    assert_one_line_error(process, "KEY=VALUE")
 
 
 def test_train_with_missing_config_file_fails_with_one_line(tmp_path):
     path = str(tmp_path / "does_not_exist.yaml")
 
-    process, seconds = run_pipeline("train", path)
+    process = run_pipeline("train", path)
 
-    assert_one_line_error(process, seconds, path, "not found")
+    assert_one_line_error(process, path, "not found")
 
 
 @pytest.mark.parametrize("arguments", [
@@ -90,59 +84,59 @@ def test_train_with_malformed_yaml_fails_with_one_line(tmp_path, arguments):
     path = tmp_path / "broken.yaml"
     path.write_text("name: broken\ntask: sentiment\n  data: [\n", encoding="utf-8")
 
-    process, seconds = run_pipeline("train", *(argument.format(config=path) for argument in arguments))
+    process = run_pipeline("train", *(argument.format(config=path) for argument in arguments))
 
-    assert_one_line_error(process, seconds)
+    assert_one_line_error(process)
 
 
 def test_train_with_wrong_task_type_fails_with_one_line():
-    process, seconds = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "task=[sentiment]")
+    process = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "task=[sentiment]")
 
-    assert_one_line_error(process, seconds, "task")
+    assert_one_line_error(process, "task")
 
 
 def test_predict_without_export_fails_with_one_line(tmp_path):
     empty = tmp_path / "nothing_here"
     empty.mkdir()
 
-    process, seconds = run_pipeline("predict", str(empty), "some text")
+    process = run_pipeline("predict", str(empty), "some text")
 
-    assert_one_line_error(process, seconds, str(empty))
+    assert_one_line_error(process, str(empty))
     assert process.stdout == ""
 
 
 def test_evaluate_on_a_non_run_directory_fails_with_one_line(tmp_path):
-    process, seconds = run_pipeline("evaluate", str(tmp_path))
+    process = run_pipeline("evaluate", str(tmp_path))
 
-    assert_one_line_error(process, seconds, str(tmp_path), "config.yaml")
+    assert_one_line_error(process, str(tmp_path), "config.yaml")
 
 
 @pytest.mark.parametrize("arguments", [("--help",), ("train", "--help"), ("evaluate", "--help"),
                                        ("export", "--help"), ("predict", "--help")],
                          ids=lambda arguments: " ".join(arguments))
 def test_help_exits_zero(arguments):
-    process, _ = run_pipeline(*arguments)
+    process = run_pipeline(*arguments)
 
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith("usage: python -m pipeline")
 
 
 def test_top_level_help_lists_the_verbs():
-    process, _ = run_pipeline("--help")
+    process = run_pipeline("--help")
 
     for verb in ("train", "evaluate", "export", "predict"):
         assert verb in process.stdout
 
 
 def test_train_help_documents_set():
-    process, _ = run_pipeline("train", "--help")
+    process = run_pipeline("train", "--help")
 
     assert "--set" in process.stdout
     assert "CONFIG" in process.stdout
 
 
 def test_no_verb_is_a_usage_error():
-    process, _ = run_pipeline()
+    process = run_pipeline()
 
     assert process.returncode != 0
     assert "Traceback" not in process.stderr

@@ -111,6 +111,7 @@ def test_distractor_sequences_put_the_key_first_and_pad_short_rows_on_the_left()
         assert np.all(row[:len(row) - len(real)] == 0)  # padding only on the left
 
 
+@pytest.mark.slow
 def test_long_range_probe_simple_rnn_fails_far_back_while_gated_cells_hold(tmp_path):
     report = long_range.run(str(tmp_path), cells=["simple_rnn"], distractors=[2], train_steps=100)
     far = {cell: long_range.probe_accuracy(cell, 40, train_steps=100) for cell in ("simple_rnn", "lstm", "gru")}

@@ -130,6 +130,7 @@ def read_history(run_dir) -> list[dict]:
         return list(csv.DictReader(stream))
 
 
+@pytest.mark.slow
 def test_mirrored_training_on_two_replicas_resumes(tmp_path):
     process = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, TINY_SENTIMENT, str(tmp_path)],
                              cwd=helpers.REPOSITORY, capture_output=True, text=True, timeout=300,
@@ -191,6 +192,7 @@ def run_two_workers(directory) -> tuple[list[int], list[str], str]:
     return [worker.returncode for worker in workers], logs, shown
 
 
+@pytest.mark.slow
 def test_two_workers_train_together_and_export_once(tmp_path):
     return_codes, logs, shown = run_two_workers(tmp_path)
 
@@ -206,6 +208,7 @@ def test_two_workers_train_together_and_export_once(tmp_path):
     assert "exported" not in logs[1]
 
 
+@pytest.mark.slow
 def test_workers_that_would_resume_differently_stop_with_an_error(tmp_path):
     # The chief's run directory holds a checkpoint after one epoch; worker 1's (not shared) holds none.
     config = config_lib.load_config([TINY_SENTIMENT], worker_overrides(0, tmp_path))

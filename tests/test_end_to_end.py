@@ -17,6 +17,8 @@ from pipeline import export
 from pipeline import run_files
 from pipeline import training
 
+pytestmark = pytest.mark.slow  # trains tiny models end to end
+
 # Loads an export with TensorFlow alone, as TF Serving would, and prints its outputs as JSON.
 _LOAD_IN_FRESH_PROCESS = """
 import json, sys
@@ -212,7 +214,6 @@ def test_cli_train_then_predict_from_arguments_and_stdin(tmp_path):
     assert exported.stdout.strip().endswith(os.path.join("tiny_sentiment", "2"))
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not (helpers.SHARED_DATA / "sst").is_dir(), reason="../shared/data/sst is absent")
 def test_real_sst2_slice_trains_and_beats_chance(tmp_path):
     config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment_sst2.yaml")],

@@ -2,12 +2,15 @@
 
 config <- data, layers, decoding, metrics, losses <- models (and run_files) <- tasks <- training, export, diagnostics <- cli;
 predict (SavedModels only) and cudnn need config alone.
+`compat` (the private TensorFlow/Keras APIs) imports nothing from the package and anyone may import it.
 `data` and `models` never import each other; `training` and `export` never import each other.
+Nothing in `serving/` imports `pipeline`; `serving/client.py` stands alone.
 """
 
 import ast
 import pathlib
 import re
+import sys
 
 import helpers
 
@@ -16,6 +19,7 @@ PACKAGE = REPOSITORY / "pipeline"
 
 # The layer of each top-level part of the package (first component after `pipeline.`).
 LAYER_OF_PART = {
+    "compat": "compat",
     "config": "config",
     "data": "data",
     "layers": "layers",
@@ -38,7 +42,7 @@ LAYER_OF_PART = {
     "__init__": "root",
 }
 
-_FOUNDATION = {"config"}
+_FOUNDATION = {"config", "compat"}
 _BASICS = _FOUNDATION | {"data", "layers", "decoding", "metrics", "losses"}
 _MODEL_TIER = {"config", "layers", "metrics", "decoding"}
 _TASK_TIER = _BASICS | {"models"}
@@ -47,6 +51,7 @@ _TRAINING_TIER = _TASK_TIER | {"tasks", "run_files"}
 # Layers each layer may import (its own layer is always allowed; `root` is `pipeline/__init__.py`).
 ALLOWED = {
     "root": set(),
+    "compat": set(),
     "config": set(),
     "data": _FOUNDATION,
     "layers": _FOUNDATION,
@@ -67,6 +72,7 @@ ALLOWED = {
     "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
 }
 ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn"}
+ALLOWED = {layer: parts | ({"compat"} if layer != "compat" else set()) for layer, parts in ALLOWED.items()}
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")
 FORBIDDEN_CALLS = re.compile(r"\b(py_function|numpy_function|py_func)\b")
@@ -206,21 +212,34 @@ def test_no_python_callbacks_in_graphs():
     assert not offenders, "exports must use core TensorFlow ops only:\n" + "\n".join(offenders)
 
 
-def test_serving_scripts_do_not_import_pipeline():
-    # serving/ may not exist yet; client.py and server.py, once there, must stand alone (DESIGN.md section 1).
-    offenders = []
-    for file_name in ("client.py", "server.py"):
-        path = REPOSITORY / "serving" / file_name
-        if not path.exists():
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = ["." * node.level + (node.module or "")]
-            offenders.extend(f"serving/{file_name}:{node.lineno}: imports {name}" for name in names
-                             if name == "pipeline" or name.startswith(("pipeline.", ".")))
+SERVING = REPOSITORY / "serving"
 
-    assert not offenders, "\n".join(offenders)
+# What `serving/client.py` may import besides the standard library: a user copies it alone.
+CLIENT_THIRD_PARTY = {"numpy", "requests", "grpc", "tensorflow_serving", "google", "tensorflow"}
+
+
+def serving_modules() -> list[pathlib.Path]:
+    return sorted(path for path in SERVING.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def test_import_rules_cover_compat_and_every_serving_file():
+    # Guards the checks themselves against files they would silently skip.
+    assert layer_of_path(PACKAGE / "compat.py") == "compat" and ALLOWED["compat"] == set()
+    assert all("compat" in allowed for layer, allowed in ALLOWED.items() if layer != "compat")
+    assert {"client.py", "server.py"} <= {path.name for path in serving_modules()}
+
+
+def test_serving_never_imports_pipeline():
+    offenders = [f"{path.relative_to(REPOSITORY)}:{line}: imports {name}"
+                 for path in serving_modules() for line, name in imported_modules(path)
+                 if name.split(".")[0] == "pipeline"]
+
+    assert not offenders, "serving/ serves exports with TensorFlow alone (DESIGN.md section 1):\n" + "\n".join(offenders)
+
+
+def test_serving_client_imports_only_the_standard_library_and_serving_apis():
+    path = SERVING / "client.py"
+    offenders = [f"serving/client.py:{line}: imports {name}" for line, name in imported_modules(path)
+                 if name.split(".")[0] not in sys.stdlib_module_names | CLIENT_THIRD_PARTY]
+
+    assert not offenders, "a user copies serving/client.py alone (DESIGN.md section 1):\n" + "\n".join(offenders)

@@ -20,6 +20,8 @@ from pipeline import run_files
 from pipeline import tasks
 from pipeline import training
 
+pytestmark = pytest.mark.slow  # trains tiny models end to end
+
 PROMPTS = ["tom has five apples . at the school ", "", "anna has", "unseen: ZQ"]
 
 # Loads an export with TensorFlow alone, as TF Serving would, and runs every signature on the same prompts.

@@ -1,4 +1,4 @@
-"""Executes every notebook top to bottom on its tiny config within a time budget, and checks its pairing.
+"""Executes every notebook top to bottom on its tiny config (slow), and checks its pairing.
 
 Notebooks are jupytext percent-format `.py` files (the source of truth) paired with `.ipynb` files committed
 without outputs. A new notebook needs one row in NOTEBOOKS.
@@ -6,7 +6,6 @@ without outputs. A new notebook needs one row in NOTEBOOKS.
 
 import dataclasses
 import os
-import time
 import typing
 
 import pytest
@@ -24,16 +23,17 @@ COMMON_OVERRIDES = ["export.self_check=false"]
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """How a notebook runs in tests: config overrides, figures it must write, wall-clock budget (seconds).
+    """How a notebook runs in tests: config overrides and the figures it must write.
 
     `config` names the tiny config (`configs/tiny/<config>.yaml`, the notebook's name by default); a notebook
     without one (None) trains no task model, so it neither exports nor serves, and gets `parameters` only.
     `shows`: texts its outputs must contain (by default the served model's status).
+    `cell_timeout_seconds` only stops a hung cell; it is no speed target.
     """
 
     overrides: list
     figures: list
-    budget_seconds: float = 90.0
+    cell_timeout_seconds: int = 600
     config: typing.Optional[str] = ""
     parameters: dict = dataclasses.field(default_factory=dict)
     shows: tuple = ("'state': 'AVAILABLE'",)
@@ -49,9 +49,9 @@ NOTEBOOKS = {
     "language_model": Case(["train.epochs=1", "data.synthetic_examples=300"],
                            ["language_model_training_curves.png", "language_model_samples.png"], config="lm"),
     # Each probe model costs about 2 s of tracing whatever its size: two cells, one value of N.
-    "rnn_internals": Case([], ["vanishing_gradients.png", "long_range.png", "clipping.png"], budget_seconds=60.0,
-                          config=None, parameters={"CELLS": ["simple_rnn", "gru"], "STEPS": 20, "DISTRACTORS": [10],
-                                                   "PROBE_TRAIN_STEPS": 40, "CLIPPING_STEPS": 40},
+    "rnn_internals": Case([], ["vanishing_gradients.png", "long_range.png", "clipping.png"], config=None,
+                          parameters={"CELLS": ["simple_rnn", "gru"], "STEPS": 20, "DISTRACTORS": [10],
+                                      "PROBE_TRAIN_STEPS": 40, "CLIPPING_STEPS": 40},
                           shows=("without_clipping: diverged at step", "3586 outputs, 0 wrong, largest error 0.0")),
 }
 
@@ -78,8 +78,9 @@ def _outputs_text(notebook) -> str:
     return "\n".join(texts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
-def test_notebook_runs_within_budget_and_writes_its_figures(name, tmp_path):
+def test_notebook_runs_and_writes_its_figures(name, tmp_path):
     case = NOTEBOOKS[name]
     notebook = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
     figures = tmp_path / "figures"
@@ -92,13 +93,10 @@ def test_notebook_runs_within_budget_and_writes_its_figures(name, tmp_path):
     _inject_parameters(notebook, parameters)
     environment = {"PYTHONPATH": os.pathsep.join(filter(None, [str(helpers.REPOSITORY), os.environ.get("PYTHONPATH")])),
                    "TF_CPP_MIN_LOG_LEVEL": "2"}
-    client = nbclient.NotebookClient(notebook, timeout=int(case.budget_seconds), kernel_name="python3",
+    client = nbclient.NotebookClient(notebook, timeout=case.cell_timeout_seconds, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
-    started = time.monotonic()
     client.execute(env=dict(os.environ, **environment))  # the kernel imports pipeline from the repository
-    elapsed = time.monotonic() - started
 
-    assert elapsed <= case.budget_seconds, f"{name}.py took {elapsed:.0f} s (budget {case.budget_seconds:.0f} s)"
     for figure in case.figures:
         path = figures / figure
         assert path.exists(), f"{name}.py did not write {figure}; it wrote {sorted(os.listdir(figures))}"

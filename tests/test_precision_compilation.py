@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import helpers
 import serving_helpers
+from pipeline import compat
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import run_files
@@ -42,16 +43,17 @@ def _tiny_config(task: str, directory, *overrides) -> config_lib.RunConfig:
 # === Mixed precision ===
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["sentiment", "tagging", "translation"])
 def test_mixed_bfloat16_trains_evaluates_and_exports_float32_outputs(tmp_path, restore_dtype_policy, task):
     config = _tiny_config(task, tmp_path, "runtime.mixed_precision=mixed_bfloat16", "export.self_check=false")
     run_dir = training.train(config)
 
     model = run_files.load_trained_model(run_dir)
-    recurrent = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN)]
+    recurrent = [layer for layer in compat.flatten_layers(model) if isinstance(layer, keras.layers.RNN)]
     assert recurrent and all(layer.compute_dtype == "bfloat16" for layer in recurrent)
     assert all(layer.variable_dtype == "float32" for layer in recurrent)  # master weights stay float32
-    output_layers = [layer for layer in model._flatten_layers()
+    output_layers = [layer for layer in compat.flatten_layers(model)
                      if layer.name in ("probabilities", "tag_probabilities", "logits")]
     assert len(output_layers) == 1 and output_layers[0].compute_dtype == "float32"  # softmax and loss in float32
     history = run_files_history(run_dir)
@@ -170,6 +172,7 @@ def xla_exports(tmp_path_factory) -> dict:
     return {"exports_dir": str(directory / "exports"), **paths}
 
 
+@pytest.mark.slow
 def test_compiled_signatures_sit_next_to_the_plain_ones(xla_exports):
     assert {"serving_default", "serving_default_xla"} <= set(tf.saved_model.load(xla_exports["sentiment"]).signatures)
     translation = set(tf.saved_model.load(xla_exports["translation"]).signatures)
@@ -177,6 +180,7 @@ def test_compiled_signatures_sit_next_to_the_plain_ones(xla_exports):
     assert "sample_xla" not in translation  # stateless multinomial sampling has no XLA kernel
 
 
+@pytest.mark.slow
 def test_server_answers_compiled_signatures_like_the_plain_ones(xla_exports):
     configs = model_config.parse_config_text(
         model_config.config_text_for_exports(xla_exports["exports_dir"], xla_exports["exports_dir"]))

@@ -82,6 +82,7 @@ def test_a_failing_section_becomes_an_error_line():
     assert lines[0]["command"] == "python benchmarks/speed_suite.py --only decoding --quick"
 
 
+@pytest.mark.slow
 def test_quick_run_of_own_sections_writes_one_schema_line_per_figure(tmp_path):
     output = tmp_path / "speed_suite.jsonl"
     result = run_suite("--quick", "--only", ",".join(OWN_SECTIONS), "--output", str(output))

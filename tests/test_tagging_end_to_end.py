@@ -18,6 +18,8 @@ from pipeline import tasks
 from pipeline import training
 from pipeline.data import synthetic
 
+pytestmark = pytest.mark.slow  # trains tiny models end to end
+
 _LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import tensorflow as tf

@@ -13,6 +13,7 @@ from pipeline import tasks
 from pipeline import training
 
 
+@pytest.mark.slow
 def test_the_saved_model_is_the_averaged_model_that_validation_scored(tmp_path):
     config = config_lib.load_config(
         [str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],

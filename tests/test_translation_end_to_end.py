@@ -25,6 +25,8 @@ from pipeline.data import synthetic
 from pipeline.data import sequence_text
 from pipeline.models import seq2seq_translator
 
+pytestmark = pytest.mark.slow  # trains tiny models end to end
+
 TEXTS = ["twenty three of may nineteen eighty four", "", "one of january two thousand",
          "thirty one of december twenty twenty nine", "unseen words , here !"]
 

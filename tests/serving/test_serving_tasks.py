@@ -23,6 +23,8 @@ from pipeline import training
 from serving import client as client_lib
 from serving import model_config
 
+pytestmark = pytest.mark.slow  # trains a tiny model of every task
+
 TEXTS = ["the acting was not very good", "", "the music was extremely good and the plot was fine"]
 SENTENCES = ["we book the old train", "they duck"]
 DATES = ["twenty three of may nineteen eighty four", "one of january two thousand"]
