@@ -76,8 +76,21 @@ class Preprocessing:
                    for field in dataclasses.fields(cls))
 
     def trackables(self) -> list:
-        """TensorFlow objects (lookup tables) the export has to carry besides the model; none by default."""
-        return []
+        """TensorFlow objects the export has to carry besides the model: the cached lookup tables."""
+        return [getattr(self, name) for name, member in inspect.getmembers(type(self))
+                if isinstance(member, functools.cached_property)]
+
+
+class LookupTable(functools.cached_property):
+    """A `Preprocessing` member: the string-to-id table of one of its vocabularies, built once.
+
+    Example: `word_lookup = base.LookupTable("words")` maps the strings of the `words` field to their ids
+    (padding "" -> 0, unknown -> 1); the export carries the table.
+    """
+
+    def __init__(self, vocabulary_field: str):
+        super().__init__(lambda preprocessing: text_lib.string_lookup(getattr(preprocessing, vocabulary_field)))
+        self.__doc__ = f"String -> id over `{vocabulary_field}`."
 
 
 def _as_field_type(field: dataclasses.Field, values: list):
@@ -113,6 +126,21 @@ class Task(abc.ABC):
 
     def __init__(self, config: config_lib.RunConfig):
         self.config = config
+
+    @property
+    def data_config(self):
+        """The task's `data` block."""
+        return self.config.data
+
+    @property
+    def model_config(self):
+        """The task's `model` block."""
+        return self.config.model
+
+    @property
+    def train_config(self):
+        """The task's `train` block."""
+        return self.config.train
 
     @property
     def monitor_choices(self) -> tuple[str, ...]:
@@ -152,13 +180,13 @@ class Task(abc.ABC):
     def build_model(self, preprocessing: Preprocessing) -> keras.Model:
         """The Keras model for this config and these vocabularies."""
 
-    @abc.abstractmethod
     def loss(self) -> keras.losses.Loss:
-        """The training loss."""
+        """The training loss; by default cross-entropy of integer labels against predicted probabilities."""
+        return keras.losses.SparseCategoricalCrossentropy()
 
     def metrics(self) -> list:
-        """Keras metrics reported during training (`val_<name>` may be monitored)."""
-        return []
+        """Keras metrics reported during training (`val_<name>` may be monitored); by default `accuracy`."""
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def training_callbacks(self, model: keras.Model) -> list:
         """Callbacks this task adds to `fit` (e.g. resetting a carried recurrent state); none by default."""

@@ -57,9 +57,7 @@ class CaptioningPreprocessing(base.Preprocessing):
 
     FILES = {"target_vocabulary": "caption_vocabulary.json"}
 
-    @functools.cached_property
-    def lookup(self) -> keras.layers.StringLookup:
-        return text_lib.string_lookup(self.target_vocabulary)
+    lookup = base.LookupTable("target_vocabulary")
 
 
 class CaptioningTask(generation.GenerativeTask):
@@ -75,8 +73,6 @@ class CaptioningTask(generation.GenerativeTask):
 
     def __init__(self, config: config_lib.RunConfig):
         super().__init__(config)
-        self.data_config: config_lib.CaptioningDataConfig = config.data
-        self.model_config: config_lib.CaptionerModelConfig = config.model
         self.stores: dict[str, _ImageStore] = {}
         self._feature_encoder: typing.Optional[image_encoders.ImageEncoder] = None
         self._encode_pixels: typing.Optional[typing.Callable[[tf.Tensor], tf.Tensor]] = None

@@ -7,7 +7,6 @@ explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the mod
 """
 
 import dataclasses
-import functools
 import logging
 import math
 import typing
@@ -54,12 +53,7 @@ class LanguageModelPreprocessing(base.Preprocessing):
 
     FILES = {"vocabulary": text_lib.VOCABULARY_FILE}
 
-    @functools.cached_property
-    def lookup(self) -> keras.layers.StringLookup:
-        return text_lib.string_lookup(self.vocabulary)
-
-    def trackables(self) -> list:
-        return [self.lookup]
+    lookup = base.LookupTable("vocabulary")
 
 
 class LanguageModelTask(generation.GenerativeTask):
@@ -69,12 +63,6 @@ class LanguageModelTask(generation.GenerativeTask):
     schema = config_lib.language_model.SCHEMA
     serving_input = "prompt"
     compiles_serving = False
-
-    def __init__(self, config: config_lib.RunConfig):
-        super().__init__(config)
-        self.data_config: config_lib.LanguageModelDataConfig = config.data
-        self.model_config: config_lib.LanguageModelConfig = config.model
-        self.train_config: config_lib.LanguageModelTrainConfig = config.train
 
     @property
     def max_decode_length(self) -> int:

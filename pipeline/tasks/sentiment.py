@@ -37,21 +37,13 @@ class SentimentPreprocessing(base.Preprocessing):
     def vectorizer(self) -> keras.layers.TextVectorization:
         return text_lib.vectorizer_from_vocabulary(self.vocabulary)
 
-    def trackables(self) -> list:
-        return [self.vectorizer]
-
 
 class SentimentTask(base.Task):
     """Wires a sentiment `RunConfig` to data, model, loss, evaluation and the serving signature."""
 
     preprocessing_class = SentimentPreprocessing
     schema = config_lib.sentiment.SCHEMA
-    serving_input = "text"
     compiles_serving = True
-
-    def __init__(self, config: config_lib.RunConfig):
-        super().__init__(config)
-        self.data_config: config_lib.TextClassificationDataConfig = config.data
 
     # === Data ===
 
@@ -111,12 +103,6 @@ class SentimentTask(base.Task):
         return sentiment_classifier.build_sentiment_classifier(
             self.config.model, vocabulary_size=len(preprocessing.vocabulary),
             num_classes=len(preprocessing.label_names))
-
-    def loss(self) -> keras.losses.Loss:
-        return keras.losses.SparseCategoricalCrossentropy()
-
-    def metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     # === Evaluation ===
 

@@ -31,16 +31,8 @@ class TaggingPreprocessing(base.Preprocessing):
 
     FILES = {"words": "words.json", "characters": "characters.json", "tag_names": "tags.json"}
 
-    @functools.cached_property
-    def word_lookup(self) -> keras.layers.StringLookup:
-        return text_lib.string_lookup(self.words)
-
-    @functools.cached_property
-    def char_lookup(self) -> keras.layers.StringLookup:
-        return text_lib.string_lookup(self.characters)
-
-    def trackables(self) -> list:
-        return [self.word_lookup, self.char_lookup]
+    word_lookup = base.LookupTable("words")
+    char_lookup = base.LookupTable("characters")
 
 
 class TaggingTask(base.Task):
@@ -48,12 +40,7 @@ class TaggingTask(base.Task):
 
     preprocessing_class = TaggingPreprocessing
     schema = config_lib.tagging.SCHEMA
-    serving_input = "text"
     compiles_serving = True
-
-    def __init__(self, config: config_lib.RunConfig):
-        super().__init__(config)
-        self.data_config: config_lib.TaggingDataConfig = config.data
 
     # === Data ===
 
@@ -113,12 +100,6 @@ class TaggingTask(base.Task):
         return sequence_tagger.build_sequence_tagger(
             self.config.model, vocabulary_size=len(preprocessing.words),
             char_vocabulary_size=len(preprocessing.characters), num_tags=len(preprocessing.tag_names))
-
-    def loss(self) -> keras.losses.Loss:
-        return keras.losses.SparseCategoricalCrossentropy()
-
-    def metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def cudnn_reasons(self) -> list[str]:
         if self.config.model.char_encoder == "bilstm":

@@ -42,17 +42,8 @@ class TranslationPreprocessing(base.Preprocessing):
 
     FILES = {"source_vocabulary": "source_vocabulary.json", "target_vocabulary": "target_vocabulary.json"}
 
-    @functools.cached_property
-    def source_lookup(self) -> keras.layers.StringLookup:
-        return text_lib.string_lookup(self.source_vocabulary)
-
-    @functools.cached_property
-    def target_lookup(self) -> keras.layers.StringLookup:
-        return text_lib.string_lookup(self.target_vocabulary)
-
-    def trackables(self) -> list:
-        """The source lookup table (targets are detokenized with a constant of the graph)."""
-        return [self.source_lookup]
+    source_lookup = base.LookupTable("source_vocabulary")
+    target_lookup = base.LookupTable("target_vocabulary")
 
 
 class TranslationTask(generation.GenerativeTask):
@@ -60,7 +51,6 @@ class TranslationTask(generation.GenerativeTask):
 
     preprocessing_class = TranslationPreprocessing
     schema = config_lib.translation.SCHEMA
-    serving_input = "text"
 
     @property
     def max_decode_length(self) -> int:
