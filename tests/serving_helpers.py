@@ -31,6 +31,7 @@ class RunningServer:
 def start_server(configs: list, **options) -> RunningServer:
     manager = model_manager.ModelManager(configs)
     manager.poll()
+    manager.apply_labels()
     return RunningServer(server_lib.ModelServer(manager, **options).start_in_thread())
 
 
