@@ -98,9 +98,9 @@ class NumericArrayText:
             return None
         return output.reshape(shape)
 
-    def to_json(self):
+    def to_json(self, loads: typing.Callable = json.loads):
         """The array as Python lists (the ordinary JSON path; only for arrays the caller knows are small)."""
-        return json.loads(self._source[self._start:self._end])
+        return loads(bytes(self._source[self._start:self._end]))
 
 
 def dense_shape(skeleton: bytes) -> typing.Optional[tuple]:
@@ -142,7 +142,7 @@ def _chunks(source: bytes, start: int, end: int) -> typing.Iterator[bytes]:
             cut = source.rfind(b",", start, start + CHUNK_BYTES)
             stop = cut if cut > start else source.find(b",", start + CHUNK_BYTES, end)
             stop = end if stop < 0 else stop
-        yield source[start:stop].translate(_BRACKETS_TO_SPACES)
+        yield bytes(source[start:stop]).translate(_BRACKETS_TO_SPACES)
         start = stop + 1
 
 
@@ -167,6 +167,8 @@ def _parse_chunk(chunk: bytes, numpy_dtype: np.dtype) -> typing.Optional[np.ndar
         if values.size and (values.min() < limits.min or values.max() > limits.max):
             return None
         return values.astype(numpy_dtype, copy=False)
+    if b"I" not in chunk and np.isinf(values).any():
+        return None  # beyond float's range (TF Serving: infinite) or double's (a parse error): the JSON path says
     if numpy_dtype == np.float64 and not _double_is_exact(chunk, values):
         return None
     return values

@@ -205,12 +205,7 @@ def _small_array_json(array: json_arrays.NumericArrayText):
     if len(array) > SMALL_ARRAY_BYTES:
         raise status.invalid_argument(f"JSON Value: {array.preview()} is not a dense array of numbers of the "
                                       "input's type")
-    try:
-        return array.to_json()
-    except RecursionError:
-        raise status.invalid_argument("JSON Parse error: arrays nested too deeply") from None
-    except ValueError as error:  # a number json.loads refuses; the body itself parsed
-        raise status.invalid_argument(f"JSON Parse error: {error}") from None
+    return array.to_json(loads=lambda text: _loads(text, json_arrays.extract(b"")))
 
 
 def tensor_from_json(value, dtype: int) -> np.ndarray:
@@ -349,6 +344,58 @@ def _check_surrogates(text: bytes) -> None:
     raise status.invalid_argument("JSON Parse error: The surrogate pair in string is invalid.")
 
 
+# json.loads's messages in the words of rapidjson, which TF Serving uses (GetParseError_En).
+_PARSE_ERRORS = (
+    ("Expecting value", "Invalid value."),
+    ("Expecting property name", "Missing a name for object member."),
+    ("Expecting ':'", "Missing a colon after a name of object member."),
+    ("Extra data", "The document root must not be followed by other values."),
+    ("Unterminated string", "Missing a closing quotation mark in string."),
+    ("Invalid control character", "Invalid encoding in string."),
+    ("Invalid \\uXXXX", "Incorrect hex digit after \\u escape in string."),
+    ("Invalid \\escape", "Invalid escape character in string."),
+)
+
+
+def _parse_error_text(error: json.JSONDecodeError, text: bytes) -> str:
+    for start, words in _PARSE_ERRORS:
+        if error.msg.startswith(start):
+            return words
+    if error.msg.startswith(("Expecting ',' delimiter", "Illegal trailing comma")):
+        # Inside an object or an array? The innermost bracket still open before the error says.
+        window = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", bytes(text[max(0, error.pos - 65536):error.pos]))
+        depth_object = depth_array = 0
+        for character in reversed(window):
+            if character in b"}]":
+                depth_object += character == ord("}")
+                depth_array += character == ord("]")
+            elif character == ord("{"):
+                if not depth_object:
+                    return "Missing a comma or '}' after an object member."
+                depth_object -= 1
+            elif character == ord("["):
+                if not depth_array:
+                    return "Missing a comma or ']' after an array element."
+                depth_array -= 1
+    return error.msg + "."
+
+
+def _loads(text: bytes, extracted: json_arrays.Extracted):
+    """json.loads with TF Serving's number rules and rapidjson's error messages (offsets in the body)."""
+    hooks = {"parse_int": _parse_integer, "parse_float": _parse_decimal} if _LONG_NUMBER.search(text) else {}
+    try:
+        return json.loads(text, **hooks)
+    except json.JSONDecodeError as error:
+        raise status.invalid_argument(f"JSON Parse error: {_parse_error_text(error, text)} at offset: "
+                                      f"{extracted.body_offset(error.pos)}") from None
+    except _NumberTooBig:
+        raise status.invalid_argument("JSON Parse error: Number too big to be stored in double.") from None
+    except RecursionError:
+        raise status.invalid_argument("JSON Parse error: arrays or objects nested too deeply") from None
+    except ValueError as error:  # invalid UTF-8
+        raise status.invalid_argument(f"JSON Parse error: {error}") from None
+
+
 def parse_request(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS,
                   reserve: typing.Optional[typing.Callable[[int], None]] = None) -> dict:
     """Parses a request body that must be a JSON object (NaN and Infinity allowed, as in TF Serving).
@@ -377,18 +424,7 @@ def parse_request(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS,
     if reserve is not None:
         reserve(len(body) + BYTES_PER_JSON_VALUE * values + BYTES_PER_ARRAY_ELEMENT * elements)
     _check_surrogates(text)
-    hooks = {"parse_int": _parse_integer, "parse_float": _parse_decimal} if _LONG_NUMBER.search(text) else {}
-    try:
-        document = json.loads(text, **hooks)
-    except json.JSONDecodeError as error:
-        raise status.invalid_argument(f"JSON Parse error: {error.msg} at offset: "
-                                      f"{extracted.body_offset(error.pos)}") from None
-    except _NumberTooBig:
-        raise status.invalid_argument("JSON Parse error: Number too big to be stored in double.") from None
-    except RecursionError:
-        raise status.invalid_argument("JSON Parse error: arrays or objects nested too deeply") from None
-    except ValueError as error:  # invalid UTF-8
-        raise status.invalid_argument(f"JSON Parse error: {error}") from None
+    document = _loads(text, extracted)
     if not isinstance(document, dict):
         raise status.invalid_argument(f"JSON Value: {json_text(document)} Is not object")
     return json_arrays.restore(document, extracted.arrays)
