@@ -30,8 +30,9 @@ class RunningServer:
         return self.session.request(method, self.url + path, data=data, timeout=60)
 
 
-def start_server(configs: list, loader=None, **options) -> RunningServer:
-    manager = model_manager.ModelManager(configs, *([loader] if loader else []))
+def start_server(configs: list, loader=None, policy=None, **options) -> RunningServer:
+    manager = model_manager.ModelManager(configs, loader or servable_lib.Servable,
+                                         policy or model_manager.LoadPolicy())
     manager.poll()
     manager.apply_labels()
     return RunningServer(server_lib.ModelServer(manager, **options).start_in_thread())
@@ -115,6 +116,18 @@ class SlowServable(servable_lib.Servable):
     def run(self, *arguments, **keywords):
         time.sleep(self.delay_seconds)
         return super().run(*arguments, **keywords)
+
+
+def copy_file_by_file(source: str, destination: str, pause_seconds: float) -> None:
+    """Copies a SavedModel folder as a slow copy would: saved_model.pb first, the rest after a pause."""
+    import shutil
+    os.makedirs(destination)
+    shutil.copy2(os.path.join(source, "saved_model.pb"), destination)
+    time.sleep(pause_seconds)
+    for name in sorted(os.listdir(source)):
+        if name != "saved_model.pb":
+            copy = shutil.copytree if os.path.isdir(os.path.join(source, name)) else shutil.copy2
+            copy(os.path.join(source, name), os.path.join(destination, name))
 
 
 def write_atomically(writer, base_path: str, version: int, *arguments) -> str:
