@@ -243,13 +243,33 @@ def test_serve_verb_hands_its_flags_to_the_server(tmp_path, capsys):
 
 def test_production_files_serve_the_exports_folder_with_the_generated_config():
     import yaml
+    import tensorflow as tf
+    release = ".".join(tf.__version__.split(".")[:2]) + ".0"  # the TF Serving release of the exports' TensorFlow
     compose = yaml.safe_load((helpers.REPOSITORY / "serving" / "docker-compose.yml").read_text())
     service = compose["services"]["tensorflow-serving"]
-    assert service["image"].startswith("tensorflow/serving")
+    assert service["image"] == f"tensorflow/serving:{release}"
     assert "../exports:/models:ro" in service["volumes"]
+    config_mount, = [volume for volume in service["volumes"] if isinstance(volume, dict)
+                     and volume["target"] == "/config/models.config"]
+    assert config_mount["bind"]["create_host_path"] is False  # never a directory created in its place
     assert "--model_config_file=/config/models.config" in service["command"]
     manifest = yaml.safe_load((helpers.REPOSITORY / "serving" / "kserve" / "inference_service.yaml").read_text())
     assert (manifest["apiVersion"], manifest["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
-    assert "storageUri" in manifest["spec"]["predictor"]["tensorflow"]
+    model = manifest["spec"]["predictor"]["model"]
+    assert model["modelFormat"]["name"] == "tensorflow" and model["runtimeVersion"] == release
+    assert "storageUri" in model and "tensorflow" not in manifest["spec"]["predictor"]
     batching = (helpers.REPOSITORY / "serving" / "batching_parameters.txt").read_text()
     assert "batch_timeout_micros { value: 0 }" in batching and "num_batch_threads" in batching
+
+
+def test_writing_models_config_replaces_the_empty_directory_docker_leaves(tmp_path):
+    _version_folders(str(tmp_path / "exports" / "sentiment"), 1)
+    target = tmp_path / "models.config"
+    target.mkdir()  # what `docker compose up` creates when the file is missing
+
+    assert model_config.main([str(tmp_path / "exports"), "--output", str(target)]) == 0
+
+    assert [model.name for model in model_config.read_config_file(str(target))] == ["sentiment"]
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    assert model_config.main([str(tmp_path / "exports"), "--output", str(tmp_path / "busy")]) == 1
