@@ -27,6 +27,7 @@ import grpc  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from serving import admission  # noqa: E402
+from serving import batching  # noqa: E402
 from serving import flags as flags_lib  # noqa: E402
 from serving import grpc_api  # noqa: E402
 from serving import model_config  # noqa: E402
@@ -35,6 +36,7 @@ from serving import rest_api  # noqa: E402
 from serving import rest_server  # noqa: E402
 from serving import servable as servable_lib  # noqa: E402
 from serving import status  # noqa: E402
+from serving import warmup_replay  # noqa: E402
 
 logger = logging.getLogger("serving")
 
@@ -290,11 +292,12 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
     try:
         configs = model_configs(flags)
         settings = settings_from_flags(flags)
-    except ValueError as error:
+        loader = loader_for_flags(flags)
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     _set_tensorflow_threads(flags)
-    manager = model_manager.ModelManager(configs, loader_for_flags(flags), load_policy(flags))
+    manager = model_manager.ModelManager(configs, loader, load_policy(flags))
     manager.poll()
     try:
         manager.apply_labels()
@@ -320,8 +323,22 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
 
 
 def loader_for_flags(flags: argparse.Namespace) -> typing.Callable:
-    """How versions are loaded: a Servable, wrapped by warm-up and batching when those are on."""
-    return servable_lib.Servable
+    """How versions are loaded: a Servable, warmed up (--enable_model_warmup) and batched (--enable_batching).
+
+    Raises:
+        ValueError: An unreadable --batching_parameters_file.
+    """
+    scheduler = None
+    if flags.enable_batching:
+        scheduler = batching.BatchScheduler(batching.read_batching_parameters(flags.batching_parameters_file))
+        logger.info("batching: %s", scheduler.parameters)
+
+    def load(name: str, version: int, path: str):
+        servable = servable_lib.Servable(name, version, path)
+        if flags.enable_model_warmup:
+            warmup_replay.replay(servable, max(1, flags.num_request_iterations_for_warmup))
+        return batching.BatchingServable(servable, scheduler) if scheduler else servable
+    return load
 
 
 if __name__ == "__main__":
