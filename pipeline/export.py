@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from pipeline import tasks as tasks_lib
 from pipeline import run_files
+from pipeline import warmup
 from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ def export_run(run_dir: str, version: typing.Optional[int] = None, model: typing
             checks.update({name: name for name in compiled_functions})
         write_saved_model(temporary_path, model, functions, preprocessing.trackables())
         write_extra_assets(temporary_path, run_dir)
+        samples = [run_files.decode_sample_input(item) for item in run_files.load_sample_inputs(run_dir)[:3]]
+        warmup.write_warmup_requests(temporary_path, {name: [{task.serving_input: [sample]} for sample in samples]
+                                                      for name in functions})
         if config.export.self_check:
             self_check(temporary_path, functions, run_files.load_sample_inputs(run_dir), task.serving_input,
                        signatures=checks)

@@ -9,6 +9,7 @@ TensorFlow). It speaks TF Serving's own API, so it works unchanged against the o
     python serving/client.py --model captioning caption photo.jpg
     python serving/client.py --model lm_char generate --mode sample --temperature 0.8 "a dog "
     python serving/client.py --model sentiment status
+    python serving/client.py --url http://INGRESS --host-header sentiment.default.example.com --model sentiment status
     echo "reads one input per line" | python serving/client.py --model sentiment classify
 
 From Python:
@@ -100,12 +101,15 @@ class RestClient(Client):
         version: Version number to ask for (default: the latest).
         label: Version label to ask for (instead of a number).
         timeout: Seconds per request.
+        host_header: `Host` header to send (a Knative/Istio ingress routes on it), instead of the URL's host.
     """
 
     def __init__(self, url: str, model: str, version: typing.Optional[int] = None,
-                 label: typing.Optional[str] = None, timeout: float = 30.0):
+                 label: typing.Optional[str] = None, timeout: float = 30.0,
+                 host_header: typing.Optional[str] = None):
         super().__init__(model, timeout)
         self.url = url.rstrip("/")
+        self._headers = {"Content-Type": "application/json", **({"Host": host_header} if host_header else {})}
         self.model_path = f"{self.url}/v1/models/{urllib.parse.quote(model, safe='')}"
         if version is not None:
             self.model_path += f"/versions/{int(version)}"
@@ -116,8 +120,7 @@ class RestClient(Client):
 
     def _call(self, method: str, url: str, document=None) -> dict:
         body = None if document is None else json.dumps(document).encode("utf-8")
-        response = self._session.request(method, url, data=body, timeout=self.timeout,
-                                         headers={"Content-Type": "application/json"})
+        response = self._session.request(method, url, data=body, timeout=self.timeout, headers=self._headers)
         try:
             answer = response.json()
         except ValueError:
@@ -198,16 +201,20 @@ class GrpcClient(Client):
         label: Version label to ask for (instead of a number).
         timeout: Seconds per call.
         max_message_bytes: Largest message sent or received.
+        host_header: The `:authority` (HTTP/2's Host) to send, for an ingress that routes on it.
     """
 
     def __init__(self, target: str, model: str, version: typing.Optional[int] = None,
-                 label: typing.Optional[str] = None, timeout: float = 30.0, max_message_bytes: int = 64 << 20):
+                 label: typing.Optional[str] = None, timeout: float = 30.0, max_message_bytes: int = 64 << 20,
+                 host_header: typing.Optional[str] = None):
         super().__init__(model, timeout)
         import grpc  # imported here: REST users need neither grpc nor TensorFlow
         from tensorflow_serving.apis import model_service_pb2_grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
+        if host_header:
+            options.append(("grpc.default_authority", host_header))
         self._grpc = grpc
         self._channel = grpc.insecure_channel(target, options=options)
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
@@ -301,6 +308,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, help="model version (default: latest)")
     parser.add_argument("--label", help="model version label")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument("--host-header", help="Host header (gRPC: authority) to send, e.g. the Knative service "
+                        "host name when --url is an ingress address")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("status", help="version states of the model")
     commands.add_parser("metadata", help="the model's signatures")
@@ -318,9 +327,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: typing.Optional[list[str]] = None) -> int:
     arguments = _parser().parse_args(argv)
     if arguments.grpc:
-        client = GrpcClient(arguments.grpc, arguments.model, arguments.version, arguments.label, arguments.timeout)
+        client = GrpcClient(arguments.grpc, arguments.model, arguments.version, arguments.label, arguments.timeout,
+                            host_header=arguments.host_header)
     else:
-        client = RestClient(arguments.url, arguments.model, arguments.version, arguments.label, arguments.timeout)
+        client = RestClient(arguments.url, arguments.model, arguments.version, arguments.label, arguments.timeout,
+                            host_header=arguments.host_header)
     try:
         if arguments.command in ("status", "metadata"):
             print(json.dumps(getattr(client, arguments.command)(), indent=2, ensure_ascii=False))

@@ -1,11 +1,13 @@
 """TF Serving's gRPC API (`PredictionService`, `ModelService`) on grpcio's server with the official stubs.
 
 Each call runs directly on one of the gRPC server's worker threads (no further hand-off, which matters for
-batch-1 latency); the client's deadline bounds it. Failures abort the call with TF Serving's status code and
-message.
+batch-1 latency); the client's deadline bounds it. A call holds its message's bytes in the server's
+in-flight budget while it runs and is refused at once with RESOURCE_EXHAUSTED when the budget is full.
+Failures abort the call with TF Serving's status code and message.
 """
 
 import logging
+import math
 import typing
 
 import grpc
@@ -17,6 +19,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
+from serving import admission
 from serving import inference
 from serving import model_config
 from serving import model_manager
@@ -40,19 +43,25 @@ def _set_spec(target, servable, signature_name: str) -> None:
 
 
 class _Runner:
-    """Runs a handler, turning ServingErrors into gRPC statuses."""
+    """Runs a handler under admission control, turning ServingErrors into gRPC statuses."""
 
-    def __init__(self, manager: model_manager.ModelManager):
+    def __init__(self, manager: model_manager.ModelManager, budget: admission.ByteBudget, max_elements: int):
         self.manager = manager
+        self.max_elements = max_elements
+        self._budget = budget
 
     def run(self, context: grpc.ServicerContext, function: typing.Callable, request):
+        reservation = admission.Reservation(self._budget)
         try:
+            reservation.take(request.ByteSize())
             return function(request)
         except status.ServingError as error:
             context.abort(error.grpc_code, error.message)
         except Exception as error:  # noqa: BLE001 - answer with a status, never a dropped call
             logger.exception("gRPC %s failed", getattr(function, "__name__", function))
             context.abort(grpc.StatusCode.INTERNAL, f"Internal error: {error}")
+        finally:
+            reservation.release()
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -80,6 +89,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         servable = self._runner.manager.servable(*_spec(request.model_spec))
         signature_name, signature_def = inference.prediction_signature(servable, request.model_spec.signature_name)
         inference.check_input_names(signature_def, request.inputs)
+        elements = sum(math.prod(dimension.size for dimension in proto.tensor_shape.dim)
+                       for proto in request.inputs.values())
+        if elements > self._runner.max_elements:
+            raise status.resource_exhausted(f"Request holds {elements} tensor elements, more than the limit of "
+                                            f"{self._runner.max_elements} (--max_request_elements)")
         inputs = {alias: inference.array_from_proto(alias, proto, signature_def.inputs[alias].dtype)
                   for alias, proto in request.inputs.items()}
         outputs = inference.predict(servable, signature_name, inputs, list(request.output_filter))
@@ -151,11 +165,22 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         except ValueError as error:
             raise status.invalid_argument(str(error)) from None
         self._runner.manager.update_config(configs)
-        self._runner.manager.poll()
         return model_management_pb2.ReloadConfigResponse()
 
 
-def add_services(server: grpc.Server, manager: model_manager.ModelManager) -> None:
-    runner = _Runner(manager)
+_HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}, serialized
+
+
+def add_health_service(server: grpc.Server) -> None:
+    """grpc.health.v1.Health/Check answering SERVING (--enable_grpc_healthcheck_service), with no extra
+    package: the response is one fixed message."""
+    check = grpc.unary_unary_rpc_method_handler(lambda request, context: _HEALTH_SERVING,
+                                                request_deserializer=bytes, response_serializer=bytes)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": check})])
+
+
+def add_services(server: grpc.Server, manager: model_manager.ModelManager, budget: admission.ByteBudget,
+                 max_elements: int) -> None:
+    runner = _Runner(manager, budget, max_elements)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(runner), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(runner), server)

@@ -8,6 +8,8 @@ lossless number conversion, bare NaN/Infinity in responses.
 import base64
 import binascii
 import json
+import math
+import re
 import typing
 
 import numpy as np
@@ -15,6 +17,7 @@ from tensorflow.core.example import example_pb2
 from tensorflow.core.example import feature_pb2
 from tensorflow.core.framework import types_pb2
 
+from serving import json_arrays
 from serving import status
 
 _BASE64_KEY = "b64"
@@ -22,7 +25,14 @@ _BYTES_SUFFIX = "_bytes"
 _FLOAT32_MAX_INTEGER = (1 << 24) - 1
 _FLOAT64_MAX_INTEGER = (1 << 53) - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-MAX_RANK = 32  # NumPy arrays stop at 64 dimensions; no served model needs anywhere near this
+MAX_RANK = json_arrays.MAX_RANK  # NumPy arrays stop at 64 dimensions; no served model needs anywhere near this
+DEFAULT_MAX_ELEMENTS = 1 << 25  # tensor elements per request (128 MiB of float32)
+SMALL_ARRAY_BYTES = 4 << 20  # numeric arrays up to this size may take the ordinary JSON path
+# Rough memory per JSON value parsed by json.loads and converted (a Python object, a list slot, the copy).
+BYTES_PER_JSON_VALUE = 128
+BYTES_PER_ARRAY_ELEMENT = 8
+_LONG_NUMBER = re.compile(rb"[0-9]{20}|[eE][+-]?[0-9]{3}")
+_SURROGATE_ESCAPE = re.compile(rb"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})")
 
 # Integer dtypes: NumPy type and accepted range (JSON integers outside it are type errors).
 _INTEGER_TYPES = {
@@ -38,8 +48,10 @@ def dtype_name(dtype: int) -> str:
 
 
 def json_text(value) -> str:
-    """A JSON value as text, for error messages."""
-    return json.dumps(value, allow_nan=True, ensure_ascii=False)
+    """A JSON value as text, for error messages (long numeric arrays shortened)."""
+    return json.dumps(value, allow_nan=True, ensure_ascii=False,
+                      default=lambda item: f"<{item.preview()}>" if isinstance(item, json_arrays.NumericArrayText)
+                      else str(item))
 
 
 def json_type(value) -> str:
@@ -47,7 +59,13 @@ def json_type(value) -> str:
         return "Null"
     if isinstance(value, bool):
         return "True" if value else "False"
+    if isinstance(value, json_arrays.NumericArrayText):
+        return "Array"
     return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+
+
+def is_list(value) -> bool:
+    return isinstance(value, (list, json_arrays.NumericArrayText))
 
 
 def _type_error(value, dtype: int) -> status.ServingError:
@@ -79,7 +97,8 @@ def _is_number(value) -> bool:
 
 
 def _check_lossless(value, dtype: int) -> None:
-    """Integers must fit the float's mantissa and finite decimals its range (NaN and Infinity pass)."""
+    """Integers must fit the float's mantissa and finite decimals its range (NaN and Infinity pass); used for
+    tf.Example float features and double tensors."""
     single = dtype == types_pb2.DT_FLOAT
     if type(value) is int:
         if abs(value) > (_FLOAT32_MAX_INTEGER if single else _FLOAT64_MAX_INTEGER):
@@ -90,13 +109,21 @@ def _check_lossless(value, dtype: int) -> None:
 
 def _leaf_converter(dtype: int) -> typing.Callable:
     """Returns a function checking and converting one JSON leaf value to a tensor element of `dtype`."""
-    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
-        def convert_float(value):
+    if dtype == types_pb2.DT_FLOAT:
+        def convert_single(value):
+            # As TF Serving: any number, rounded to float (FloatTensorWithPrecisionLoss), beyond its range
+            # infinite (FloatTensorThatExceedsMaxReturnsInf).
+            if not _is_number(value):
+                raise _type_error(value, dtype)
+            return float(value)
+        return convert_single
+    if dtype == types_pb2.DT_DOUBLE:
+        def convert_double(value):
             if not _is_number(value):
                 raise _type_error(value, dtype)
             _check_lossless(value, dtype)
-            return value
-        return convert_float
+            return float(value)
+        return convert_double
     if dtype in _INTEGER_TYPES:
         information = np.iinfo(_INTEGER_TYPES[dtype])
 
@@ -125,6 +152,9 @@ def _leaf_converter(dtype: int) -> typing.Callable:
     return unsupported
 
 
+_FAST_TYPES = (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, *_INTEGER_TYPES)
+
+
 def numpy_dtype(dtype: int):
     """The NumPy dtype holding a tensor of `dtype` (object for strings)."""
     if dtype == types_pb2.DT_STRING:
@@ -141,7 +171,9 @@ def numpy_dtype(dtype: int):
 def _dense_shape(value) -> list[int]:
     """The shape implied by following the first element of each nested list."""
     shape = []
-    while isinstance(value, list):
+    while is_list(value):
+        if isinstance(value, json_arrays.NumericArrayText):
+            return shape + list(value.shape or ())
         shape.append(len(value))
         if not value:
             break
@@ -151,6 +183,8 @@ def _dense_shape(value) -> list[int]:
 
 def _fill(value, level: int, shape: list[int], convert: typing.Callable, elements: list) -> None:
     rank = len(shape)
+    if isinstance(value, json_arrays.NumericArrayText):
+        value = _small_array_json(value)
     if not isinstance(value, list):
         if level != rank:
             raise status.invalid_argument(f"JSON Value: {json_text(value)} found at incorrect level: {level + 1} "
@@ -166,8 +200,21 @@ def _fill(value, level: int, shape: list[int], convert: typing.Callable, element
         _fill(item, level + 1, shape, convert, elements)
 
 
+def _small_array_json(array: json_arrays.NumericArrayText):
+    """A numeric array the fast path refused, as Python lists for the exact error, if small enough."""
+    if len(array) > SMALL_ARRAY_BYTES:
+        raise status.invalid_argument(f"JSON Value: {array.preview()} is not a dense array of numbers of the "
+                                      "input's type")
+    return array.to_json(loads=lambda text: _loads(text, json_arrays.extract(b"")))
+
+
 def tensor_from_json(value, dtype: int) -> np.ndarray:
     """Converts a JSON value (scalar or nested lists, strings possibly as `{"b64": ...}`) to an array."""
+    if isinstance(value, json_arrays.NumericArrayText):
+        array = value.to_array(numpy_dtype(dtype)) if dtype in _FAST_TYPES else None
+        if array is not None:
+            return array
+        value = _small_array_json(value)
     shape = _dense_shape(value)
     if len(shape) > MAX_RANK:
         raise status.invalid_argument(f"JSON Value: lists nested {len(shape)} deep; tensors of rank above "
@@ -175,7 +222,8 @@ def tensor_from_json(value, dtype: int) -> np.ndarray:
     elements = []
     _fill(value, 0, shape, _leaf_converter(dtype), elements)
     array = np.empty(len(elements), dtype=numpy_dtype(dtype))
-    array[:] = elements
+    with np.errstate(over="ignore"):  # a double beyond float's range is infinite, as in TF Serving
+        array[:] = elements
     return array.reshape(shape)
 
 
@@ -189,6 +237,16 @@ def _shape_text(shape: tuple) -> str:
 
 def _instances_to_tensors(instances: list, input_dtypes: dict[str, int]) -> dict[str, np.ndarray]:
     """Row format: every instance is a value (single input) or an object with every input's value."""
+    if isinstance(instances, json_arrays.NumericArrayText):
+        if len(input_dtypes) > 1:
+            raise status.invalid_argument("instances is a plain list, but expecting list of objects as multiple "
+                                          "input tensors required as per tensorinfo_map")
+        (name, dtype), = input_dtypes.items()
+        if instances.shape and dtype in _FAST_TYPES:
+            array = instances.to_array(numpy_dtype(dtype))
+            if array is not None:  # a dense array: every instance has the same shape
+                return {name: array}
+        instances = _small_array_json(instances)
     is_object = lambda item: isinstance(item, dict) and not is_base64_object(item)  # noqa: E731
     if not is_object(instances[0]) and len(input_dtypes) > 1:
         raise status.invalid_argument("instances is a plain list, but expecting list of objects as multiple "
@@ -241,19 +299,135 @@ def _inputs_to_tensors(inputs, input_dtypes: dict[str, int]) -> dict[str, np.nda
     return tensors
 
 
-def parse_request(body: bytes) -> dict:
-    """Parses a request body that must be a JSON object (NaN and Infinity allowed, as in TF Serving)."""
+class _NumberTooBig(ValueError):
+    pass
+
+
+def _parse_integer(text: str):
+    """As rapidjson: integers beyond 64 bits become doubles, and beyond a double's range fail."""
+    value = int(text) if len(text) <= 20 else None
+    if value is None or not -(1 << 63) <= value < (1 << 64):
+        value = float(text)
+        if math.isinf(value):
+            raise _NumberTooBig(text)
+    return value
+
+
+def _parse_decimal(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NumberTooBig(text)
+    return value
+
+
+def _check_surrogates(text: bytes) -> None:
+    """TF Serving's parser refuses a \\u escape of half a surrogate pair, which json.loads would accept."""
+    if b"\\ud" not in text and b"\\uD" not in text:
+        return
+    expected_low_at = None
+    for match in _SURROGATE_ESCAPE.finditer(text):
+        if len(match.group(1)) % 2 == 0:
+            continue  # escaped backslashes, then plain text
+        escape_start = match.start(1) + len(match.group(1)) - 1
+        is_high = match.group(2)[1:2].lower() in b"89ab"
+        if expected_low_at is not None:
+            if is_high or escape_start != expected_low_at:
+                break
+            expected_low_at = None
+        elif is_high:
+            expected_low_at = match.end()
+        else:
+            break
+    else:
+        if expected_low_at is None:
+            return
+    raise status.invalid_argument("JSON Parse error: The surrogate pair in string is invalid.")
+
+
+# json.loads's messages in the words of rapidjson, which TF Serving uses (GetParseError_En).
+_PARSE_ERRORS = (
+    ("Expecting value", "Invalid value."),
+    ("Expecting property name", "Missing a name for object member."),
+    ("Expecting ':'", "Missing a colon after a name of object member."),
+    ("Extra data", "The document root must not be followed by other values."),
+    ("Unterminated string", "Missing a closing quotation mark in string."),
+    ("Invalid control character", "Invalid encoding in string."),
+    ("Invalid \\uXXXX", "Incorrect hex digit after \\u escape in string."),
+    ("Invalid \\escape", "Invalid escape character in string."),
+)
+
+
+def _parse_error_text(error: json.JSONDecodeError, text: bytes) -> str:
+    for start, words in _PARSE_ERRORS:
+        if error.msg.startswith(start):
+            return words
+    if error.msg.startswith(("Expecting ',' delimiter", "Illegal trailing comma")):
+        # Inside an object or an array? The innermost bracket still open before the error says.
+        window = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", bytes(text[max(0, error.pos - 65536):error.pos]))
+        depth_object = depth_array = 0
+        for character in reversed(window):
+            if character in b"}]":
+                depth_object += character == ord("}")
+                depth_array += character == ord("]")
+            elif character == ord("{"):
+                if not depth_object:
+                    return "Missing a comma or '}' after an object member."
+                depth_object -= 1
+            elif character == ord("["):
+                if not depth_array:
+                    return "Missing a comma or ']' after an array element."
+                depth_array -= 1
+    return error.msg + "."
+
+
+def _loads(text: bytes, extracted: json_arrays.Extracted):
+    """json.loads with TF Serving's number rules and rapidjson's error messages (offsets in the body)."""
+    hooks = {"parse_int": _parse_integer, "parse_float": _parse_decimal} if _LONG_NUMBER.search(text) else {}
+    try:
+        return json.loads(text, **hooks)
+    except json.JSONDecodeError as error:
+        raise status.invalid_argument(f"JSON Parse error: {_parse_error_text(error, text)} at offset: "
+                                      f"{extracted.body_offset(error.pos)}") from None
+    except _NumberTooBig:
+        raise status.invalid_argument("JSON Parse error: Number too big to be stored in double.") from None
+    except RecursionError:
+        raise status.invalid_argument("JSON Parse error: arrays or objects nested too deeply") from None
+    except ValueError as error:  # invalid UTF-8
+        raise status.invalid_argument(f"JSON Parse error: {error}") from None
+
+
+def parse_request(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                  reserve: typing.Optional[typing.Callable[[int], None]] = None) -> dict:
+    """Parses a request body that must be a JSON object (NaN and Infinity allowed, as in TF Serving).
+
+    Long arrays of numbers are not parsed here: they stay as `json_arrays.NumericArrayText`, which the
+    tensor conversion reads straight into NumPy.
+
+    Args:
+        body: The request body.
+        max_elements: Most tensor elements (or JSON values) the request may hold.
+        reserve: Called with the memory the request will take while it is converted (may raise).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for a body that is not a JSON object; RESOURCE_EXHAUSTED (HTTP 413)
+            for one with more than `max_elements` values.
+    """
     if not body:
         raise status.invalid_argument("JSON Parse error: The document is empty")
-    try:
-        document = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise status.invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
-    except (UnicodeDecodeError, RecursionError) as error:
-        raise status.invalid_argument(f"JSON Parse error: {error}") from None
+    extracted = json_arrays.extract(body)
+    text = extracted.text
+    values = text.count(b",") + text.count(b"[") + text.count(b"{") + 1
+    elements = sum(array.size or len(array) // 2 for array in extracted.arrays.values())
+    if values + elements > max_elements:
+        raise status.ServingError("RESOURCE_EXHAUSTED", f"Request holds up to {values + elements} values, more "
+                                  f"than the limit of {max_elements} (--max_request_elements)", http_status=413)
+    if reserve is not None:
+        reserve(len(body) + BYTES_PER_JSON_VALUE * values + BYTES_PER_ARRAY_ELEMENT * elements)
+    _check_surrogates(text)
+    document = _loads(text, extracted)
     if not isinstance(document, dict):
         raise status.invalid_argument(f"JSON Value: {json_text(document)} Is not object")
-    return document
+    return json_arrays.restore(document, extracted.arrays)
 
 
 def signature_name(document: dict) -> str:
@@ -272,7 +446,7 @@ def predict_inputs(document: dict, input_dtypes: dict[str, int]) -> tuple[dict[s
             raise status.invalid_argument(f"JSON Value: {json_text(document)} Not formatted correctly expecting "
                                           "only one of 'inputs' or 'instances' keys to exist ")
         instances = document["instances"]
-        if not isinstance(instances, list):
+        if not is_list(instances):
             raise status.invalid_argument(f"JSON Value: {json_text(document)} Excepting 'instances' to be an "
                                           "list/array")
         if not instances:
@@ -297,7 +471,7 @@ def _add_feature_value(value, name: str, feature: feature_pb2.Feature) -> None:
         if kind not in (None, expected):
             raise _kind_error(name, kind_name)
 
-    if value is None or isinstance(value, list) or (isinstance(value, dict) and not is_base64_object(value)):
+    if value is None or is_list(value) or (isinstance(value, dict) and not is_base64_object(value)):
         raise status.invalid_argument(f"Feature: {name} has element with unexpected JSON type: {json_type(value)}")
     if isinstance(value, bool):
         require("int64_list")
@@ -328,6 +502,8 @@ def example_from_json(value) -> example_pb2.Example:
     example = example_pb2.Example()
     for name, content in value.items():
         feature = feature_pb2.Feature()
+        if isinstance(content, json_arrays.NumericArrayText):
+            content = _small_array_json(content)
         for item in content if isinstance(content, list) else [content]:
             _add_feature_value(item, name, feature)
         example.features.feature[name].CopyFrom(feature)
@@ -341,6 +517,8 @@ def examples_from_json(document: dict, method: str) -> tuple[list[example_pb2.Ex
         raise status.invalid_argument(f"JSON Value: {json_text(document)} When method is {method}, key 'examples' "
                                       "is expected and was not found")
     examples = document["examples"]
+    if isinstance(examples, json_arrays.NumericArrayText):
+        examples = _small_array_json(examples)
     if not isinstance(examples, list):
         raise status.invalid_argument(f"JSON Value: {json_text(document)} Expecting 'examples' value to be an "
                                       "list/array")

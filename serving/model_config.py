@@ -14,8 +14,11 @@ The file format is TF Serving's own, parsed with its protobuf classes:
     }
 """
 
+import argparse
 import dataclasses
 import os
+import sys
+import tempfile
 import typing
 
 from google.protobuf import text_format
@@ -136,3 +139,52 @@ def config_text_for_exports(exports_dir: str, base_path_prefix: str = "/models")
     if not config.model_config_list.config:
         raise FileNotFoundError(f"{exports_dir}: no exports/<model_name>/<version>/ folders here")
     return text_format.MessageToString(config)
+
+
+def write_config_file(path: str, text: str) -> None:
+    """Writes a models.config atomically. An empty directory in its place (what `docker compose up` leaves
+    when it starts before the file exists) is replaced; anything else there is an error.
+
+    Raises:
+        IsADirectoryError: `path` is a directory that is not empty.
+    """
+    if os.path.isdir(path):
+        if os.listdir(path):
+            raise IsADirectoryError(f"{path} is a directory that is not empty; remove it first")
+        os.rmdir(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=".models.config.", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def main(argv: typing.Optional[list[str]] = None) -> int:
+    """`python serving/model_config.py exports/ --output serving/models.config`."""
+    parser = argparse.ArgumentParser(prog="serving/model_config.py",
+                                     description="Write a models.config serving every model of an exports folder.")
+    parser.add_argument("exports_dir", help="the export.dir folder (exports/<model_name>/<version>/)")
+    parser.add_argument("--output", "-o", help="file to write (default: print it)")
+    parser.add_argument("--base_path_prefix", default="/models",
+                        help="where the server sees exports_dir (default /models, the Docker image's mount)")
+    arguments = parser.parse_args(argv)
+    try:
+        text = config_text_for_exports(arguments.exports_dir, arguments.base_path_prefix)
+        if arguments.output:
+            write_config_file(arguments.output, text)
+        else:
+            sys.stdout.write(text)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

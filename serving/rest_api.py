@@ -1,18 +1,14 @@
 """TF Serving's REST API: routing, request handling and `{"error": ...}` bodies, on aiohttp.
 
 `RestApi.process` handles one request synchronously (paths and messages as in TF Serving's
-http_rest_api_handler.cc and http_rest_api_util.cc); `create_app` serves it over HTTP, running each request
-in the shared thread pool under the per-request timeout.
+http_rest_api_handler.cc and http_rest_api_util.cc); `rest_server.create_app` serves it over HTTP.
 """
 
-import asyncio
-import concurrent.futures
 import logging
 import re
 import typing
 import urllib.parse
 
-from aiohttp import web
 from google.protobuf import json_format
 from tensorflow_serving.apis import model_pb2
 
@@ -32,22 +28,33 @@ _INT64_MAX = (1 << 63) - 1
 
 
 class RestApi:
-    """Answers REST requests for the models of a ModelManager."""
+    """Answers REST requests for the models of a ModelManager.
 
-    def __init__(self, manager: model_manager.ModelManager):
+    Args:
+        manager: The served models.
+        max_elements: Most tensor elements (or JSON values) one request may hold.
+    """
+
+    def __init__(self, manager: model_manager.ModelManager,
+                 max_elements: int = json_tensor.DEFAULT_MAX_ELEMENTS):
         self._manager = manager
+        self._max_elements = max_elements
 
-    def process(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-        """Handles one request; returns the HTTP status and the JSON body (an `{"error": ...}` on failure)."""
+    def process(self, method: str, path: str, body: bytes,
+                reserve: typing.Optional[typing.Callable[[int], None]] = None) -> tuple[int, bytes]:
+        """Handles one request; returns the HTTP status and the JSON body (an `{"error": ...}` on failure).
+
+        `reserve` is called with the memory the request will take once that is known (it may refuse).
+        """
         try:
-            return 200, self._dispatch(method, path, body)
+            return 200, self._dispatch(method, path, _Body(body, reserve))
         except status.ServingError as error:
             return error.http_status, json_tensor.dumps({"error": error.message})
         except Exception as error:  # noqa: BLE001 - every failure must still answer with a JSON error
             logger.exception("%s %s failed", method, path)
             return 500, json_tensor.dumps({"error": f"Internal error: {error}"})
 
-    def _dispatch(self, method: str, path: str, body: bytes) -> bytes:
+    def _dispatch(self, method: str, path: str, body: "_Body") -> bytes:
         if not _API_PATH.fullmatch(path):
             raise status.not_found(f"Not found: {path}")
         malformed = status.invalid_argument(f"Malformed request: {method} {path}")
@@ -75,8 +82,8 @@ class RestApi:
         # Like TF Serving, a status request ignores a version label and reports every version.
         return _proto_json(inference.status_response(self._manager, name, version))
 
-    def _predict(self, name: str, version, label, body: bytes) -> bytes:
-        document = json_tensor.parse_request(body)
+    def _predict(self, name: str, version, label, body: "_Body") -> bytes:
+        document = self._parse(body)
         signature_name = inference.signature_or_default(json_tensor.signature_name(document))
         servable = self._manager.servable(name, version, label)
         signature_def = servable.signature_defs.get(signature_name)
@@ -89,20 +96,23 @@ class RestApi:
         outputs = inference.predict(servable, signature_name, inputs)
         return json_tensor.dumps(json_tensor.predict_response(outputs, request_format))
 
-    def _example_request(self, name: str, version, label, body: bytes, method: str):
-        document = json_tensor.parse_request(body)
+    def _parse(self, body: "_Body") -> dict:
+        return json_tensor.parse_request(body.data, self._max_elements, body.reserve)
+
+    def _example_request(self, name: str, version, label, body: "_Body", method: str):
+        document = self._parse(body)
         signature_name = json_tensor.signature_name(document)
         examples, context = json_tensor.examples_from_json(document, method)
         servable = self._manager.servable(name, version, label)
         return servable, signature_name, inference.serialized_examples(examples, context)
 
-    def _classify(self, name: str, version, label, body: bytes) -> bytes:
+    def _classify(self, name: str, version, label, body: "_Body") -> bytes:
         servable, signature_name, examples = self._example_request(name, version, label, body, "classify")
         results = inference.classify(servable, signature_name, examples)
         return json_tensor.dumps({"results": [
             [[_text(label_value), score] for label_value, score in classes] for classes in results]})
 
-    def _regress(self, name: str, version, label, body: bytes) -> bytes:
+    def _regress(self, name: str, version, label, body: "_Body") -> bytes:
         servable, signature_name, examples = self._example_request(name, version, label, body, "regress")
         return json_tensor.dumps({"results": inference.regress(servable, signature_name, examples)})
 
@@ -112,6 +122,11 @@ class RestApi:
         model_spec.version.value = servable.version
         return json_tensor.dumps({"model_spec": _proto_dict(model_spec), "metadata": {
             inference.SIGNATURE_DEF_FIELD: _proto_dict(inference.signature_def_map(servable))}})
+
+
+class _Body(typing.NamedTuple):
+    data: bytes
+    reserve: typing.Optional[typing.Callable[[int], None]]
 
 
 def _text(value) -> str:
@@ -126,37 +141,3 @@ def _proto_dict(message) -> dict:
 
 def _proto_json(message) -> bytes:
     return json_tensor.dumps(json_format.MessageToDict(message, always_print_fields_with_no_presence=True))
-
-
-def create_app(rest_api: RestApi, executor: concurrent.futures.Executor, timeout_seconds: float,
-               max_request_bytes: int) -> web.Application:
-    """An aiohttp application answering every path through `rest_api.process`.
-
-    Each request runs in `executor` (so slow models never block the event loop or each other) and is
-    answered with a 504 JSON error if it takes longer than `timeout_seconds`.
-    """
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _json_response(413, {"error": f"Request body larger than the limit of {max_request_bytes} "
-                                                 "bytes (--max_request_bytes)"})
-        path = request.raw_path.split("?", 1)[0]
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(executor, rest_api.process, request.method, path, body)
-        try:
-            http_status, payload = await asyncio.wait_for(work, timeout_seconds)
-        except asyncio.TimeoutError:
-            return _json_response(504, {"error": f"Request timed out after {timeout_seconds:g} s"})
-        except Exception as error:  # noqa: BLE001 - `process` answers errors itself; this is the last guard
-            logger.exception("%s %s failed", request.method, path)
-            return _json_response(500, {"error": f"Internal error: {error}"})
-        return web.Response(status=http_status, body=payload, content_type="application/json")
-
-    app = web.Application(client_max_size=max_request_bytes)
-    app.router.add_route("*", "/{tail:.*}", handle)
-    return app
-
-
-def _json_response(http_status: int, document: typing.Any) -> web.Response:
-    return web.Response(status=http_status, body=json_tensor.dumps(document), content_type="application/json")

@@ -3,13 +3,15 @@
     python serving/server.py --rest_api_port=8501 --port=8500 --model_name=sentiment --model_base_path=exports/sentiment
     python serving/server.py --model_config_file=serving/models.config --file_system_poll_wait_seconds=5
 
-The flags are tensorflow_model_server's, so scripts move between the two unchanged; `--host` and
-`--max_request_bytes` are this server's own. It binds 127.0.0.1 unless told otherwise.
+Every flag of tensorflow_model_server parses (see flags.py), so command lines move between the two
+unchanged; `--host`, `--max_request_bytes`, `--max_request_elements`, `--max_bytes_in_flight` and the
+large-request pool's flags are this server's own. It binds 127.0.0.1 unless told otherwise.
 """
 
 import argparse
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import signal
@@ -24,54 +26,25 @@ if __package__ in (None, ""):  # run as `python serving/server.py`: make the `se
 import grpc  # noqa: E402
 from aiohttp import web  # noqa: E402
 
+from serving import admission  # noqa: E402
+from serving import batching  # noqa: E402
+from serving import flags as flags_lib  # noqa: E402
 from serving import grpc_api  # noqa: E402
 from serving import model_config  # noqa: E402
 from serving import model_manager  # noqa: E402
 from serving import rest_api  # noqa: E402
+from serving import rest_server  # noqa: E402
+from serving import servable as servable_lib  # noqa: E402
+from serving import status  # noqa: E402
+from serving import warmup_replay  # noqa: E402
 
 logger = logging.getLogger("serving")
 
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-
-# tensorflow_model_server flags this server accepts so command lines carry over, but does not act on.
-IGNORED_FLAGS = ("enable_batching", "batching_parameters_file", "enable_model_warmup", "monitoring_config_file",
-                 "allow_version_labels_for_unavailable_models", "tensorflow_session_parallelism",
-                 "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism", "grpc_channel_arguments",
-                 "per_process_gpu_memory_fraction", "saved_model_tags", "platform_config_file",
-                 "enable_signature_method_name_check", "xla_cpu_compilation_enabled")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="serving/server.py", description=__doc__.splitlines()[0])
-    add = parser.add_argument
-    add("--port", type=int, default=8500, help="gRPC port (default 8500; 0 turns gRPC off)")
-    add("--rest_api_port", type=int, default=8501, help="REST port (default 8501; 0 turns REST off)")
-    add("--model_name", default="default", help="name of the model in requests (default: default)")
-    add("--model_base_path", default="", help="folder of integer-named SavedModel versions")
-    add("--model_config_file", default="", help="models.config (model_config_list text proto); replaces "
-        "--model_name/--model_base_path")
-    add("--model_config_file_poll_wait_seconds", type=float, default=0,
-        help="re-read --model_config_file this often (0: never)")
-    add("--file_system_poll_wait_seconds", type=float, default=1,
-        help="look for new or removed versions this often (default 1; 0: only at start; < 0: never)")
-    add("--rest_api_timeout_in_ms", type=int, default=30000,
-        help="per-request time limit for REST (gRPC calls are bounded by the client's deadline)")
-    add("--rest_api_num_threads", type=int, default=4 * (os.cpu_count() or 1),
-        help="threads running requests (default 4 per core)")
-    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
-    add("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
-        help=f"largest accepted request body or gRPC message (default {DEFAULT_MAX_REQUEST_BYTES})")
-    for flag in IGNORED_FLAGS:
-        add(f"--{flag}", help=argparse.SUPPRESS)
-    return parser
+DEFAULT_MAX_REQUEST_BYTES = flags_lib.DEFAULT_MAX_REQUEST_BYTES
 
 
 def parse_flags(argv: typing.Optional[list[str]]) -> argparse.Namespace:
-    flags = _parser().parse_args(argv)
-    for flag in IGNORED_FLAGS:
-        if getattr(flags, flag) is not None:
-            logger.warning("--%s is a tensorflow_model_server flag this server ignores", flag)
-    return flags
+    return flags_lib.parse(argv)
 
 
 def model_configs(flags: argparse.Namespace) -> list[model_config.ModelConfig]:
@@ -90,30 +63,60 @@ def model_configs(flags: argparse.Namespace) -> list[model_config.ModelConfig]:
     return configs
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """How the server takes requests.
+
+    Attributes:
+        num_threads: Threads running small REST requests.
+        grpc_threads: Threads running gRPC calls.
+        timeout_seconds: Time for a whole REST request (gRPC calls are bounded by the client's deadline).
+        max_request_bytes: Largest REST body or gRPC message.
+        max_request_elements: Most tensor elements (or JSON values) in one request.
+        max_bytes_in_flight: Request bytes handled at once (admission control; 0: no limit).
+        large_request_bytes: REST bodies above this run in the large-request pool.
+        large_request_threads: Threads of that pool.
+        enable_cors: CORS headers on REST answers.
+        grpc_options: Extra gRPC server arguments.
+        grpc_socket_path: Also serve gRPC on this UNIX socket ("": no).
+        enable_health_service: Serve grpc.health.v1.Health.
+    """
+    num_threads: int = 8
+    grpc_threads: int = 8
+    timeout_seconds: float = 30.0
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_request_elements: int = 1 << 25
+    max_bytes_in_flight: int = 4 * DEFAULT_MAX_REQUEST_BYTES
+    large_request_bytes: int = 1 << 20
+    large_request_threads: int = 1
+    enable_cors: bool = False
+    grpc_options: tuple = ()
+    grpc_socket_path: str = ""
+    enable_health_service: bool = False
+
+
 class ModelServer:
-    """REST (aiohttp, requests run in a thread pool) and gRPC (grpcio's threaded server) over one ModelManager.
+    """REST (aiohttp, requests run in thread pools) and gRPC (grpcio's threaded server) over one ModelManager.
 
     Args:
         manager: The served models.
         host: Address to bind.
         rest_port: REST port; 0 picks a free one; None turns REST off.
         grpc_port: gRPC port; 0 picks a free one; None turns gRPC off.
-        num_threads: Threads running requests.
-        timeout_seconds: Per-request time limit.
-        max_request_bytes: Largest accepted request.
+        settings: How requests are taken.
+        **overrides: ServerSettings fields to change (e.g. `num_threads=4`).
     """
 
     def __init__(self, manager: model_manager.ModelManager, host: str = "127.0.0.1",
-                 rest_port: typing.Optional[int] = 0, grpc_port: typing.Optional[int] = 0, num_threads: int = 8,
-                 timeout_seconds: float = 30.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
+                 rest_port: typing.Optional[int] = 0, grpc_port: typing.Optional[int] = 0,
+                 settings: typing.Optional[ServerSettings] = None, **overrides):
         self.manager = manager
         self.host = host
         self.rest_port = rest_port
         self.grpc_port = grpc_port
-        self._num_threads = num_threads
-        self._timeout_seconds = timeout_seconds
-        self._max_request_bytes = max_request_bytes
-        self._executor = None
+        self.settings = dataclasses.replace(settings or ServerSettings(), **overrides)
+        self.budget = admission.ByteBudget(self.settings.max_bytes_in_flight)
+        self._pools = None
         self._rest_runner = None
         self._grpc_server = None
         self._loop = None
@@ -121,33 +124,47 @@ class ModelServer:
 
     async def start(self) -> None:
         """Binds and starts both front ends; `rest_port` and `grpc_port` then hold the bound ports."""
-        self._executor = concurrent.futures.ThreadPoolExecutor(self._num_threads, thread_name_prefix="request")
-        if self.grpc_port is not None:
-            self._grpc_server = grpc.server(
-                concurrent.futures.ThreadPoolExecutor(self._num_threads, thread_name_prefix="grpc"),
-                options=[("grpc.max_receive_message_length", self._max_request_bytes),
-                         ("grpc.max_send_message_length", -1)])
-            grpc_api.add_services(self._grpc_server, self.manager)
-            self.grpc_port = self._grpc_server.add_insecure_port(f"{self.host}:{self.grpc_port}")
-            self._grpc_server.start()
-            logger.info("Running gRPC ModelServer at %s:%d ...", self.host, self.grpc_port)
+        settings = self.settings
+        if self.grpc_port is not None or settings.grpc_socket_path:
+            self._start_grpc()
         if self.rest_port is not None:
-            app = rest_api.create_app(rest_api.RestApi(self.manager), self._executor, self._timeout_seconds,
-                                      self._max_request_bytes)
-            self._rest_runner = web.AppRunner(app, access_log=None)
+            rest_settings = rest_server.RestSettings(settings.timeout_seconds, settings.max_request_bytes,
+                                                     settings.large_request_bytes, settings.enable_cors)
+            self._pools = rest_server.RequestPools(settings.num_threads, settings.large_request_threads,
+                                                   settings.large_request_bytes)
+            api = rest_api.RestApi(self.manager, settings.max_request_elements)
+            app = rest_server.create_app(api, self._pools, self.budget, rest_settings)
+            self._rest_runner = web.AppRunner(app, **rest_server.runner_options(rest_settings))
             await self._rest_runner.setup()
             listener = socket.create_server((self.host, self.rest_port), reuse_port=False)
             self.rest_port = listener.getsockname()[1]
             await web.SockSite(self._rest_runner, listener).start()
             logger.info("Exporting HTTP/REST API at:%s:%d ...", self.host, self.rest_port)
 
+    def _start_grpc(self) -> None:
+        settings = self.settings
+        options = [("grpc.max_receive_message_length", settings.max_request_bytes),
+                   ("grpc.max_send_message_length", -1), *settings.grpc_options]
+        self._grpc_server = grpc.server(
+            concurrent.futures.ThreadPoolExecutor(settings.grpc_threads, thread_name_prefix="grpc"),
+            options=options)
+        grpc_api.add_services(self._grpc_server, self.manager, self.budget, settings.max_request_elements)
+        if settings.enable_health_service:
+            grpc_api.add_health_service(self._grpc_server)
+        if self.grpc_port is not None:
+            self.grpc_port = self._grpc_server.add_insecure_port(f"{self.host}:{self.grpc_port}")
+        if settings.grpc_socket_path:
+            self._grpc_server.add_insecure_port(f"unix:{settings.grpc_socket_path}")
+        self._grpc_server.start()
+        logger.info("Running gRPC ModelServer at %s:%s ...", self.host, self.grpc_port)
+
     async def stop(self, grace_seconds: float = 2.0) -> None:
         if self._grpc_server is not None:
             await asyncio.get_running_loop().run_in_executor(None, lambda: self._grpc_server.stop(grace_seconds).wait())
         if self._rest_runner is not None:
             await self._rest_runner.cleanup()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pools is not None:
+            self._pools.shutdown()
 
     def start_in_thread(self) -> "ModelServer":
         """Runs the server on an event loop in a background thread (for tests, benchmarks, notebooks)."""
@@ -179,21 +196,40 @@ class ModelServer:
         self._thread.join(timeout=30)
 
 
+def settings_from_flags(flags: argparse.Namespace) -> ServerSettings:
+    """ServerSettings from parsed flags.
+
+    Raises:
+        ValueError: A malformed --grpc_channel_arguments.
+    """
+    return ServerSettings(
+        num_threads=flags.rest_api_num_threads, grpc_threads=flags.grpc_max_threads,
+        timeout_seconds=flags.rest_api_timeout_in_ms / 1000, max_request_bytes=flags.max_request_bytes,
+        max_request_elements=flags.max_request_elements, max_bytes_in_flight=flags.max_bytes_in_flight,
+        large_request_bytes=flags.large_request_bytes, large_request_threads=flags.large_request_threads,
+        enable_cors=flags.rest_api_enable_cors_support,
+        grpc_options=tuple(flags_lib.grpc_channel_arguments(flags.grpc_channel_arguments)),
+        grpc_socket_path=flags.grpc_socket_path, enable_health_service=flags.enable_grpc_healthcheck_service)
+
+
 async def _reload_config_forever(manager: model_manager.ModelManager, path: str, interval_seconds: float) -> None:
     """Re-reads the config file every interval and applies it when its text changed."""
     with open(path, encoding="utf-8") as stream:
         previous = stream.read()
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval_seconds)
         try:
             with open(path, encoding="utf-8") as stream:
                 text = stream.read()
             if text != previous:
-                manager.update_config(model_config.parse_config_text(text, path))
                 previous = text
+                await loop.run_in_executor(None, manager.update_config, model_config.parse_config_text(text, path))
                 logger.info("applied the changed model config %s", path)
         except (OSError, ValueError) as error:
             logger.error("keeping the current models: %s", error)
+        except status.ServingError as error:
+            logger.error("applied the changed model config %s, but not its labels: %s", path, error.message)
 
 
 async def _serve_until_signalled(server: ModelServer, flags: argparse.Namespace) -> None:
@@ -213,30 +249,69 @@ async def _serve_until_signalled(server: ModelServer, flags: argparse.Namespace)
     await server.stop()
 
 
+def version_text() -> str:
+    """What `--version` prints: the API this server speaks and the TensorFlow library it runs."""
+    from importlib import metadata
+    import tensorflow as tf
+    try:
+        api = metadata.version("tensorflow-serving-api")
+    except metadata.PackageNotFoundError:
+        api = "unknown"
+    return (f"TensorFlow ModelServer: serving/server.py, compatible with TF Serving {api}\n"
+            f"TensorFlow Library: {tf.__version__}")
+
+
+def load_policy(flags: argparse.Namespace) -> model_manager.LoadPolicy:
+    return model_manager.LoadPolicy(
+        max_num_load_retries=max(0, flags.max_num_load_retries),
+        load_retry_interval_seconds=max(0.0, flags.load_retry_interval_micros / 1e6),
+        allow_version_labels_for_unavailable_models=flags.allow_version_labels_for_unavailable_models)
+
+
+def _set_tensorflow_threads(flags: argparse.Namespace) -> None:
+    import tensorflow as tf
+    intra = flags.tensorflow_intra_op_parallelism or flags.tensorflow_session_parallelism
+    inter = flags.tensorflow_inter_op_parallelism or flags.tensorflow_session_parallelism
+    if intra > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter > 0:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
 def main(argv: typing.Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # this server logs loads itself
     flags = parse_flags(argv)
-    if not flags.port and not flags.rest_api_port:
+    if flags.version:
+        print(version_text())
+        return 0
+    if not flags.port and not flags.rest_api_port and not flags.grpc_socket_path:
         print("error: --port and --rest_api_port are both 0: nothing to serve on", file=sys.stderr)
         return 2
     try:
         configs = model_configs(flags)
-    except ValueError as error:
+        settings = settings_from_flags(flags)
+        loader = loader_for_flags(flags)
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    manager = model_manager.ModelManager(configs)
+    _set_tensorflow_threads(flags)
+    manager = model_manager.ModelManager(configs, loader, load_policy(flags))
     manager.poll()
+    try:
+        manager.apply_labels()
+    except status.ServingError as error:
+        print(f"Failed to start server. Error: {error.code}: {error.message}", file=sys.stderr)
+        return 2
     for name in manager.model_names():
         try:
             manager.servable(name)
-        except Exception:  # noqa: BLE001 - no version loaded is a warning, the server still starts
+        except status.ServingError:
             logger.warning("model %s: no version loaded yet; waiting for one to appear", name)
     if flags.file_system_poll_wait_seconds > 0:
         manager.start_polling(flags.file_system_poll_wait_seconds)
-    server = ModelServer(manager, flags.host, flags.rest_api_port or None, flags.port or None,
-                         flags.rest_api_num_threads, flags.rest_api_timeout_in_ms / 1000, flags.max_request_bytes)
+    server = ModelServer(manager, flags.host, flags.rest_api_port or None, flags.port or None, settings)
     try:
         asyncio.run(_serve_until_signalled(server, flags))
     except OSError as error:  # e.g. the port is taken
@@ -245,6 +320,25 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
     finally:
         manager.stop()
     return 0
+
+
+def loader_for_flags(flags: argparse.Namespace) -> typing.Callable:
+    """How versions are loaded: a Servable, warmed up (--enable_model_warmup) and batched (--enable_batching).
+
+    Raises:
+        ValueError: An unreadable --batching_parameters_file.
+    """
+    scheduler = None
+    if flags.enable_batching:
+        scheduler = batching.BatchScheduler(batching.read_batching_parameters(flags.batching_parameters_file))
+        logger.info("batching: %s", scheduler.parameters)
+
+    def load(name: str, version: int, path: str):
+        servable = servable_lib.Servable(name, version, path)
+        if flags.enable_model_warmup:
+            warmup_replay.replay(servable, max(1, flags.num_request_iterations_for_warmup))
+        return batching.BatchingServable(servable, scheduler) if scheduler else servable
+    return load
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Errors with TF Serving's status codes, and how each code maps to an HTTP status and a gRPC code."""
 
+import typing
+
 import grpc
 
 # tensorflow_serving/model_servers/http_server.cc ToHTTPStatusCode.
@@ -24,16 +26,20 @@ HTTP_STATUS = {
 
 
 class ServingError(Exception):
-    """A request failed; `code` is a canonical status name such as "INVALID_ARGUMENT" or "NOT_FOUND"."""
+    """A request failed; `code` is a canonical status name such as "INVALID_ARGUMENT" or "NOT_FOUND".
 
-    def __init__(self, code: str, message: str):
+    `http_status` overrides the code's usual HTTP status (413 for a request over a size limit).
+    """
+
+    def __init__(self, code: str, message: str, http_status: typing.Optional[int] = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self._http_status = http_status
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
+        return self._http_status or HTTP_STATUS.get(self.code, 500)
 
     @property
     def grpc_code(self) -> grpc.StatusCode:
@@ -54,3 +60,7 @@ def failed_precondition(message: str) -> ServingError:
 
 def unimplemented(message: str) -> ServingError:
     return ServingError("UNIMPLEMENTED", message)
+
+
+def resource_exhausted(message: str) -> ServingError:
+    return ServingError("RESOURCE_EXHAUSTED", message)

@@ -2,12 +2,14 @@
 
 import json
 import os
+import time
 
 import requests
 import tensorflow as tf
 
 import helpers
 from serving import model_manager
+from serving import servable as servable_lib
 from serving import server as server_lib
 
 TESTDATA = helpers.SHARED_DATA / "tf_serving_testdata"
@@ -28,9 +30,11 @@ class RunningServer:
         return self.session.request(method, self.url + path, data=data, timeout=60)
 
 
-def start_server(configs: list, **options) -> RunningServer:
-    manager = model_manager.ModelManager(configs)
+def start_server(configs: list, loader=None, policy=None, **options) -> RunningServer:
+    manager = model_manager.ModelManager(configs, loader or servable_lib.Servable,
+                                         policy or model_manager.LoadPolicy())
     manager.poll()
+    manager.apply_labels()
     return RunningServer(server_lib.ModelServer(manager, **options).start_in_thread())
 
 
@@ -90,6 +94,40 @@ def write_scale_model(path: str, factor: float) -> str:
 
     module.serve = serve
     return _save(module, path, {"serving_default": serve})
+
+
+def write_mean_model(path: str) -> str:
+    """`x` float [batch, width] -> `y` = the mean of each row: big inputs, small outputs."""
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")])
+    def serve(x):
+        return {"y": tf.reduce_mean(x, axis=1)}
+
+    module.serve = serve
+    return _save(module, path, {"serving_default": serve})
+
+
+class SlowServable(servable_lib.Servable):
+    """A servable whose runs first sleep `delay_seconds` (a stand-in for a slow model)."""
+
+    delay_seconds = 1.0
+
+    def run(self, *arguments, **keywords):
+        time.sleep(self.delay_seconds)
+        return super().run(*arguments, **keywords)
+
+
+def copy_file_by_file(source: str, destination: str, pause_seconds: float) -> None:
+    """Copies a SavedModel folder as a slow copy would: saved_model.pb first, the rest after a pause."""
+    import shutil
+    os.makedirs(destination)
+    shutil.copy2(os.path.join(source, "saved_model.pb"), destination)
+    time.sleep(pause_seconds)
+    for name in sorted(os.listdir(source)):
+        if name != "saved_model.pb":
+            copy = shutil.copytree if os.path.isdir(os.path.join(source, name)) else shutil.copy2
+            copy(os.path.join(source, name), os.path.join(destination, name))
 
 
 def write_atomically(writer, base_path: str, version: int, *arguments) -> str:

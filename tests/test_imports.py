@@ -39,6 +39,7 @@ LAYER_OF_PART = {
     "figures": "figures",
     "plots": "plots",
     "distribution": "distribution",
+    "warmup": "warmup",
     "__init__": "root",
 }
 
@@ -70,7 +71,9 @@ ALLOWED = {
     "figures": set(),  # plain drawing: arrays in, PNG out
     "plots": set(),  # matplotlib figures: values in, PNG out
     "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
+    "warmup": set(),  # TF Serving's warm-up file: TensorFlow and tensorflow-serving-api only
 }
+ALLOWED["export"] = ALLOWED["export"] | {"warmup"}
 ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn"}
 ALLOWED = {layer: parts | ({"compat"} if layer != "compat" else set()) for layer, parts in ALLOWED.items()}
 

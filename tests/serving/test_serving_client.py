@@ -60,3 +60,34 @@ def test_command_line_generate_passes_mode_and_temperature(monkeypatch, capsys):
     assert client.main(["--model", "lm", "generate", "--mode", "sample", "--temperature", "0.8", "a dog"]) == 0
     assert calls == [("lm", "sample", {"prompt": ["a dog"], "temperature": 0.8})]
     assert json.loads(capsys.readouterr().out) == {"input": "a dog", "text": "a dog runs"}
+
+
+def test_host_header_reaches_the_server_for_ingress_routing(monkeypatch, capsys):
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's method name
+            seen.append(self.headers["Host"])
+            body = json.dumps({"model_version_status": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *arguments):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        client.RestClient(url, "m", host_header="m.default.example.com").status()
+        assert client.main(["--url", url, "--host-header", "cli.example.com", "--model", "m", "status"]) == 0
+    finally:
+        server.shutdown()
+
+    assert seen == ["m.default.example.com", "cli.example.com"]

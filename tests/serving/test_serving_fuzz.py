@@ -12,7 +12,7 @@ SEED = 20240601
 MODELS = ("half_plus_two", "half_plus_three", "echo", "image_size")  # half_precision answers 501 by design
 VERBS = ("predict", "classify", "regress")
 JUNK_VALUES = [None, True, False, "text", "", {}, {"b64": "@@@"}, {"b64": 3}, [1, [2]], {"x": {"y": {}}},
-               1e308, -1e308, 2 ** 64, -(2 ** 70), "\ud800", "\x00", [None], [{"b64": "QQ"}, 1]]
+               "\ud800", "\x00", [None], [{"b64": "QQ"}, 1]]
 
 
 def _random_text(rng: random.Random, size: int) -> str:

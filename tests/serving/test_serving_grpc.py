@@ -13,6 +13,9 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
+import serving_helpers
+from serving import model_config
+
 
 @pytest.fixture(scope="module")
 def stubs(conformance_server):
@@ -168,3 +171,23 @@ def test_status_of_unknown_model_is_not_found(stubs):
 
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert raised.value.details() == "Could not find any versions of model unknown"
+
+
+def test_health_service_unix_socket_and_cors_flags_act(tmp_path, handmade_models):
+    socket_path = str(tmp_path / "grpc.sock")
+    running = serving_helpers.start_server(
+        [model_config.ModelConfig("echo", handmade_models["echo"])], enable_health_service=True,
+        grpc_socket_path=socket_path, enable_cors=True)
+    try:
+        for target in (running.grpc_target, f"unix:{socket_path}"):
+            with grpc.insecure_channel(target) as channel:
+                check = channel.unary_unary("/grpc.health.v1.Health/Check")
+                assert check(b"", timeout=10) == b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+        preflight = running.session.options(running.url + "/v1/models/echo:predict", timeout=10)
+        status_answer = running.request("GET", "/v1/models/echo")
+    finally:
+        running.server.stop_thread()
+        running.server.manager.stop()
+
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert status_answer.headers["Access-Control-Allow-Origin"] == "*"

@@ -87,7 +87,7 @@ def test_polling_loads_new_versions_and_unloads_removed_ones(tmp_path):
         (3, "AVAILABLE"), (2, "AVAILABLE"), (1, "END")]
 
 
-def test_failed_load_is_reported_and_retried_a_bounded_number_of_times(tmp_path):
+def test_failed_load_is_retried_max_num_load_retries_times_then_again_when_its_files_change(tmp_path):
     base_path = str(tmp_path / "model")
     _version_folders(base_path, 1, 2)
     open(os.path.join(base_path, "2", "broken"), "w").close()
@@ -97,38 +97,127 @@ def test_failed_load_is_reported_and_retried_a_bounded_number_of_times(tmp_path)
         attempts.append(version)
         return FakeServable(name, version, path)
 
-    manager = model_manager.ModelManager([model_config.ModelConfig("m", base_path, policy="all")], loader)
-    for _ in range(model_manager.MAX_LOAD_ATTEMPTS + 3):
+    policy = model_manager.LoadPolicy(max_num_load_retries=2, load_retry_interval_seconds=0)
+    manager = model_manager.ModelManager([model_config.ModelConfig("m", base_path, policy="all")], loader, policy)
+    for _ in range(6):
         manager.poll()
 
     assert manager.servable("m").version == 1
     state = dict(manager.version_states("m"))[2]
     assert (state.state, state.error_code) == ("END", "UNKNOWN") and "cannot load" in state.error_message
-    assert attempts.count(2) == model_manager.MAX_LOAD_ATTEMPTS
+    assert attempts.count(2) == 3  # the first attempt and two retries
+
+    os.remove(os.path.join(base_path, "2", "broken"))  # the copy finished
+    manager.poll()
+
+    assert manager.servable("m").version == 2 and attempts.count(2) == 4
+
+
+def test_retries_wait_for_the_load_retry_interval(tmp_path):
+    base_path = str(tmp_path / "model")
+    _version_folders(base_path, 1)
+    open(os.path.join(base_path, "1", "broken"), "w").close()
+    attempts = []
+
+    def loader(name, version, path):
+        attempts.append(version)
+        return FakeServable(name, version, path)
+
+    policy = model_manager.LoadPolicy(max_num_load_retries=5, load_retry_interval_seconds=3600)
+    manager = model_manager.ModelManager([model_config.ModelConfig("m", base_path)], loader, policy)
+    for _ in range(3):
+        manager.poll()
+
+    assert attempts == [1]
+    assert dict(manager.version_states("m"))[1].state == "LOADING"  # retries are still to come
+
+
+def test_a_new_version_that_fails_to_load_leaves_the_old_one_serving(tmp_path):
+    """TF Serving's availability-preserving policy: unload only once the replacement is AVAILABLE."""
+    base_path = str(tmp_path / "model")
+    _version_folders(base_path, 1)
+    manager = model_manager.ModelManager([model_config.ModelConfig("m", base_path)], FakeServable,
+                                         model_manager.LoadPolicy(load_retry_interval_seconds=0))
+    manager.poll()
+    _version_folders(base_path, 2)
+    open(os.path.join(base_path, "2", "broken"), "w").close()
+
+    manager.poll()
+
+    assert manager.servable("m").version == 1
+    assert [(version, state.state) for version, state in manager.version_states("m")] == [
+        (2, "LOADING"), (1, "AVAILABLE")]
+
+    os.remove(os.path.join(base_path, "2", "broken"))
+    manager.poll()
+
+    assert manager.servable("m").version == 2
+    assert [(version, state.state) for version, state in manager.version_states("m")] == [
+        (2, "AVAILABLE"), (1, "END")]
+
+
+def test_removing_every_version_keeps_the_last_one_serving(tmp_path):
+    base_path = str(tmp_path / "model")
+    _version_folders(base_path, 1, 2)
+    manager = model_manager.ModelManager([model_config.ModelConfig("m", base_path, policy="all")], FakeServable)
+    manager.poll()
+    for version in ("1", "2"):
+        os.rmdir(os.path.join(base_path, version))
+
+    manager.poll()
+
+    assert manager.servable("m").version == 2
+    with pytest.raises(status.ServingError, match=r"Specific\(m, 1\)"):
+        manager.servable("m", 1)
 
 
 def test_labels_unknown_models_and_config_updates(tmp_path):
     _version_folders(str(tmp_path / "a"), 1, 2)
-    config = model_config.ModelConfig("a", str(tmp_path / "a"), policy="all", labels={"stable": 1, "next": 5})
+    config = model_config.ModelConfig("a", str(tmp_path / "a"), policy="all", labels={"stable": 1})
     manager = model_manager.ModelManager([config], FakeServable)
     manager.poll()
+    manager.apply_labels()
 
     assert manager.servable("a", label="stable").version == 1
     with pytest.raises(status.ServingError, match="Unrecognized servable version label: nope") as raised:
         manager.servable("a", label="nope")
     assert raised.value.http_status == 400
-    with pytest.raises(status.ServingError, match=r"Specific\(a, 5\)"):
-        manager.servable("a", label="next")
     with pytest.raises(status.ServingError, match=r"Latest\(b\)") as raised:
         manager.servable("b")
     assert raised.value.http_status == 404
 
     _version_folders(str(tmp_path / "b"), 4)
     manager.update_config([model_config.ModelConfig("b", str(tmp_path / "b"))])
-    manager.poll()
     assert manager.model_names() == ["b"] and manager.servable("b").version == 4
     with pytest.raises(status.ServingError, match="Could not find any versions of model a"):
         manager.version_states("a")
+
+
+def test_a_label_must_name_an_available_version(tmp_path):
+    _version_folders(str(tmp_path / "a"), 1)
+    manager = model_manager.ModelManager([model_config.ModelConfig("a", str(tmp_path / "a"))], FakeServable)
+    manager.poll()
+
+    with pytest.raises(status.ServingError, match="Request to assign label to version 5 of model a, which is not "
+                                                  "currently available for inference") as raised:
+        manager.update_config([model_config.ModelConfig("a", str(tmp_path / "a"), labels={"next": 5})])
+
+    assert raised.value.code == "FAILED_PRECONDITION"
+    with pytest.raises(status.ServingError, match="Unrecognized servable version label: next"):
+        manager.servable("a", label="next")
+
+
+def test_allow_version_labels_for_unavailable_models_takes_new_labels_but_never_moves_one(tmp_path):
+    _version_folders(str(tmp_path / "a"), 1)
+    policy = model_manager.LoadPolicy(allow_version_labels_for_unavailable_models=True)
+    manager = model_manager.ModelManager([model_config.ModelConfig("a", str(tmp_path / "a"))], FakeServable, policy)
+    manager.update_config([model_config.ModelConfig("a", str(tmp_path / "a"), labels={"stable": 1, "next": 5})])
+
+    with pytest.raises(status.ServingError, match=r"Specific\(a, 5\)"):
+        manager.servable("a", label="next")
+    with pytest.raises(status.ServingError, match="version 6 of model a"):
+        manager.update_config([model_config.ModelConfig("a", str(tmp_path / "a"), labels={"stable": 6})])
+    assert manager.servable("a", label="stable").version == 1
 
 
 def test_serving_config_verb_lists_every_exported_model(tmp_path):
@@ -154,13 +243,33 @@ def test_serve_verb_hands_its_flags_to_the_server(tmp_path, capsys):
 
 def test_production_files_serve_the_exports_folder_with_the_generated_config():
     import yaml
+    import tensorflow as tf
+    release = ".".join(tf.__version__.split(".")[:2]) + ".0"  # the TF Serving release of the exports' TensorFlow
     compose = yaml.safe_load((helpers.REPOSITORY / "serving" / "docker-compose.yml").read_text())
     service = compose["services"]["tensorflow-serving"]
-    assert service["image"].startswith("tensorflow/serving")
+    assert service["image"] == f"tensorflow/serving:{release}"
     assert "../exports:/models:ro" in service["volumes"]
+    config_mount, = [volume for volume in service["volumes"] if isinstance(volume, dict)
+                     and volume["target"] == "/config/models.config"]
+    assert config_mount["bind"]["create_host_path"] is False  # never a directory created in its place
     assert "--model_config_file=/config/models.config" in service["command"]
     manifest = yaml.safe_load((helpers.REPOSITORY / "serving" / "kserve" / "inference_service.yaml").read_text())
     assert (manifest["apiVersion"], manifest["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
-    assert "storageUri" in manifest["spec"]["predictor"]["tensorflow"]
+    model = manifest["spec"]["predictor"]["model"]
+    assert model["modelFormat"]["name"] == "tensorflow" and model["runtimeVersion"] == release
+    assert "storageUri" in model and "tensorflow" not in manifest["spec"]["predictor"]
     batching = (helpers.REPOSITORY / "serving" / "batching_parameters.txt").read_text()
     assert "batch_timeout_micros { value: 0 }" in batching and "num_batch_threads" in batching
+
+
+def test_writing_models_config_replaces_the_empty_directory_docker_leaves(tmp_path):
+    _version_folders(str(tmp_path / "exports" / "sentiment"), 1)
+    target = tmp_path / "models.config"
+    target.mkdir()  # what `docker compose up` creates when the file is missing
+
+    assert model_config.main([str(tmp_path / "exports"), "--output", str(target)]) == 0
+
+    assert [model.name for model in model_config.read_config_file(str(target))] == ["sentiment"]
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    assert model_config.main([str(tmp_path / "exports"), "--output", str(tmp_path / "busy")]) == 1

@@ -166,9 +166,6 @@ INSTANCES = {"instances": [1.0]}
      "JSON Value: true Type: True is not of expected type: float"),
     ("POST", "/v1/models/half_plus_two:predict", {"inputs": [{"b64": "AAAA"}]}, 400,
      'Type: Object is not of expected type: float'),
-    ("POST", "/v1/models/half_plus_two:predict", {"inputs": [16777217]}, 400,
-     "Cannot convert JSON value: 16777217 to float without loss of precision."),
-    ("POST", "/v1/models/half_plus_two:predict", {"inputs": [1e39]}, 400, "to float without loss of precision"),
     ("POST", "/v1/models/half_plus_two:predict", {"instances": [[1.0], [1.0, 2.0]]}, 400,
      "Expecting tensor size: 1 but got: 2"),
     ("POST", "/v1/models/half_plus_two:predict", {"inputs": [[1.0], [1.0, 2.0]]}, 400,
@@ -198,7 +195,9 @@ INSTANCES = {"instances": [1.0]}
     ("POST", "/v1/models/half_plus_two:predict", "", 400, "JSON Parse error: The document is empty"),
     ("POST", "/v1/models/half_plus_two:predict", "[1.0]", 400, "Is not object"),
     ("POST", "/v1/models/half_plus_two:predict", b"\xff\xfe{", 400, "JSON Parse error"),
-    ("POST", "/v1/models/half_plus_two:predict", "[" * 100000 + "]" * 100000, 400, "JSON Parse error"),
+    ("POST", "/v1/models/half_plus_two:predict", "[" * 100000 + "]" * 100000, 400, "Is not object"),
+    ("POST", "/v1/models/half_plus_two:predict", '{"instances": ' + "[" * 100000 + "]" * 100000 + "}", 400,
+     "JSON Parse error: arrays or objects nested too deeply"),
     ("POST", "/v1/models/half_plus_two:classify", {"examples": [{"x": 2.0}]}, 400,
      "Expected classification signature method_name to be tensorflow/serving/classify. "
      "Was: tensorflow/serving/predict"),
@@ -236,3 +235,55 @@ def test_request_larger_than_the_limit_is_refused_with_413(conformance_server):
 
     assert response.status_code == 413
     assert "limit" in _json(response)["error"]
+
+
+# === Points where TF Serving's own tests (json_tensor_test.cc) or its parser (rapidjson) decide ===
+
+def test_json_tensor_float_tensor_with_precision_loss_is_accepted(conformance_server):
+    """JsontensorTest.FloatTensorWithPrecisionLoss: an integer beyond float's mantissa is rounded."""
+    response = conformance_server.request("POST", "/v1/models/half_plus_two:predict", '{"instances": [[1435774380]]}')
+
+    assert response.status_code == 200, response.text
+    (value,), = _json(response)["predictions"]
+    assert np.float32(value) == np.float32(1435774380) * np.float32(0.5) + np.float32(2)
+
+
+def test_json_tensor_float_tensor_that_exceeds_max_returns_inf(conformance_server):
+    """JsontensorTest.FloatTensorThatExceedsMaxReturnsInf."""
+    response = conformance_server.request("POST", "/v1/models/half_plus_two:predict", '{"instances": [[1.797e308]]}')
+
+    assert response.status_code == 200, response.text
+    assert response.text.replace(" ", "") == '{"predictions":[[Infinity]]}'
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"instances": [' + "9" * 5001 + "]}", "JSON Parse error: Number too big to be stored in double."),
+    ('{"instances": [1e400]}', "JSON Parse error: Number too big to be stored in double."),
+    ('{"instances": [x]}', "JSON Parse error: Invalid value. at offset: 15"),
+    ('{"instances": [1.0 2.0]}', "JSON Parse error: Missing a comma or ']' after an array element. at offset: 19"),
+    ('{"instances": "\\ud800"}', "JSON Parse error: The surrogate pair in string is invalid."),
+])
+def test_parse_errors_are_rapidjsons_and_never_5xx(conformance_server, body, message):
+    response = conformance_server.request("POST", "/v1/models/half_plus_two:predict", body)
+
+    assert (response.status_code, _json(response)) == (400, {"error": message})
+
+
+def test_lone_surrogate_feature_name_on_classify_is_a_400(conformance_server):
+    body = '{"signature_name": "classify_x_to_y", "examples": [{"\\udc00": 2.0}]}'
+
+    response = conformance_server.request("POST", "/v1/models/half_plus_two:classify", body)
+
+    assert response.status_code == 400 and "surrogate pair" in _json(response)["error"]
+
+
+def test_gzip_content_encoding_is_inflated_and_a_broken_one_is_a_json_400(conformance_server):
+    import gzip
+    url = conformance_server.url + "/v1/models/half_plus_two:predict"
+    body = json.dumps({"instances": [1.0, 2.0]}).encode()
+
+    good = conformance_server.session.post(url, data=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    broken = conformance_server.session.post(url, data=body, headers={"Content-Encoding": "gzip"})
+
+    assert (good.status_code, _json(good)) == (200, {"predictions": [2.5, 3.0]})
+    assert (broken.status_code, _json(broken)) == (400, {"error": "JSON Parse error: The document is empty"})
