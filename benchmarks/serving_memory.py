@@ -17,7 +17,6 @@ Baseline, measured in the same run: the memory json.loads and a float32 conversi
 
 import argparse
 import concurrent.futures
-import json
 import os
 import socket
 import subprocess

@@ -16,7 +16,7 @@ import requests
 
 import helpers
 import serving_helpers
-from pipeline import cli
+from pipeline import predict
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import training
@@ -79,11 +79,11 @@ def connect(request, tasks_server):
 
 @functools.lru_cache(maxsize=None)
 def _signature(export_path: str, signature: str):
-    return cli.load_export(export_path, signature)
+    return predict.load_export(export_path, signature)
 
 
 def _in_process(export_path: str, inputs: list[str], signature: str = "serving_default") -> list[dict]:
-    return list(cli.predict_rows(_signature(export_path, signature), inputs))
+    return list(predict.predict_rows(_signature(export_path, signature), inputs))
 
 
 def test_sentiment_classify_matches_the_export_run_in_process(connect, task_exports):
