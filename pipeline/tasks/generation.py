@@ -144,12 +144,18 @@ class GenerativeTask(base.Task):
         if cached is not None and cached[0] is model and cached[1] is preprocessing:
             return cached[2]
 
-        @tf.function(reduce_retracing=True)
-        def decoder(inputs):
+        def decode(inputs):
             result = self.decode_for_evaluation(model, preprocessing, inputs, mode)
             return self.detokenize(preprocessing, result.token_ids)
+        spec = self.evaluation_input_spec()
+        decoder = (tf.function(decode, input_signature=[spec]) if spec is not None
+                   else tf.function(decode, reduce_retracing=True))
         cache[mode] = (model, preprocessing, decoder)
         return decoder
+
+    def evaluation_input_spec(self) -> typing.Optional[tf.TensorSpec]:
+        """The spec of what `decode_for_evaluation` takes, so the decoders trace once; None retraces by shape."""
+        return None
 
     def decode_for_evaluation(self, model, preprocessing: base.Preprocessing, inputs,
                               mode: str) -> decoding.DecodeResult:

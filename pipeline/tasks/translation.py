@@ -101,6 +101,9 @@ class TranslationTask(generation.GenerativeTask):
         ids = preprocessing.source_lookup(self.tokenize(texts)[:, :self.config.data.max_source_length])
         return _dense_ids(tf.cast(ids, tf.int32))
 
+    def evaluation_input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, None], tf.int32)  # encoder_token_ids
+
     def compiled_inputs(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor) -> tf.Tensor:
         return compiled.pad_axis(self.numeric_inputs(preprocessing, texts), 1)
 
