@@ -12,6 +12,7 @@ import os
 import sys
 import typing
 
+import pipeline
 from pipeline import config as config_lib
 
 logger = logging.getLogger("pipeline")
@@ -20,13 +21,16 @@ _DEFAULT_PROFILE_STEPS = (10, 15)  # past the first steps, which trace the graph
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_program_name(), description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train, evaluate and export a run from YAML config files",
                              description="Train (resuming from the run directory's last checkpoint), "
                              "evaluate, and export when export.on_train_end is true. Prints the run directory.")
-    train.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files, merged left to right")
+    train.add_argument("configs", nargs="+", metavar="CONFIG",
+                       help="YAML files, merged left to right; a name that is not a file is a shipped config "
+                       "(quickstart, tiny/sentiment, ...)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override one key, e.g. --set train.epochs=3 (value parsed as YAML); repeatable")
     train.add_argument("--profile", nargs="?", const=_DEFAULT_PROFILE_STEPS, type=_profile_steps,
@@ -67,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
                                 "mount; give the folder itself for serving/server.py)")
     _add_diagnose_parser(verbs)
     return parser
+
+
+def _program_name() -> str:
+    """`pipeline` when run as the installed command, else `python -m pipeline`."""
+    return "pipeline" if os.path.basename(sys.argv[0]) == "pipeline" else "python -m pipeline"
 
 
 def _profile_steps(text: str) -> tuple[int, int]:

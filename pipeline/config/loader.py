@@ -14,7 +14,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-from pipeline.config import common, errors, schemas as schemas_lib
+from pipeline.config import common, errors, schemas as schemas_lib, shipped
 
 Schemas = typing.Mapping[str, common.TaskSchema]
 
@@ -73,13 +73,14 @@ def load_config(paths: typing.Sequence[str], overrides: typing.Sequence[str] = (
     """Loads YAML files (later ones win), applies `--set` overrides and builds a checked `RunConfig`.
 
     Args:
-        paths: YAML files, merged left to right.
+        paths: YAML files, merged left to right; a name that is not a file is a shipped config
+            (`quickstart`, `tiny/sentiment`; see `shipped`).
         overrides: `a.b.c=value` strings applied after the files, in order.
         schemas: Task name -> `TaskSchema` for the `task:` key; null uses this package's `SCHEMAS`.
     """
     tree: dict = {}
     for path in paths:
-        tree = merge(tree, read_yaml(path))
+        tree = merge(tree, read_yaml(shipped.resolve(path)))
     for override in overrides:
         tree = apply_override(tree, override)
     return from_tree(tree, schemas)
