@@ -6,6 +6,7 @@ Errors print one `error: ...` line; set PIPELINE_DEBUG=1 to get the traceback in
 """
 
 import argparse
+import glob
 import json
 import logging
 import os
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--split", action="append", dest="splits", metavar="NAME",
                           help="split to evaluate (validation, test, train); repeatable; default: held-out")
+    evaluate.add_argument("--data", metavar="FILE",
+                          help="evaluate this labelled file instead (a format the task reads for data.test); "
+                          "its metrics join metrics.json as file:FILE")
+    evaluate.add_argument("--predictions", metavar="FILE",
+                          help="write every evaluated example's prediction beside its reference (JSON Lines)")
 
     export = verbs.add_parser("export", help="export a trained run as a TF Serving SavedModel")
     export.add_argument("run_dir", metavar="RUN_DIR")
@@ -182,8 +188,11 @@ def _run(arguments: argparse.Namespace) -> int:
         return _train(config, arguments.profile)
     if arguments.verb == "evaluate":
         _require_run_dir(arguments.run_dir)
-        from pipeline import training
-        results = training.evaluate(arguments.run_dir, arguments.splits)
+        if arguments.data is not None and not _matches_files(arguments.data):
+            raise FileNotFoundError(f"{arguments.data}: no such file (evaluate --data)")
+        from pipeline import evaluation
+        results = evaluation.evaluate(arguments.run_dir, arguments.splits, data=arguments.data,
+                                      predictions=arguments.predictions)
         print(json.dumps(results, indent=2))
         return 0
     if arguments.verb == "export":
@@ -228,6 +237,11 @@ def _diagnose(arguments: argparse.Namespace) -> int:
         if key in report:
             print(report[key])
     return 0
+
+
+def _matches_files(path: str) -> bool:
+    """Whether a data path names files: a file, a glob pattern, or aligned files (`{language}`)."""
+    return os.path.exists(path) or bool(glob.glob(path.replace(config_lib.LANGUAGE_PLACEHOLDER, "*")))
 
 
 def _require_run_dir(path: str) -> None:
