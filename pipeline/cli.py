@@ -6,12 +6,14 @@ Errors print one `error: ...` line; set PIPELINE_DEBUG=1 to get the traceback in
 """
 
 import argparse
+import glob
 import json
 import logging
 import os
 import sys
 import typing
 
+import pipeline
 from pipeline import config as config_lib
 
 logger = logging.getLogger("pipeline")
@@ -20,13 +22,16 @@ _DEFAULT_PROFILE_STEPS = (10, 15)  # past the first steps, which trace the graph
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_program_name(), description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train, evaluate and export a run from YAML config files",
                              description="Train (resuming from the run directory's last checkpoint), "
                              "evaluate, and export when export.on_train_end is true. Prints the run directory.")
-    train.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files, merged left to right")
+    train.add_argument("configs", nargs="+", metavar="CONFIG",
+                       help="YAML files, merged left to right; a name that is not a file is a shipped config "
+                       "(quickstart, tiny/sentiment, ...)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override one key, e.g. --set train.epochs=3 (value parsed as YAML); repeatable")
     train.add_argument("--profile", nargs="?", const=_DEFAULT_PROFILE_STEPS, type=_profile_steps,
@@ -38,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--split", action="append", dest="splits", metavar="NAME",
                           help="split to evaluate (validation, test, train); repeatable; default: held-out")
+    evaluate.add_argument("--data", metavar="FILE",
+                          help="evaluate this labelled file instead (a format the task reads for data.test); "
+                          "its metrics join metrics.json as file:FILE")
+    evaluate.add_argument("--predictions", metavar="FILE",
+                          help="write every evaluated example's prediction beside its reference (JSON Lines)")
 
     export = verbs.add_parser("export", help="export a trained run as a TF Serving SavedModel")
     export.add_argument("run_dir", metavar="RUN_DIR")
@@ -67,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                                 "mount; give the folder itself for serving/server.py)")
     _add_diagnose_parser(verbs)
     return parser
+
+
+def _program_name() -> str:
+    """`pipeline` when run as the installed command, else `python -m pipeline`."""
+    return "pipeline" if os.path.basename(sys.argv[0]) == "pipeline" else "python -m pipeline"
 
 
 def _profile_steps(text: str) -> tuple[int, int]:
@@ -173,8 +188,11 @@ def _run(arguments: argparse.Namespace) -> int:
         return _train(config, arguments.profile)
     if arguments.verb == "evaluate":
         _require_run_dir(arguments.run_dir)
-        from pipeline import training
-        results = training.evaluate(arguments.run_dir, arguments.splits)
+        if arguments.data is not None and not _matches_files(arguments.data):
+            raise FileNotFoundError(f"{arguments.data}: no such file (evaluate --data)")
+        from pipeline import evaluation
+        results = evaluation.evaluate(arguments.run_dir, arguments.splits, data=arguments.data,
+                                      predictions=arguments.predictions)
         print(json.dumps(results, indent=2))
         return 0
     if arguments.verb == "export":
@@ -219,6 +237,11 @@ def _diagnose(arguments: argparse.Namespace) -> int:
         if key in report:
             print(report[key])
     return 0
+
+
+def _matches_files(path: str) -> bool:
+    """Whether a data path names files: a file, a glob pattern, or aligned files (`{language}`)."""
+    return os.path.exists(path) or bool(glob.glob(path.replace(config_lib.LANGUAGE_PLACEHOLDER, "*")))
 
 
 def _require_run_dir(path: str) -> None:

@@ -85,6 +85,22 @@ def confusion_matrix(matrix: typing.Sequence[typing.Sequence[int]], class_names:
     return _save(figure, path)
 
 
+def held_out_confusion_matrix(metrics: typing.Mapping[str, dict], class_names: typing.Sequence[str],
+                              path: str) -> typing.Optional[str]:
+    """The confusion matrix of the held-out split (test, else validation) of a run's metrics, or None.
+
+    Args:
+        metrics: Split name -> that split's metrics (metrics.json), with a `confusion_matrix`.
+        class_names: Names in class-index order.
+        path: PNG to write.
+    """
+    for split_name in ("test", "validation"):
+        matrix = metrics.get(split_name, {}).get("confusion_matrix")
+        if matrix is not None:
+            return confusion_matrix(matrix, class_names, path, title=f"confusion matrix ({split_name})")
+    return None
+
+
 def tagging_table(sentences: typing.Sequence[dict], path: str, max_tokens: int = 14) -> str:
     """Tokens with gold and predicted tags, one block of three rows per sentence; wrong tags in red.
 

@@ -8,6 +8,7 @@ import os
 import typing
 
 from pipeline import config as config_lib
+from pipeline import progress
 
 BATCH_SIZE = 64
 
@@ -76,7 +77,8 @@ def predict_rows(function, inputs: list, temperature: float = 1.0,
     unknown = sorted(set(specs) - {input_name, *extra})
     if unknown:
         raise ValueError(f"the signature also needs inputs {unknown}, which predict cannot supply")
-    for start in range(0, len(inputs), batch_size):
+    starts = range(0, len(inputs), batch_size)
+    for start in progress.bar(starts, "predicting", total=len(starts)) if len(starts) > 1 else starts:
         batch = inputs[start:start + batch_size]
         outputs = {key: value.numpy() for key, value in
                    function(**{input_name: tf.constant(batch, dtype=tf.string)}, **extra).items()}

@@ -5,7 +5,9 @@ Run directory layout (DESIGN.md section 3):
     vocab/                      vocabulary and class names, fitted on the training split
     checkpoints/best.weights.h5 best epoch by `train.monitor`
     checkpoints/last/           last finished epoch (weights, optimizer, epoch); resumes after a crash
-    logs/history.csv            metrics per epoch; logs/tensorboard/ event files
+    logs/history.csv            metrics per epoch; logs/tensorboard/ event files (pipeline.reports adds
+                                hyperparameters, test metrics, figures and sample predictions)
+    figures/                    learning curves and the task's figures (pipeline.reports)
     profile/                    profiler trace of a few training steps (`train --profile`)
     model.keras                 the best model, written when training ends
     metrics.json                evaluation of every split
@@ -27,6 +29,7 @@ from pipeline import compat
 from pipeline import config as config_lib
 from pipeline import cudnn
 from pipeline import distribution
+from pipeline import reports
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
 
@@ -247,7 +250,8 @@ class ProfileSteps(keras.callbacks.Callback):
 
 def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.Strategy] = None,
           profile_steps: typing.Optional[tuple[int, int]] = None,
-          task: typing.Optional[tasks_lib.Task] = None) -> str:
+          task: typing.Optional[tasks_lib.Task] = None,
+          callbacks: typing.Sequence[keras.callbacks.Callback] = ()) -> str:
     """Trains (resuming from the run directory's last checkpoint) and evaluates.
 
     With `runtime.distribution` set, the model is built, compiled and trained under the strategy's
@@ -261,6 +265,9 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         profile_steps: (first, last) training steps, 1-based, to record a profiler trace of into
             `<run_dir>/profile/`; None profiles nothing.
         task: The task object for `config`; by default the package's task named by `config.task`.
+        callbacks: Extra Keras callbacks for `model.fit`, called before the run's own (checkpoints, logs,
+            early stopping), e.g. `keras.callbacks.LearningRateScheduler` or one that reports to an
+            experiment tracker.
 
     Returns:
         The run directory.
@@ -287,16 +294,22 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         datasets = task.datasets(splits, preprocessing)
 
         with distribution.scope(strategy):
-            model = fit(config, task, preprocessing, strategy, datasets, run_dir, finished_epochs, profile_steps)
+            model = fit(config, task, preprocessing, strategy, datasets, run_dir, finished_epochs, profile_steps,
+                        callbacks)
         if chief:  # the other workers only train
-            evaluate_splits(task, model, preprocessing, datasets, run_dir, skipped_rows=splits.skipped_rows)
+            results = evaluate_splits(task, model, preprocessing, datasets, run_dir, skipped_rows=splits.skipped_rows)
+            reports.write_reports(task, model, preprocessing, splits, results, run_dir)
     return config.run_dir
 
 
 def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks_lib.Preprocessing,
         strategy: typing.Optional[tf.distribute.Strategy], datasets: dict, run_dir: str, finished_epochs: int,
-        profile_steps: typing.Optional[tuple[int, int]] = None) -> keras.Model:
-    """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one."""
+        profile_steps: typing.Optional[tuple[int, int]] = None,
+        callbacks: typing.Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
+    """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one.
+
+    `callbacks` (the caller's own) run after the task's and before the run's checkpoints and logs.
+    """
     model = task.build_model(preprocessing)
     warn_if_cudnn_ineligible(task, model)
     steps_per_epoch = config.train.steps_per_epoch
@@ -310,7 +323,8 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
     with distribution.keras_fit_workarounds(model, strategy):
         model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                   steps_per_epoch=steps_per_epoch,
-                  callbacks=task.training_callbacks(model) + make_callbacks(config, run_dir, finished_epochs) + profiling,
+                  callbacks=(task.training_callbacks(model) + list(callbacks)
+                             + make_callbacks(config, run_dir, finished_epochs) + profiling),
                   shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):

@@ -40,6 +40,9 @@ LAYER_OF_PART = {
     "plots": "plots",
     "distribution": "distribution",
     "warmup": "warmup",
+    "progress": "progress",
+    "reports": "reports",
+    "evaluation": "evaluation",
     "__init__": "root",
 }
 
@@ -61,10 +64,10 @@ ALLOWED = {
     "losses": set(),  # Keras losses and metrics of the sequence tasks
     "models": _MODEL_TIER,
     "run_files": _MODEL_TIER | {"models"},
-    "tasks": _TASK_TIER,
+    "tasks": _TASK_TIER | {"plots", "figures", "progress"},  # a task draws its own figures
     "training": _TRAINING_TIER,
     "export": _TRAINING_TIER,
-    "predict": _FOUNDATION,  # runs SavedModels: needs no task, no model code
+    "predict": _FOUNDATION | {"progress"},  # runs SavedModels: needs no task, no model code
     "cudnn": _FOUNDATION,  # which recurrent layers a GPU runs on cuDNN kernels
     "diagnostics": _TRAINING_TIER,
     "cli": set(LAYER_OF_PART.values()),
@@ -72,9 +75,12 @@ ALLOWED = {
     "plots": set(),  # matplotlib figures: values in, PNG out
     "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
     "warmup": set(),  # TF Serving's warm-up file: TensorFlow and tensorflow-serving-api only
+    "progress": set(),  # progress bars on a terminal (tqdm)
+    "reports": _TRAINING_TIER | {"plots", "figures"},  # a run's figures and TensorBoard extras
+    "evaluation": _TRAINING_TIER | {"training"},  # evaluate --data / --predictions
 }
 ALLOWED["export"] = ALLOWED["export"] | {"warmup"}
-ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn"}
+ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn", "reports"}
 ALLOWED = {layer: parts | ({"compat"} if layer != "compat" else set()) for layer, parts in ALLOWED.items()}
 
 FORBIDDEN_MODULES = ("tensorflow_text", "tf_keras")

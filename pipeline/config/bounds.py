@@ -60,6 +60,11 @@ def bounded(default, *, minimum=None, maximum=None, exclusive_minimum=None, excl
     return dataclasses.field(default=default, metadata={_BOUNDS_KEY: interval})
 
 
+def of(field: dataclasses.Field) -> Optional[Bounds]:
+    """The bounds a dataclass field declared with `bounded`, or None."""
+    return field.metadata.get(_BOUNDS_KEY)
+
+
 def check(block, path: str) -> None:
     """Raises ConfigError for the first field of the dataclass `block` whose value is out of its bounds.
 

@@ -14,7 +14,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-from pipeline.config import common, errors, schemas as schemas_lib
+from pipeline.config import common, errors, schemas as schemas_lib, shipped
 
 Schemas = typing.Mapping[str, common.TaskSchema]
 
@@ -73,13 +73,14 @@ def load_config(paths: typing.Sequence[str], overrides: typing.Sequence[str] = (
     """Loads YAML files (later ones win), applies `--set` overrides and builds a checked `RunConfig`.
 
     Args:
-        paths: YAML files, merged left to right.
+        paths: YAML files, merged left to right; a name that is not a file is a shipped config
+            (`quickstart`, `tiny/sentiment`; see `shipped`).
         overrides: `a.b.c=value` strings applied after the files, in order.
         schemas: Task name -> `TaskSchema` for the `task:` key; null uses this package's `SCHEMAS`.
     """
     tree: dict = {}
     for path in paths:
-        tree = merge(tree, read_yaml(path))
+        tree = merge(tree, read_yaml(shipped.resolve(path)))
     for override in overrides:
         tree = apply_override(tree, override)
     return from_tree(tree, schemas)
@@ -131,14 +132,15 @@ def _build_dataclass(cls, values, path: str, hint_overrides: Optional[dict] = No
     return cls(**arguments)
 
 
-def _type_name(hint) -> str:
+def type_name(hint) -> str:
+    """A type hint in words, as error messages and the configuration reference show it: `int`, `one of 'a', 'b'`."""
     origin = typing.get_origin(hint)
     if origin is Literal:
         return "one of " + ", ".join(repr(choice) for choice in typing.get_args(hint))
     if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(member) for member in typing.get_args(hint))
+        return " or ".join(type_name(member) for member in typing.get_args(hint))
     if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+        return f"a list of {type_name(typing.get_args(hint)[0])}"
     if hint is type(None):
         return "null"
     return getattr(hint, "__name__", str(hint))
@@ -183,7 +185,7 @@ def _convert_union(value, hint, path: str):
 
 
 def _type_error(value, hint, path: str) -> errors.ConfigError:
-    return errors.ConfigError(f"{path}: expected {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+    return errors.ConfigError(f"{path}: expected {type_name(hint)}, got {value!r} ({type(value).__name__})")
 
 
 def to_tree(config) -> dict:

@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import typing
 
 import numpy as np
@@ -274,3 +275,15 @@ def keep_images(split: CaptionedImages, kept: list[int], skipped: list[tuple[str
         return split
     return dataclasses.replace(split, images=[split.images[row] for row in kept],
                                captions=[split.captions[row] for row in kept], skipped_images=tuple(skipped))
+
+
+def read_labelled_file(data_config: config_lib.CaptioningDataConfig, path: str) -> CaptionedImages:
+    """Images and their captions from one captions file (CSV or COCO JSON, as `data.file_format` reads them).
+
+    Image names are relative to `data.image_directory` when the run has one, else to the captions file's
+    folder.
+    """
+    captions, skipped = _read_captions(path, data_config)
+    directory = data_config.image_directory or os.path.dirname(path)
+    return CaptionedImages(images=[images_lib.image_name_in(directory, name) for name in captions],
+                           captions=list(captions.values()), origin=path, skipped_rows=skipped)

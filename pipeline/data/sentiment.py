@@ -158,3 +158,16 @@ def token_dataset(split: Split, encode: typing.Callable[[tf.Tensor], tf.RaggedTe
     # Unbatched ragged rows are rank-1 ragged specs; as plain tensors they can be padded and bucketed.
     return dataset.unbatch().map(lambda features, label: (
         {"token_ids": tf.convert_to_tensor(features["token_ids"])}, label))
+
+
+def read_labelled_file(data_config: config_lib.TextClassificationDataConfig, path: str,
+                       label_names: typing.Sequence[str]) -> Split:
+    """One labelled file in the configured format (as `data.test` is read), labels indexed by `label_names`.
+
+    Raises:
+        files.DataError: A malformed file, or a label outside `label_names`.
+    """
+    read = files.read_labeled_texts(path, file_format=data_config.file_format, text_column=data_config.text_column,
+                                    label_column=data_config.label_column, header=data_config.header,
+                                    on_bad_rows=data_config.on_bad_rows)
+    return _index_labels(read, tuple(label_names), "evaluation", data_config.labels is not None)

@@ -129,3 +129,16 @@ def sentence_dataset(split: SentenceSplit,
     return dataset.map(lambda features, tag_ids: (
         {"token_ids": tf.convert_to_tensor(features["token_ids"]),
          "char_ids": features["char_ids"].to_tensor()}, tf.convert_to_tensor(tag_ids)))
+
+
+def read_labelled_file(data_config: config_lib.TaggingDataConfig, path: str,
+                       tag_names: typing.Sequence[str]) -> SentenceSplit:
+    """One tagged file in the configured format (as `data.test` is read), tags indexed by `tag_names`.
+
+    Raises:
+        files.DataError: A malformed file, or a tag outside `tag_names`.
+    """
+    read = conll.read_tagged_sentences(path, file_format=data_config.file_format, tags=data_config.tags,
+                                       token_column=data_config.token_column, tag_column=data_config.tag_column,
+                                       on_bad_rows=data_config.on_bad_rows)
+    return _index_tags(read, tuple(tag_names), "evaluation")

@@ -236,3 +236,15 @@ def pair_dataset(split: Pairs, encode_source: typing.Callable[[tf.Tensor], tf.Ra
     # Unbatched ragged rows become plain tensors so that they can be padded and bucketed.
     return dataset.map(lambda features, labels: (
         {key: tf.convert_to_tensor(value) for key, value in features.items()}, tf.convert_to_tensor(labels)))
+
+
+def read_labelled_file(data_config: config_lib.TranslationDataConfig, path: str) -> Pairs:
+    """Sentence pairs from one TSV file, or from aligned files when `path` contains `{language}`."""
+    placeholder = config_lib.LANGUAGE_PLACEHOLDER
+    if placeholder not in path:
+        return read_tsv_pairs(path, on_bad_rows=data_config.on_bad_rows)
+    source_language, target_language = language_pair(data_config)
+    if None in (source_language, target_language):
+        raise files.DataError(f"{path}: aligned files need data.source_language and data.target_language")
+    return read_aligned_pairs(path.replace(placeholder, source_language), path.replace(placeholder, target_language),
+                              on_bad_rows=data_config.on_bad_rows)

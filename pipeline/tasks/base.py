@@ -13,6 +13,10 @@ signatures. The framework never names a task: it asks the task object. The order
     task.evaluate(model, datasets["test"], preprocessing)
     task.serving_functions(model, preprocessing)             # the export's signatures
 
+Optional members serve error analysis and reports: `read_labelled_file` (`evaluate --data FILE`),
+`predictions` (`evaluate --predictions FILE`, sample predictions in TensorBoard) and `figures` (the task's
+own pictures in `<run_dir>/figures/`, beside the learning curves the framework draws for every task).
+
 Preprocessing state (vocabularies, label names) is one explicit value, a `Preprocessing`, returned by
 `fit_preprocessing` or `load_preprocessing` and handed to every later step; a task object holds no state
 that has to be filled in a particular order.
@@ -214,3 +218,47 @@ class Task(abc.ABC):
         """XLA-compiled twins of the signatures, named `<name>_xla` (when `compiles_serving`)."""
         del model, preprocessing
         return {}
+
+    # === Error analysis and reports ===
+
+    def read_labelled_file(self, path: str, splits: Splits):
+        """Reads one labelled file, in a format this task reads for `data.test`, as one more split.
+
+        Labels are indexed as in `splits` (the run's class or tag names), so the split can be batched by
+        `datasets` and scored by `evaluate` beside the run's own splits (`evaluate RUN --data FILE`).
+
+        Returns:
+            A split of the kind `splits.splits` holds.
+        """
+        del path, splits
+        raise NotImplementedError(f"the {type(self).__name__} task cannot read a labelled file for "
+                                  "`evaluate --data`; it has no read_labelled_file")
+
+    def predictions(self, model: keras.Model, preprocessing: Preprocessing, split) -> typing.Iterator[dict]:
+        """Every example of a split (as `load_splits` gives it), in order: its prediction beside its reference.
+
+        Yields:
+            One JSON-ready dict per example (`evaluate --predictions FILE` writes them as JSON Lines).
+        """
+        del model, preprocessing, split
+        raise NotImplementedError(f"the {type(self).__name__} task does not write predictions; it has no "
+                                  "predictions member")
+
+    def figures(self, model: keras.Model, preprocessing: Preprocessing, splits: Splits, metrics: dict,
+                directory: str) -> list[str]:
+        """Draws this task's own figures (PNG) into `directory` after training; none by default.
+
+        The framework draws the learning curves of every run itself.
+
+        Args:
+            model: The trained (best) model.
+            preprocessing: The run's preprocessing.
+            splits: The run's splits.
+            metrics: The evaluation of each split, as in metrics.json.
+            directory: `<run_dir>/figures`.
+
+        Returns:
+            The paths written.
+        """
+        del model, preprocessing, splits, metrics, directory
+        return []

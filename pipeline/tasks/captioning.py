@@ -8,9 +8,11 @@ evaluation decodes each image once and scores it against all its captions.
 """
 
 import base64
+import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import typing
 
 import keras
@@ -19,8 +21,10 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline import decoding
+from pipeline import figures as figures_lib
 from pipeline import losses
 from pipeline import metrics as metrics_lib
+from pipeline import progress
 from pipeline.data import batching
 from pipeline.data import captioning as captioning_data
 from pipeline.data import images as images_lib
@@ -37,6 +41,7 @@ REFERENCE_SEPARATOR = "\n"
 _SAMPLE_IMAGES = 4
 _EVALUATION_SAMPLES = 5
 _FEATURE_BATCH_SIZE = 32
+_FIGURE_IMAGES = 8
 
 
 @dataclasses.dataclass
@@ -123,16 +128,21 @@ class CaptioningTask(generation.GenerativeTask):
     def read_images(self, split: captioning_data.CaptionedImages) -> _ImageStore:
         """Decodes a split's images once (naming or skipping bad ones); caches features or pixels."""
         consume, features, pixels = None, [], []
+        bar = progress.counter("reading images" + (" and caching features" if self.caches_features else ""),
+                               total=len(split.images), unit="image")
         if self.caches_features:
             self.feature_encoder()  # builds it (pretrained weights) and its traced call
 
             def consume(rows, batch):
                 features.append(self._encode_pixels(tf.constant(batch)).numpy())
+                bar.update(len(batch))
         elif self.data_config.cache:
             def consume(rows, batch):
                 pixels.append(batch)
-        checked = images_lib.read_images(split.images, self.image_size, on_bad_images=self.data_config.on_bad_images,
-                                         consume=consume, batch_size=_FEATURE_BATCH_SIZE)
+                bar.update(len(batch))
+        with contextlib.closing(bar):
+            checked = images_lib.read_images(split.images, self.image_size, on_bad_images=self.data_config.on_bad_images,
+                                             consume=consume, batch_size=_FEATURE_BATCH_SIZE)
         split = captioning_data.keep_images(split, checked.kept, checked.skipped)
         return _ImageStore(split=split, features=np.concatenate(features) if features else None,
                            pixels=np.concatenate(pixels) if pixels else None)
@@ -316,6 +326,40 @@ class CaptioningTask(generation.GenerativeTask):
                 [maps[step][row].reshape(height, width) for step in range(length)])
             rows.append({"image": images[row].numpy(), "tokens": tokens, "attention": attention})
         return rows
+
+    # === Error analysis and reports ===
+
+    def read_labelled_file(self, path: str, splits: captioning_data.CaptionSplits) -> captioning_data.CaptionedImages:
+        """A captions file (CSV or COCO JSON); image names relative to `data.image_directory`, else to its folder."""
+        del splits
+        return captioning_data.read_labelled_file(self.data_config, path)
+
+    def predictions(self, model, preprocessing: CaptioningPreprocessing,
+                    split: captioning_data.CaptionedImages) -> typing.Iterator[dict]:
+        """Per image: its file (or position), its reference captions, the caption (decoded as evaluation
+        decodes) and its score."""
+        encoded = (_read_bytes(source) for source in split.images)
+        rows = self.decoded_rows(model, preprocessing, encoded, self.config.train.batch_size, total=len(split.images))
+        for index, (source, references, row) in enumerate(zip(split.images, split.captions, rows)):
+            yield {"image": source if isinstance(source, str) else f"#{index}", "references": list(references),
+                   "caption": row["caption"], "score": row["score"]}
+
+    def figures(self, model, preprocessing: CaptioningPreprocessing, splits: captioning_data.CaptionSplits,
+                metrics: dict, directory: str) -> list[str]:
+        """A grid of validation images with their captions and, for the attention decoder, one row per image
+        with the attention map of each word."""
+        del metrics
+        images = [_read_bytes(source) for source in splits.splits["validation"].images[:_FIGURE_IMAGES]]
+        if not images:
+            return []
+        rows = self.caption_with_attention(model, preprocessing, images)
+        os.makedirs(directory, exist_ok=True)
+        written = [figures_lib.render_caption_grid([dict(row, attention=None) for row in rows],
+                                                   os.path.join(directory, "captions.png"), cell_size=96)]
+        if rows[0]["attention"] is not None:
+            written.append(figures_lib.render_caption_grid(rows[:2], os.path.join(directory, "attention.png"),
+                                                           cell_size=96, max_words=6))
+        return written
 
     # === Evaluation ===
 

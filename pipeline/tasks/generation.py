@@ -5,7 +5,9 @@ each decoding mode.
 """
 
 import abc
+import contextlib
 import functools
+import itertools
 import typing
 
 import numpy as np
@@ -13,6 +15,7 @@ import tensorflow as tf
 
 from pipeline import decoding
 from pipeline import losses
+from pipeline import progress
 from pipeline.data import sequence_text
 from pipeline.tasks import base
 from pipeline.tasks import compiled
@@ -186,7 +189,7 @@ class GenerativeTask(base.Task):
         loss, accuracy = self.loss(), losses.MaskedTokenAccuracy()
         totals = {"loss": 0.0, "tokens": 0.0, "examples": 0}
         decoded = {mode: [] for mode in decoders}
-        for features, labels in dataset:
+        for features, labels in progress.bar(dataset, "evaluating and decoding"):
             logits = forward({key: features[key] for key in input_keys})
             tokens = float(np.count_nonzero(labels.numpy()))
             totals["loss"] += float(loss(labels, logits)) * tokens
@@ -201,6 +204,30 @@ class GenerativeTask(base.Task):
         totals["loss"] /= max(totals["tokens"], 1.0)
         totals["accuracy"] = float(accuracy.result())
         return totals, decoded
+
+    def decoded_rows(self, model, preprocessing: base.Preprocessing, inputs: typing.Iterable,
+                     batch_size: int = 64, total: typing.Optional[int] = None) -> typing.Iterator[dict]:
+        """The signature outputs for raw inputs (strings, or bytes such as encoded images), in order.
+
+        Decodes as evaluation does (`evaluation_modes()[0]`), batch by batch in one traced graph, reading
+        `inputs` lazily; strings come back decoded and scores as floats.
+
+        Args:
+            total: Number of inputs, for the progress bar, when `len(inputs)` does not give it.
+        """
+        mode = self.evaluation_modes()[0]
+        generate = tf.function(lambda raw: self.generate(model, preprocessing, raw, mode),
+                               input_signature=[self.input_spec])
+        total = len(inputs) if total is None and hasattr(inputs, "__len__") else total
+        bar = progress.counter(f"decoding ({mode})", total=total)
+        iterator = iter(inputs)
+        with contextlib.closing(bar):
+            while batch := list(itertools.islice(iterator, batch_size)):
+                outputs = {key: value.numpy() for key, value in
+                           generate(tf.constant(batch, dtype=tf.string)).items()}
+                bar.update(len(batch))
+                for row in range(len(batch)):
+                    yield {key: _plain(value[row]) for key, value in outputs.items()}
 
     # === Serving ===
 
@@ -243,3 +270,16 @@ def readable_text(vocabulary: typing.Sequence[str], token_ids: tf.Tensor) -> tf.
 def strings(tensor: tf.Tensor) -> list[str]:
     """A string tensor [batch] -> Python strings."""
     return [item.decode("utf-8") for item in tensor.numpy()]
+
+
+def _plain(value):
+    """One output value of one row as plain JSON: text decoded, floats rounded to 6 digits."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.floating):
+        return round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

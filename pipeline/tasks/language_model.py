@@ -18,6 +18,7 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline import losses
+from pipeline import progress
 from pipeline.data import language_model as text_stream
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
@@ -165,7 +166,7 @@ class LanguageModelTask(generation.GenerativeTask):
 
         totals = {"loss_sum": 0.0, "correct": 0, "tokens": 0}
         state = None
-        for features, labels in dataset:
+        for features, labels in progress.bar(dataset, "evaluating"):
             batch_size = int(labels.shape[0])
             if not carry_state or state is None or int(state[0][0].shape[0]) != batch_size:
                 state = model.initial_state(batch_size)
@@ -195,6 +196,50 @@ class LanguageModelTask(generation.GenerativeTask):
         if self.data_config.level == "char":
             report["bits_per_character"] = report["bits_per_token"]
         return report
+
+    # === Error analysis and reports ===
+
+    def read_labelled_file(self, path: str, splits: text_stream.TextSplits) -> text_stream.TextSplit:
+        """Plain text (a file or glob pattern, plain or gzip), read as `data.test` is."""
+        del splits
+        return text_stream.read_text(text_stream.expand_paths(path, "test"), on_bad_rows=self.data_config.on_bad_rows)
+
+    def predictions(self, model, preprocessing: LanguageModelPreprocessing,
+                    split: text_stream.TextSplit) -> typing.Iterator[dict]:
+        """Per non-empty line: the line, the model's next-token guesses along it and how surprised it was.
+
+        Each line is scored on its own, from a zero state after a line break (the line break that ends it
+        included), so the figures differ a little from the split's perplexity, which carries state across
+        lines when `train.carry_state` is on. `prediction[i]` is the most probable token after the first
+        i tokens of the line.
+        """
+        lines = [line for line in split.text.split("\n") if line.strip()]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)])
+        def score(token_ids, labels):
+            logits, _ = model.run(token_ids)  # (batch, time, vocabulary)
+            per_token = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            mask = tf.cast(labels > 0, per_token.dtype)
+            return tf.reduce_sum(per_token * mask, axis=1), tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+        separator = "" if self.data_config.level == "char" else " "
+        batch_size = self.train_config.batch_size
+        starts = range(0, len(lines), batch_size)
+        for start in progress.bar(starts, "predicting", total=len(starts)):
+            batch = lines[start:start + batch_size]
+            ids = [np.concatenate([[text_stream.NEWLINE_ID], self.token_ids(preprocessing, line + "\n")])
+                   for line in batch]  # a line break, the line's tokens, the line break that ends it
+            width = max(len(row) for row in ids)
+            padded = np.zeros([len(ids), width], np.int32)
+            for row, values in enumerate(ids):
+                padded[row, :len(values)] = values
+            loss_sums, guesses = score(tf.constant(padded[:, :-1]), tf.constant(padded[:, 1:]))
+            for row, line in enumerate(batch):
+                tokens = len(ids[row]) - 1
+                loss = float(loss_sums[row]) / tokens
+                guessed = [preprocessing.vocabulary[index] for index in guesses[row, :tokens - 1].numpy()]
+                yield {"text": line, "prediction": separator.join(guessed), "tokens": tokens,
+                       "loss": round(loss, 6), "perplexity": round(math.exp(loss), 6)}
 
     # === Generation ===
 

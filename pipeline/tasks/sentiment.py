@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import logging
+import os
 import typing
 
 import keras
@@ -11,6 +12,8 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline import metrics
+from pipeline import plots
+from pipeline import progress
 from pipeline.data import batching
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
@@ -111,7 +114,7 @@ class SentimentTask(base.Task):
         predict = tf.function(lambda features: model(features, training=False),
                               input_signature=[{"token_ids": tf.TensorSpec([None, None], tf.int32)}])
         labels, predictions = [], []
-        for features, batch_labels in dataset:
+        for features, batch_labels in progress.bar(dataset, "evaluating"):
             probabilities = predict(features)
             predictions.append(np.argmax(probabilities.numpy(), axis=-1))
             labels.append(batch_labels.numpy())
@@ -119,6 +122,36 @@ class SentimentTask(base.Task):
             return metrics.classification_report(np.zeros([0]), np.zeros([0]), preprocessing.label_names)
         return metrics.classification_report(np.concatenate(labels), np.concatenate(predictions),
                                              preprocessing.label_names)
+
+    # === Error analysis and reports ===
+
+    def read_labelled_file(self, path: str, splits: sentiment_data.LabeledSplits) -> sentiment_data.Split:
+        """A labelled file in the configured format (CSV, TSV, JSONL or `label text` lines)."""
+        return sentiment_data.read_labelled_file(self.data_config, path, splits.label_names)
+
+    def predictions(self, model: keras.Model, preprocessing: SentimentPreprocessing,
+                    split: sentiment_data.Split) -> typing.Iterator[dict]:
+        """Per text: the reference label, the predicted one, its probability and every class's."""
+        names = preprocessing.label_names
+        predict = tf.function(lambda texts: model({"token_ids": self.encode(preprocessing, texts)}, training=False),
+                              input_signature=[tf.TensorSpec([None], tf.string)])
+        starts = range(0, len(split.texts), _ADAPT_BATCH_SIZE)
+        for start in progress.bar(starts, "predicting", total=len(starts)):
+            texts = split.texts[start:start + _ADAPT_BATCH_SIZE]
+            probabilities = predict(tf.constant(texts, dtype=tf.string)).numpy()
+            for text, label, row in zip(texts, split.labels[start:start + _ADAPT_BATCH_SIZE], probabilities):
+                best = int(np.argmax(row))
+                yield {"text": text, "reference": names[int(label)], "prediction": names[best],
+                       "correct": best == int(label), "score": round(float(row[best]), 6),
+                       "probabilities": {name: round(float(value), 6) for name, value in zip(names, row)}}
+
+    def figures(self, model: keras.Model, preprocessing: SentimentPreprocessing,
+                splits: sentiment_data.LabeledSplits, metrics: dict, directory: str) -> list[str]:
+        """The confusion matrix of the held-out split (test, else validation)."""
+        del model, splits
+        path = plots.held_out_confusion_matrix(metrics, preprocessing.label_names,
+                                               os.path.join(directory, "confusion_matrix.png"))
+        return [path] if path else []
 
     # === Serving ===
 

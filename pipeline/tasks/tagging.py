@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import logging
+import os
 import typing
 
 import keras
@@ -11,6 +12,8 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline import metrics
+from pipeline import plots
+from pipeline import progress
 from pipeline.data import batching
 from pipeline.data import synthetic
 from pipeline.data import tagging as tagging_data
@@ -20,6 +23,8 @@ from pipeline.tasks import base
 from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
+
+_FIGURE_SENTENCES = 6
 
 @dataclasses.dataclass
 class TaggingPreprocessing(base.Preprocessing):
@@ -115,7 +120,7 @@ class TaggingTask(base.Task):
             "token_ids": tf.TensorSpec([None, None], tf.int32),
             "char_ids": tf.TensorSpec([None, None, None], tf.int32)}])
         gold, predicted, out_of_vocabulary = [], [], []
-        for features, tag_ids in dataset:
+        for features, tag_ids in progress.bar(dataset, "evaluating"):
             best = np.argmax(predict(features).numpy(), axis=-1)
             token_ids = features["token_ids"].numpy()
             for row, sentence_ids in enumerate(token_ids):
@@ -124,6 +129,57 @@ class TaggingTask(base.Task):
                 predicted.append([preprocessing.tag_names[tag] for tag in best[row, :length]])
                 out_of_vocabulary.append(list(sentence_ids[:length] == 1))
         return metrics.tagging_report(gold, predicted, out_of_vocabulary, preprocessing.tag_names)
+
+    # === Error analysis and reports ===
+
+    def read_labelled_file(self, path: str, splits: tagging_data.TaggedSplits) -> tagging_data.SentenceSplit:
+        """A tagged file in the configured format (CoNLL-U or token/tag columns)."""
+        return tagging_data.read_labelled_file(self.data_config, path, splits.tag_names)
+
+    def predictions(self, model: keras.Model, preprocessing: TaggingPreprocessing,
+                    split: tagging_data.SentenceSplit) -> typing.Iterator[dict]:
+        """Per sentence: its tokens, the reference and predicted tags, and how many tags are wrong.
+
+        Tokens past `data.max_sequence_length` are not tagged by the model; their prediction is "".
+        """
+        names = preprocessing.tag_names
+
+        @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.string)])
+        def predict(tokens):
+            token_ids, char_ids = self.encode(preprocessing, tokens)
+            probabilities = model({"token_ids": token_ids.to_tensor(), "char_ids": char_ids.to_tensor()},
+                                  training=False)
+            return tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+
+        batch_size = self.config.train.batch_size
+        starts = range(0, len(split.tokens), batch_size)
+        for start in progress.bar(starts, "predicting", total=len(starts)):
+            sentences = [list(tokens) or [""] for tokens in split.tokens[start:start + batch_size]]
+            best = predict(tf.ragged.constant(sentences, dtype=tf.string)).numpy()
+            for row, (tokens, tag_ids) in enumerate(zip(split.tokens[start:start + batch_size],
+                                                        split.tag_ids[start:start + batch_size])):
+                predicted = [names[tag] for tag in best[row, :len(tokens)]]
+                predicted += [""] * (len(tokens) - len(predicted))
+                reference = [names[tag] for tag in tag_ids]
+                yield {"tokens": list(tokens), "reference": reference, "prediction": predicted,
+                       "errors": sum(gold != guess for gold, guess in zip(reference, predicted))}
+
+    def figures(self, model: keras.Model, preprocessing: TaggingPreprocessing, splits: tagging_data.TaggedSplits,
+                metrics: dict, directory: str) -> list[str]:
+        """The tag confusion matrix of the held-out split, and a few validation sentences with their tags."""
+        written = []
+        matrix = plots.held_out_confusion_matrix(metrics, preprocessing.tag_names,
+                                                 os.path.join(directory, "confusion_matrix.png"))
+        if matrix:
+            written.append(matrix)
+        validation = splits.splits["validation"]
+        sample = dataclasses.replace(validation, tokens=validation.tokens[:_FIGURE_SENTENCES],
+                                     tag_ids=validation.tag_ids[:_FIGURE_SENTENCES])
+        rows = [{"tokens": row["tokens"], "gold": row["reference"], "predicted": row["prediction"]}
+                for row in self.predictions(model, preprocessing, sample) if row["tokens"]]
+        if rows:
+            written.append(plots.tagging_table(rows, os.path.join(directory, "tagging_examples.png")))
+        return written
 
     # === Serving ===
 

@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import os
 import typing
 
 import keras
@@ -14,6 +15,7 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline import losses
+from pipeline import plots
 from pipeline.data import batching
 from pipeline.data import translation as translation_data
 from pipeline.data import synthetic
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 _BATCH_SIZE = 1024
 _EVALUATION_SAMPLES = 5
+_FIGURE_SENTENCES = 4
 
 
 @dataclasses.dataclass
@@ -191,6 +194,33 @@ class TranslationTask(generation.GenerativeTask):
                          "target_tokens": target + [sequence_text.END_TOKEN],
                          "weights": np.asarray(weights[row, :length + 1, :len(tokens)])})
         return rows
+
+    # === Error analysis and reports ===
+
+    def read_labelled_file(self, path: str, splits: translation_data.ParallelSplits) -> translation_data.Pairs:
+        """Sentence pairs: one TSV file, or aligned files when `path` contains `{language}`."""
+        del splits
+        return translation_data.read_labelled_file(self.config.data, path)
+
+    def predictions(self, model, preprocessing: TranslationPreprocessing,
+                    split: translation_data.Pairs) -> typing.Iterator[dict]:
+        """Per pair: the source, the reference, the translation (decoded as evaluation decodes) and its score."""
+        rows = self.decoded_rows(model, preprocessing, split.sources, self.config.train.batch_size)
+        for source, reference, row in zip(split.sources, split.targets, rows):
+            yield {"source": source, "reference": reference, "translation": row["translation"],
+                   "score": row["score"]}
+
+    def figures(self, model, preprocessing: TranslationPreprocessing, splits: translation_data.ParallelSplits,
+                metrics: dict, directory: str) -> list[str]:
+        """Attention weights of a few validation sentences (for models with attention)."""
+        del metrics
+        if self.config.model.attention == "none":
+            return []
+        sources = [text for text in splits.splits["validation"].sources[:_FIGURE_SENTENCES] if text.strip()]
+        if not sources:
+            return []
+        alignments = self.translate_with_attention(model, preprocessing, sources)
+        return [plots.attention_heatmaps(alignments, os.path.join(directory, "attention.png"))]
 
     # === Evaluation ===
 
