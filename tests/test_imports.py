@@ -40,6 +40,8 @@ LAYER_OF_PART = {
     "plots": "plots",
     "distribution": "distribution",
     "warmup": "warmup",
+    "native_logs": "native_logs",
+    "fresh_process": "fresh_process",
     "__init__": "root",
 }
 
@@ -72,8 +74,10 @@ ALLOWED = {
     "plots": set(),  # matplotlib figures: values in, PNG out
     "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
     "warmup": set(),  # TF Serving's warm-up file: TensorFlow and tensorflow-serving-api only
+    "native_logs": set(),  # the command line's filter of TensorFlow's native logging
+    "fresh_process": set(),  # child interpreters that end with their parent (the export self-check)
 }
-ALLOWED["export"] = ALLOWED["export"] | {"warmup"}
+ALLOWED["export"] = ALLOWED["export"] | {"warmup", "fresh_process"}
 ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn"}
 ALLOWED = {layer: parts | ({"compat"} if layer != "compat" else set()) for layer, parts in ALLOWED.items()}
 
