@@ -24,7 +24,10 @@ if _os.getppid() != _parent:  # the parent died before the line above took effec
 
 
 def _exit_when_parent_goes():
-    _sys.stdin.buffer.read()  # returns when the parent closes the pipe, or dies
+    # The raw descriptor, not sys.stdin: a daemon thread blocked inside a buffered reader would abort
+    # the interpreter's shutdown when the script ends normally.
+    while _os.read(0, 65536):  # returns b"" when the parent closes the pipe, or dies
+        pass
     _os._exit(3)
 
 

@@ -24,7 +24,8 @@ import os, re, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 NATIVE = re.compile(rb"^([IWEF])\d{4} [\d:.]+ +\d+ [^\]]*\] ")  # I0000 00:00:1796568824.876281  4851 port.cc:153]
 NOISE = re.compile(rb"^(WARNING: All log messages before absl::InitializeLog\(\)|To enable the following "
-                   rb"instructions: .*rebuild TensorFlow with the appropriate compiler flags)")
+                   rb"instructions: .*rebuild TensorFlow with the appropriate compiler flags|Improper call to "
+                   rb"JPEG library in state \d+$)")  # the last: libjpeg on a bad file, which predict reports
 ERROR_NOISE = re.compile(rb"failed call to cuInit|oneDNN supports DT_|Unable to register cu(DNN|FFT|BLAS) "
                          rb"factory|computation placer already registered|TF-TRT Warning")
 HOLD = tuple(b"IWEFT")  # a partial line starting so may become a native line: wait for its end

@@ -150,14 +150,14 @@ def batched(inputs: typing.Iterable[RawInput], batch_size: int) -> typing.Iterat
 
 def line_batches(stream: typing.BinaryIO, batch_size: int = BATCH_SIZE,
                  chunk_size: int = 1 << 16) -> typing.Iterator[list[RawInput]]:
-    """Lines of a binary stream (stdin) as inputs, in batches of what has arrived, at most `batch_size` each.
+    """Lines of a buffered binary stream (`sys.stdin.buffer`, `io.BytesIO`) as inputs, in batches of what
+    has arrived, at most `batch_size` each.
 
     A batch is handed on as soon as no further complete line is waiting, so that a person typing lines
     gets each answer at once, while piped input fills whole batches. A line that is not UTF-8 becomes an
     input carrying the error `stdin line N: invalid UTF-8 ...`. Line endings (LF or CRLF) are removed.
     """
     pending, batch, number = b"", [], 0
-    read = getattr(stream, "read1", stream.read)
     while True:
         while b"\n" in pending and len(batch) < batch_size:
             line, pending = pending.split(b"\n", 1)
@@ -167,7 +167,7 @@ def line_batches(stream: typing.BinaryIO, batch_size: int = BATCH_SIZE,
             yield batch
             batch = []
             continue
-        chunk = read(chunk_size)
+        chunk = stream.read1(chunk_size)  # what has arrived, waiting only when nothing has
         if not chunk:
             break
         pending += chunk
@@ -239,13 +239,10 @@ def _answer_usable(function, labels: list[str], values: list, temperature: float
 
 
 def _op_error_reason(error) -> str:
-    """The line of a TensorFlow op error that says what is wrong, without graph and node decoration."""
-    for line in str(error.message).splitlines():
-        line = line.strip()
-        if line and not line.startswith(("[[", "Detected at node", "Graph execution error", "Stack trace",
-                                         "File ", "{{")):
-            return re.sub(r"\s*\[\[.*|\s*\[Op:.*", "", line)
-    return type(error).__name__
+    """What a TensorFlow op error says is wrong: its last line before the `[[{{node ...}}]]` decoration."""
+    message = str(error.message).split("\t [[", 1)[0]
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return re.sub(r"\s*\[Op:.*", "", lines[-1]) if lines else type(error).__name__
 
 
 def read_input_file(path: str) -> bytes:
