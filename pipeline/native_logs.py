@@ -100,7 +100,11 @@ def _python_loggers_at(level: int, names: typing.Sequence[str]) -> typing.Iterat
 @contextlib.contextmanager
 def _through_filter_process() -> typing.Iterator[None]:
     sys.stderr.flush()
-    terminal = os.dup(2)
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr at all: nothing to filter
+        yield
+        return
     try:
         process = subprocess.Popen([sys.executable, "-I", "-c", _FILTER_SCRIPT], stdin=subprocess.PIPE,
                                    stdout=terminal, stderr=terminal)
