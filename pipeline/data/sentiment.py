@@ -59,6 +59,7 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
         raise files.DataError(f"{data_config.source}: there is no training split")
     if not raw["train"].texts:
         raise files.DataError(f"{raw['train'].source}: the training split has no examples")
+    _refuse_comma_separated_labels(raw["train"], data_config.file_format)
     label_names = _label_names(data_config.labels, raw["train"])
     indices_allowed = data_config.labels is not None
     splits = {split_name: _index_labels(read, label_names, split_name, indices_allowed, data_config.file_format)
@@ -138,15 +139,28 @@ def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_
     return Split(texts=list(read.texts), labels=indices, origin=read.source, skipped_rows=read.skipped_rows)
 
 
+_CSV_READ_AS_LABEL_TEXT = ("the file looks comma-separated but is read as '<label> <text>' lines; "
+                           "set data.file_format: csv")
+
+
+def _read_as_label_text(source: str, file_format: str) -> bool:
+    try:
+        return files.resolve_format(source, file_format) == "label_text"
+    except files.DataError:  # not a file (TFDS, synthetic)
+        return False
+
+
+def _refuse_comma_separated_labels(train: files.LabeledTexts, file_format: str) -> None:
+    """A CSV file read as `<label> <text>` lines gives labels such as `1,great`: stop before they become classes."""
+    label = next((label for label in train.labels if "," in label), None)
+    if label is not None and _read_as_label_text(train.source, file_format):
+        raise files.DataError(f"{train.source}: the training split has the label {label!r}: {_CSV_READ_AS_LABEL_TEXT}")
+
+
 def _unknown_label_fix(source: str, file_format: str, label: str) -> str:
     """What to change when a label is unknown: the file format when a CSV row was read as label-text."""
-    try:
-        read_as = files.resolve_format(source, file_format)
-    except files.DataError:  # not a file (TFDS, synthetic)
-        read_as = None
-    if read_as == "label_text" and "," in label:
-        return ("the file looks comma-separated but is read as '<label> <text>' lines; "
-                "set data.file_format: csv")
+    if "," in label and _read_as_label_text(source, file_format):
+        return _CSV_READ_AS_LABEL_TEXT
     return "set data.labels to fix the class list"
 
 

@@ -100,6 +100,8 @@ def test_csv_read_as_label_text_points_to_the_file_format_key(tmp_path):
         sentiment.load_splits(data_config(train=str(train), labels=["neg", "pos"]), seed=0)
 
     assert "'label,text'" in str(error_info.value) and "data.labels" not in str(error_info.value)
+    with pytest.raises(files.DataError, match="set data.file_format: csv"):  # without data.labels too
+        sentiment.load_splits(data_config(train=str(train)), seed=0)
 
 
 def test_out_of_range_integer_label_with_configured_labels_is_rejected(tmp_path):
