@@ -15,8 +15,11 @@ import typing
 
 import pipeline
 from pipeline import config as config_lib
+from pipeline import native_logs
 
 logger = logging.getLogger("pipeline")
+
+SERVE_PROGRAM = "python -m pipeline serve"
 
 _DEFAULT_PROFILE_STEPS = (10, 15)  # past the first steps, which trace the graph
 
@@ -64,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="signature to call (translation and language-model exports also have greedy, beam, sample)")
     predict.add_argument("--temperature", type=float, default=1.0,
                          help="for signatures with a temperature input (sample); default 1.0")
+    predict.add_argument("--batch-size", type=_positive_int, default=64, dest="batch_size",
+                         help="inputs per model call (default 64); stdin lines are answered as they arrive")
 
     verbs.add_parser("serve", add_help=False, help="TF-Serving-compatible REST and gRPC server over exports "
                      "(tensorflow_model_server's flags; `serve --help` lists them)")
@@ -76,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                                 help="where the server sees EXPORTS_DIR (default /models, the Docker image's "
                                 "mount; give the folder itself for serving/server.py)")
     _add_diagnose_parser(verbs)
+    for name, verb_parser in verbs.choices.items():
+        if name != "serve":
+            verb_parser.add_argument("--verbose", action="store_true",
+                                     help="also show TensorFlow's native logging (as PIPELINE_DEBUG=1 does)")
     return parser
 
 
@@ -162,32 +171,49 @@ def _add_diagnose_parser(verbs) -> None:
 
 def main(argv: typing.Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["serve"]:  # the server parses its own (tensorflow_model_server) flags
-        from serving import server
-        return server.main(argv[1:])
+    if argv[:1] == ["serve"]:
+        return _serve(argv[1:])
     arguments = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_logs.filtered(native_logs.wanted(arguments.verbose)):
+        return _run_reporting_errors(arguments)
+
+
+def _run_reporting_errors(arguments: argparse.Namespace) -> int:
+    """Runs a verb; an error is one `error: ...` line (the traceback only with PIPELINE_DEBUG=1)."""
     try:
         return _run(arguments)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume from the last checkpoint",
               file=sys.stderr)
         return 130
-    except (config_lib.ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
-        if os.environ.get("PIPELINE_DEBUG"):
+    except Exception as error:  # pylint: disable=broad-except
+        if os.environ.get(native_logs.DEBUG_VARIABLE):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        expected = isinstance(error, (config_lib.ConfigError, ValueError, FileNotFoundError, RuntimeError))
+        print(f"error: {error}" if expected else
+              f"error: {type(error).__name__}: {error} (set PIPELINE_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
+
+
+def _serve(argv: list[str]) -> int:
+    """`serve`: --help and flag errors answer before TensorFlow loads; the server then parses the flags."""
+    from serving import flags as serving_flags
+    serving_flags.build_parser(prog=SERVE_PROGRAM).parse_args(argv)
+    with native_logs.filtered(native_logs.wanted(verbose=False)):
+        from serving import server
+        return server.main(argv, prog=SERVE_PROGRAM)
 
 
 def _run(arguments: argparse.Namespace) -> int:
     if arguments.verb == "train":
         config = config_lib.load_config(arguments.configs, arguments.overrides)
+        _require_input_paths(config)
         return _train(config, arguments.profile)
     if arguments.verb == "evaluate":
         _require_run_dir(arguments.run_dir)
+        _require_input_paths(config_lib.load_config([os.path.join(arguments.run_dir, "config.yaml")]))
         if arguments.data is not None and not _matches_files(arguments.data):
             raise FileNotFoundError(f"{arguments.data}: no such file (evaluate --data)")
         from pipeline import evaluation
@@ -206,7 +232,7 @@ def _run(arguments: argparse.Namespace) -> int:
         return 0
     if arguments.verb == "diagnose":
         return _diagnose(arguments)
-    return _predict(arguments.path, arguments.inputs, arguments.signature, arguments.temperature)
+    return _predict(arguments)
 
 
 def _diagnose(arguments: argparse.Namespace) -> int:
@@ -244,6 +270,17 @@ def _matches_files(path: str) -> bool:
     return os.path.exists(path) or bool(glob.glob(path.replace(config_lib.LANGUAGE_PLACEHOLDER, "*")))
 
 
+def _require_input_paths(config: config_lib.RunConfig) -> None:
+    """Fails fast, before TensorFlow loads and before anything is written, when an input file is missing."""
+    for key, paths in config.input_paths().items():
+        for path in paths:
+            if glob.has_magic(path):
+                if not glob.glob(path):
+                    raise FileNotFoundError(f"{key}: no file matches {path!r}")
+            elif not os.path.exists(path):
+                raise FileNotFoundError(f"{key}: {path}: no such file or directory")
+
+
 def _require_run_dir(path: str) -> None:
     """Fails fast, before TensorFlow loads, when PATH is not a run directory."""
     if not os.path.exists(os.path.join(path, "config.yaml")):
@@ -271,10 +308,20 @@ def _train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[in
     return 0
 
 
-def _predict(path: str, inputs: list[str], signature: str, temperature: float) -> int:
+def _predict(arguments: argparse.Namespace) -> int:
     from pipeline import predict
-    if not inputs:
-        inputs = [line.rstrip("\n") for line in sys.stdin]
-    for row in predict.predict(path, inputs, signature, temperature):
+    options = {"signature": arguments.signature, "temperature": arguments.temperature,
+               "batch_size": arguments.batch_size}
+    if arguments.inputs:
+        rows = predict.predict(arguments.path, arguments.inputs, **options)
+    else:
+        rows = predict.predict_lines(arguments.path, sys.stdin.buffer, **options)
+    answered = failed = 0
+    for row in rows:
         print(json.dumps(row, ensure_ascii=False), flush=True)
+        answered += 1
+        failed += "error" in row
+    if failed:
+        print(f"error: {failed} of {answered} inputs failed; their rows say why", file=sys.stderr)
+        return 1
     return 0

@@ -8,9 +8,9 @@ with `tf.saved_model.load` alone, compared with the in-memory model, and only th
 import logging
 import os
 import pickle
+import re
 import shutil
-import subprocess
-import sys
+import socket
 import tempfile
 import typing
 import uuid
@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline import fresh_process
 from pipeline import tasks as tasks_lib
 from pipeline import run_files
 from pipeline import warmup
@@ -80,7 +81,8 @@ def export_run(run_dir: str, version: typing.Optional[int] = None, model: typing
     final_path = os.path.join(base_path, str(version))
     if os.path.exists(final_path):
         raise ExportError(f"{final_path} already exists; versions are never overwritten")
-    temporary_path = os.path.join(base_path, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    remove_abandoned_temporary_folders(base_path)
+    temporary_path = os.path.join(base_path, _temporary_name(version))
     try:
         functions = task.serving_functions(model, preprocessing)
         checks = {"serving_default": "serving_default"}
@@ -101,6 +103,56 @@ def export_run(run_dir: str, version: typing.Optional[int] = None, model: typing
         shutil.rmtree(temporary_path, ignore_errors=True)
     logger.info("exported %s", final_path)
     return final_path
+
+
+def _temporary_name(version: int) -> str:
+    """`.tmp-<version>-<random>-pid<pid>@<host>`: hidden from TF Serving, and it names its owner."""
+    return f"{_TEMPORARY_PREFIX}{version}-{uuid.uuid4().hex[:8]}-pid{os.getpid()}@{_host_name()}"
+
+
+def _host_name() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+_TEMPORARY_PREFIX = ".tmp-"
+_TEMPORARY_OWNER = re.compile(r"^\.tmp-\d+-[0-9a-f]+-pid(\d+)@(.+)$")
+
+
+def remove_abandoned_temporary_folders(base_path: str) -> list[str]:
+    """Removes the temporary folders of exports whose process has died (killed part-way); returns them.
+
+    Only folders written by a process of this machine that no longer runs are removed; a concurrent
+    export's folder, one from another machine sharing the folder, or one that does not name its owner is
+    left alone.
+    """
+    if not os.path.isdir(base_path):
+        return []
+    host = _host_name()
+    removed = []
+    for name in sorted(os.listdir(base_path)):
+        owner = _TEMPORARY_OWNER.match(name)
+        if owner and owner.group(2) == host and not _process_alive(int(owner.group(1))):
+            shutil.rmtree(os.path.join(base_path, name), ignore_errors=True)
+            removed.append(name)
+    if removed:
+        logger.info("removed %d temporary folders of interrupted exports in %s: %s", len(removed), base_path,
+                    ", ".join(removed))
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this machine runs with this id (assumed so where that cannot be told)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill(pid, 0) would not merely probe there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def compiled_serving_functions(task: tasks_lib.Task, model: keras.Model,
@@ -165,18 +217,24 @@ def self_check(path: str, functions: dict, inputs: list, input_name: str, signat
 
 
 def _run_in_fresh_process(path: str, signatures: list[str], input_name: str, inputs: list) -> dict:
-    """Calls each signature of the export in a new Python process that imports TensorFlow alone."""
+    """Calls each signature of the export in a new Python process that imports TensorFlow alone.
+
+    The process ends with this one (`fresh_process`), so a killed export leaves no self-check running.
+    """
     with tempfile.TemporaryDirectory(prefix="self-check-") as directory:
         inputs_file, outputs_file = os.path.join(directory, "inputs.pkl"), os.path.join(directory, "outputs.pkl")
+        log_file = os.path.join(directory, "log.txt")
         with open(inputs_file, "wb") as stream:
             pickle.dump(inputs, stream)
         environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        process = subprocess.run(
-            [sys.executable, "-c", _SELF_CHECK_SCRIPT, path, ",".join(signatures), input_name, inputs_file,
-             outputs_file], capture_output=True, text=True, env=environment, timeout=600)
-        if process.returncode != 0 or not os.path.exists(outputs_file):
-            raise ExportError(f"self-check: the export at {path} failed to load in a fresh process:\n"
-                              f"{process.stderr[-3000:]}")
+        with open(log_file, "wb") as log:
+            process = fresh_process.start(_SELF_CHECK_SCRIPT, [path, ",".join(signatures), input_name, inputs_file,
+                                                               outputs_file], output=log, environment=environment)
+            returncode = fresh_process.finish(process, timeout=600)
+        if returncode != 0 or not os.path.exists(outputs_file):
+            with open(log_file, encoding="utf-8", errors="replace") as log:
+                raise ExportError(f"self-check: the export at {path} failed to load in a fresh process:\n"
+                                  f"{log.read()[-3000:]}")
         with open(outputs_file, "rb") as stream:
             return pickle.load(stream)
 

@@ -18,6 +18,9 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray, class_nam
     Returns:
         A JSON-ready dict. `confusion_matrix[i][j]` counts examples of class i predicted as class j.
         Precision, recall or F1 with a zero denominator are 0 (as scikit-learn's `zero_division=0`).
+        `macro_f1` averages the F1 of the classes that occur in the labels or the predictions of these
+        examples (as scikit-learn's `f1_score(average="macro")`), named in `macro_average_labels`: a
+        class absent from both would count as F1 0 and only depress the average.
     """
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
@@ -37,10 +40,12 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray, class_nam
                     "f1": float(f1[index]), "support": int(actual[index])}
         for index, name in enumerate(class_names)
     }
+    present = (actual > 0) | (predicted > 0)
     return {
         "examples": int(labels.size),
         "accuracy": float(true_positives.sum() / labels.size) if labels.size else 0.0,
-        "macro_f1": float(f1.mean()),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_average_labels": [str(name) for name, used in zip(class_names, present) if used],
         "per_class": per_class,
         "confusion_matrix": confusion.tolist(),
     }

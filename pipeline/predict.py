@@ -4,7 +4,9 @@ Only the SavedModel is used, as TF Serving would use it: no task, no vocabulary 
 imported when a model is loaded, so that a bad path fails before it starts.
 """
 
+import dataclasses
 import os
+import re
 import typing
 
 from pipeline import config as config_lib
@@ -90,14 +92,159 @@ def predict_rows(function, inputs: list, temperature: float = 1.0,
             yield {shown_as: label, **result}
 
 
-def predict(path: str, inputs: list[str], signature: str = "serving_default",
-            temperature: float = 1.0) -> typing.Iterator[dict]:
-    """Rows for raw inputs: texts, or file paths for exports that take files' bytes (images)."""
+def predict(path: str, inputs: typing.Iterable[str], signature: str = "serving_default",
+            temperature: float = 1.0, batch_size: int = BATCH_SIZE) -> typing.Iterator[dict]:
+    """Rows for raw inputs: texts, or file paths for exports that take files' bytes (images).
+
+    Inputs are read and answered `batch_size` at a time (files are read as their batch comes up). An input
+    that cannot be used gives the row `{"input": ..., "error": ...}` in its place; the others are answered.
+    """
+    function = load_export(path, signature)  # here, so that a bad path fails before any input is read
+    return answer(function, batched(argument_inputs(inputs), batch_size), temperature)
+
+
+def predict_lines(path: str, stream: typing.BinaryIO, signature: str = "serving_default",
+                  temperature: float = 1.0, batch_size: int = BATCH_SIZE) -> typing.Iterator[dict]:
+    """Rows for the lines of a binary stream (stdin), each answered as soon as it and its batch have arrived.
+
+    Lines are texts, or file paths for exports that take files' bytes; see `line_batches` and `answer`.
+    """
     function = load_export(path, signature)
-    labels = None
-    if takes_files(function):
-        labels, inputs = inputs, [read_input_file(name) for name in inputs]
-    return predict_rows(function, inputs, temperature, labels)
+    return answer(function, line_batches(stream, batch_size), temperature)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawInput:
+    """One input as given: shown in its row as it was given, with why it cannot be used, if so.
+
+    Attributes:
+        given: The text, or the file path, as the user gave it.
+        error: Why the input cannot be used before the model sees it (invalid UTF-8), or None.
+    """
+
+    given: str
+    error: typing.Optional[str] = None
+
+
+def argument_inputs(inputs: typing.Iterable[str]) -> typing.Iterator[RawInput]:
+    """Inputs given as strings (command-line arguments: undecodable bytes arrive as surrogate escapes)."""
+    for number, text in enumerate(inputs, start=1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            yield RawInput(text.encode("utf-8", "replace").decode("utf-8"),
+                           f"input {number}: invalid UTF-8 at character {error.start + 1}")
+        else:
+            yield RawInput(text)
+
+
+def batched(inputs: typing.Iterable[RawInput], batch_size: int) -> typing.Iterator[list[RawInput]]:
+    """Groups inputs into lists of `batch_size` (the last may be shorter)."""
+    batch = []
+    for item in inputs:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def line_batches(stream: typing.BinaryIO, batch_size: int = BATCH_SIZE,
+                 chunk_size: int = 1 << 16) -> typing.Iterator[list[RawInput]]:
+    """Lines of a buffered binary stream (`sys.stdin.buffer`, `io.BytesIO`) as inputs, in batches of what
+    has arrived, at most `batch_size` each.
+
+    A batch is handed on as soon as no further complete line is waiting, so that a person typing lines
+    gets each answer at once, while piped input fills whole batches. A line that is not UTF-8 becomes an
+    input carrying the error `stdin line N: invalid UTF-8 ...`. Line endings (LF or CRLF) are removed.
+    """
+    pending, batch, number = b"", [], 0
+    while True:
+        while b"\n" in pending and len(batch) < batch_size:
+            line, pending = pending.split(b"\n", 1)
+            number += 1
+            batch.append(_line_input(line, number))
+        if batch and (len(batch) == batch_size or b"\n" not in pending):
+            yield batch
+            batch = []
+            continue
+        chunk = stream.read1(chunk_size)  # what has arrived, waiting only when nothing has
+        if not chunk:
+            break
+        pending += chunk
+    if pending:
+        yield [_line_input(pending, number + 1)]
+
+
+def _line_input(line: bytes, number: int) -> RawInput:
+    line = line.removesuffix(b"\r")
+    try:
+        return RawInput(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return RawInput(line.decode("utf-8", "replace"),
+                        f"stdin line {number}: invalid UTF-8 (byte 0x{line[error.start]:02x} at byte "
+                        f"{error.start + 1} of the line)")
+
+
+def answer(function, batches: typing.Iterable[list[RawInput]], temperature: float = 1.0) -> typing.Iterator[dict]:
+    """Runs a loaded signature over batches of inputs, yielding one row per input in order.
+
+    For an export that takes files' bytes, each input is a file path, read when its batch comes up. An
+    input that cannot be used (invalid UTF-8, a missing, empty or unreadable file, bytes the model rejects,
+    such as a file that is not an image) gives `{"input": given, "error": reason}`; the rest of its batch is
+    answered. When the model rejects a batch, its inputs are run one at a time to find the culprits.
+    """
+    reads_files = takes_files(function)
+    for batch in batches:
+        prepared = [_prepare(item, reads_files) for item in batch]  # (value, error) per input
+        usable = [index for index, (_, error) in enumerate(prepared) if error is None]
+        rows = dict(zip(usable, _answer_usable(function, [batch[index].given for index in usable],
+                                               [prepared[index][0] for index in usable], temperature,
+                                               reads_files)))
+        for index, item in enumerate(batch):
+            yield rows[index] if index in rows else {"input": item.given, "error": prepared[index][1]}
+
+
+def _prepare(item: RawInput, reads_files: bool) -> tuple[typing.Any, typing.Optional[str]]:
+    """(the value the signature gets, None), or (None, why the input cannot be used)."""
+    if item.error is not None:
+        return None, item.error
+    if not reads_files:
+        return item.given, None
+    if not item.given:
+        return None, "empty file name"
+    try:
+        content = read_input_file(item.given)
+    except FileNotFoundError as error:
+        return None, str(error)
+    if not content:
+        return None, f"{item.given}: the file is empty"
+    return content, None
+
+
+def _answer_usable(function, labels: list[str], values: list, temperature: float,
+                   reads_files: bool) -> list[dict]:
+    """Rows for inputs that passed the checks; an input the model rejects gets an error row."""
+    import tensorflow as tf
+    if not values:
+        return []
+    try:
+        return list(predict_rows(function, values, temperature, labels, batch_size=len(values)))
+    except tf.errors.InvalidArgumentError as error:
+        if len(values) == 1:
+            what = "the model cannot read this file" if reads_files else "the model rejected this input"
+            return [{"input": labels[0], "error": f"{labels[0]}: {what}: {_op_error_reason(error)}"}]
+    return [row for index in range(len(values))
+            for row in _answer_usable(function, labels[index:index + 1], values[index:index + 1], temperature,
+                                      reads_files)]
+
+
+def _op_error_reason(error) -> str:
+    """What a TensorFlow op error says is wrong: its last line before the `[[{{node ...}}]]` decoration."""
+    message = str(error.message).split("\t [[", 1)[0]
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return re.sub(r"\s*\[Op:.*", "", lines[-1]) if lines else type(error).__name__
 
 
 def read_input_file(path: str) -> bytes:

@@ -1,7 +1,9 @@
 """Names and readers of the files a run directory holds (DESIGN.md section 3), shared by train/evaluate/export."""
 
 import base64
+import csv
 import json
+import math
 import os
 
 import keras
@@ -82,3 +84,22 @@ def load_trained_model(run_dir: str) -> keras.Model:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no trained model; run `python -m pipeline train` first")
     return keras.saving.load_model(path, custom_objects=models.CUSTOM_OBJECTS, compile=False)
+
+
+def early_stop_summary(run_dir: str, monitor: str, epochs: int) -> str:
+    """One line for a fit that ended before `epochs`: where it stopped and the best epoch of `monitor`.
+
+    Read from the history (`logs/history.csv`, 0-based epochs), so epochs before a resume count too.
+    """
+    path = os.path.join(run_dir, HISTORY)
+    rows = []
+    if os.path.exists(path):
+        with open(path, newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+    scored = [(float(row[monitor]), int(row["epoch"]) + 1) for row in rows
+              if row.get(monitor) not in (None, "") and not math.isnan(float(row[monitor]))]
+    stopped = f"training stopped early after epoch {len(rows)} of {epochs}"
+    if not scored:
+        return f"{stopped}; no epoch has a {monitor} value"
+    value, epoch = (min if monitor.endswith("loss") else max)(scored, key=lambda item: item[0])
+    return f"{stopped}; best {monitor} {value:.4f} at epoch {epoch} (its weights are kept)"

@@ -330,6 +330,8 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
         model.load_weights(os.path.join(run_dir, run_files.BEST_WEIGHTS))
     model.save(os.path.join(run_dir, run_files.MODEL_FILE))
+    if model.stop_training:  # early stopping (or the NaN guard) ended fit before train.epochs
+        logger.info("%s", run_files.early_stop_summary(run_dir, config.train.monitor, config.train.epochs))
     return model
 
 

@@ -96,8 +96,9 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true, false, 1 or 0, got {text!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="serving/server.py", allow_abbrev=False,
+def build_parser(prog: str = "serving/server.py") -> argparse.ArgumentParser:
+    """The flag parser; `prog` is how the usage line names the command (`python -m pipeline serve`)."""
+    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False,
                                      description="A TensorFlow-Serving-compatible model server (REST and gRPC).")
     tf_group = parser.add_argument_group("tensorflow_model_server flags")
     for name, kind, default, acted_on, text in TF_SERVING_FLAGS:
@@ -113,12 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: typing.Optional[typing.Sequence[str]]) -> argparse.Namespace:
+def parse(argv: typing.Optional[typing.Sequence[str]], prog: str = "serving/server.py") -> argparse.Namespace:
     """Parses a command line; every flag gets its value or default, and `given` lists the flags set.
 
     Flags accepted but ignored are logged once, in one line.
     """
-    flags = build_parser().parse_args(argv)
+    flags = build_parser(prog).parse_args(argv)
     flags.given = sorted(name for name, *_ in TF_SERVING_FLAGS if getattr(flags, name) is not None)
     for name, _, default, _, _ in TF_SERVING_FLAGS:
         if getattr(flags, name) is None:

@@ -43,8 +43,8 @@ logger = logging.getLogger("serving")
 DEFAULT_MAX_REQUEST_BYTES = flags_lib.DEFAULT_MAX_REQUEST_BYTES
 
 
-def parse_flags(argv: typing.Optional[list[str]]) -> argparse.Namespace:
-    return flags_lib.parse(argv)
+def parse_flags(argv: typing.Optional[list[str]], prog: str = "serving/server.py") -> argparse.Namespace:
+    return flags_lib.parse(argv, prog)
 
 
 def model_configs(flags: argparse.Namespace) -> list[model_config.ModelConfig]:
@@ -278,11 +278,12 @@ def _set_tensorflow_threads(flags: argparse.Namespace) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
-def main(argv: typing.Optional[list[str]] = None) -> int:
+def main(argv: typing.Optional[list[str]] = None, prog: str = "serving/server.py") -> int:
+    """Runs the server until SIGINT or SIGTERM; `prog` names the command in usage lines."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # this server logs loads itself
-    flags = parse_flags(argv)
+    flags = parse_flags(argv, prog)
     if flags.version:
         print(version_text())
         return 0

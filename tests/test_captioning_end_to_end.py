@@ -145,8 +145,10 @@ def test_cli_predict_reads_image_files(tiny_captioning_run):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["image"] for row in rows] == paths
     assert all(isinstance(row["caption"], str) and row["caption"] and row["score"] <= 0 for row in rows)
-    missing = helpers.run_cli("predict", run_dir, str(directory / "nope.jpg"))
-    assert missing.returncode == 2 and "nope.jpg: cannot read this input file" in missing.stderr
+    missing = helpers.run_cli("predict", run_dir, str(directory / "nope.jpg"), paths[0])
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    rows = [json.loads(line) for line in missing.stdout.splitlines()]
+    assert "nope.jpg: cannot read this input file" in rows[0]["error"] and rows[1]["image"] == paths[0]
 
 
 def test_attention_maps_and_caption_figure(tiny_captioning_run, tmp_path):

@@ -4,6 +4,7 @@ import os
 import pathlib
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -93,6 +94,50 @@ def test_train_with_wrong_task_type_fails_with_one_line():
     process = run_pipeline("train", "configs/tiny/sentiment.yaml", "--set", "task=[sentiment]")
 
     assert_one_line_error(process, "task")
+
+
+def _imports_tensorflow(process: subprocess.CompletedProcess) -> bool:
+    """Whether a run under `python -X importtime` imported TensorFlow (importtime lines go to stderr)."""
+    return any(re.search(r"\|\s*tensorflow$", line) for line in process.stderr.splitlines())
+
+
+def _run_with_importtime(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline", *arguments], cwd=helpers.REPOSITORY,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("key, tree", [
+    ("data.train", {"task": "sentiment", "data": {"train": "{missing}"}}),
+    ("data.test", {"task": "sentiment", "data": {"train": "{present}", "test": "{missing}"}}),
+    ("data.validation", {"task": "translation", "data": {"train": "{present}", "validation": "{missing}"}}),
+    ("data.image_directory", {"task": "captioning", "data": {"train": "{present}", "image_directory": "{missing}"}}),
+    ("data.train", {"task": "language_model", "data": {"train": ["{present}", "{missing_glob}"]}}),
+])
+def test_missing_input_file_fails_before_tensorflow_loads_and_nothing_is_written(tmp_path, key, tree):
+    present = tmp_path / "present.txt"
+    present.write_text("a\tb\n", encoding="utf-8")
+    paths = {"missing": str(tmp_path / "missing.csv"), "present": str(present),
+             "missing_glob": str(tmp_path / "books" / "*.txt")}
+    tree = {"name": "check", **tree, "runtime": {"run_dir": str(tmp_path / "run")}}
+    tree["data"] = {name: ([item.format(**paths) for item in value] if isinstance(value, list) else value.format(**paths))
+                    for name, value in tree["data"].items()}
+    config = write_config(tmp_path / "config.yaml", tree)
+
+    process = _run_with_importtime("train", config)
+
+    lines = [line for line in process.stderr.splitlines() if not line.startswith("import time:")]
+    assert process.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {key}: "), process.stderr
+    assert not _imports_tensorflow(process)
+    assert not (tmp_path / "run").exists()
+
+
+def test_serve_help_names_the_pipeline_command_without_importing_tensorflow():
+    process = _run_with_importtime("serve", "--help")
+
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.startswith("usage: python -m pipeline serve")
+    assert "--model_base_path" in process.stdout
+    assert not _imports_tensorflow(process)
 
 
 def test_predict_without_export_fails_with_one_line(tmp_path):

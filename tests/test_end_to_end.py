@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,6 +213,31 @@ def test_cli_train_then_predict_from_arguments_and_stdin(tmp_path):
     exported = helpers.run_cli("export", run_dir)
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert exported.stdout.strip().endswith(os.path.join("tiny_sentiment", "2"))
+
+
+def test_early_stopping_logs_the_best_epoch_and_value(tmp_path, caplog):
+    # val_accuracy of the tiny run stays at chance for its first epochs, so patience 1 stops it early.
+    config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],
+                                    helpers.tiny_overrides(tmp_path) + [
+                                        "train.epochs=8", "train.early_stopping_patience=1",
+                                        "train.monitor=val_accuracy", "export.on_train_end=false"])
+    with caplog.at_level("INFO", logger="pipeline"):
+        training.train(config)
+
+    lines = [record.getMessage() for record in caplog.records if "stopped early" in record.getMessage()]
+    assert len(lines) == 1
+    assert re.fullmatch(r"training stopped early after epoch [1-7] of 8; best val_accuracy \d\.\d{4} at epoch \d+ "
+                        r"\(its weights are kept\)", lines[0])
+
+
+def test_cli_evaluate_prints_only_json_and_no_native_logging(tiny_sentiment_run):
+    _, run_dir, _ = tiny_sentiment_run
+
+    process = helpers.run_cli("evaluate", run_dir, "--split", "validation")
+
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "accuracy" in json.loads(process.stdout)["validation"]  # stdout is one JSON document
+    assert not re.search(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )", process.stderr, re.MULTILINE)
 
 
 @pytest.mark.skipif(not (helpers.SHARED_DATA / "sst").is_dir(), reason="../shared/data/sst is absent")

@@ -43,6 +43,8 @@ LAYER_OF_PART = {
     "progress": "progress",
     "reports": "reports",
     "evaluation": "evaluation",
+    "native_logs": "native_logs",
+    "fresh_process": "fresh_process",
     "__init__": "root",
 }
 
@@ -78,8 +80,10 @@ ALLOWED = {
     "progress": set(),  # progress bars on a terminal (tqdm)
     "reports": _TRAINING_TIER | {"plots", "figures"},  # a run's figures and TensorBoard extras
     "evaluation": _TRAINING_TIER | {"training"},  # evaluate --data / --predictions
+    "native_logs": set(),  # the command line's filter of TensorFlow's native logging
+    "fresh_process": set(),  # child interpreters that end with their parent (the export self-check)
 }
-ALLOWED["export"] = ALLOWED["export"] | {"warmup"}
+ALLOWED["export"] = ALLOWED["export"] | {"warmup", "fresh_process"}
 ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn", "reports"}
 ALLOWED = {layer: parts | ({"compat"} if layer != "compat" else set()) for layer, parts in ALLOWED.items()}
 

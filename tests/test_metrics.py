@@ -52,8 +52,25 @@ def test_per_class_precision_recall_f1_support(report):
         assert scores["support"] == support, name
 
 
-def test_macro_f1_averages_every_class_including_empty_ones(report):
-    assert report["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 3 + 0.0) / 4)
+def test_macro_f1_averages_the_classes_present_in_labels_or_predictions(report):
+    # fish occurs in neither, so it is left out of the average (scikit-learn's macro F1).
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
+    assert report["macro_average_labels"] == ["cat", "dog", "bird"]
+
+
+def test_macro_f1_counts_a_class_that_is_only_predicted():
+    report = metrics.classification_report([0, 0], [0, 1], ["a", "b", "c"])
+
+    assert report["macro_average_labels"] == ["a", "b"]
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)
+
+
+def test_tagging_macro_f1_leaves_out_tags_absent_from_the_split():
+    report = metrics.tagging_report([["DET", "NOUN"]], [["DET", "VERB"]], [[False, False]],
+                                    ["DET", "NOUN", "PROPN", "VERB", "X"])
+
+    assert report["macro_average_labels"] == ["DET", "NOUN", "VERB"]
+    assert report["macro_f1"] == pytest.approx(1 / 3)
 
 
 def test_precision_and_recall_differ_when_predictions_are_skewed():

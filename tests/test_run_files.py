@@ -34,3 +34,13 @@ def test_held_out_metrics_name_the_file_when_no_split_was_evaluated(tmp_path):
 def test_load_metrics_of_an_untrained_run_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="metrics.json: no metrics; run `python -m pipeline train`"):
         run_files.load_metrics(str(tmp_path))
+
+
+def test_early_stop_summary_names_where_training_stopped_and_the_best_epoch(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / run_files.HISTORY).write_text(
+        "epoch,loss,val_loss\n0,0.9,0.50\n1,0.7,0.41\n2,0.6,0.45\n3,0.5,nan\n", encoding="utf-8")
+
+    assert run_files.early_stop_summary(str(tmp_path), "val_loss", 10) == (
+        "training stopped early after epoch 4 of 10; best val_loss 0.4100 at epoch 2 (its weights are kept)")
+    assert "best val_loss" not in run_files.early_stop_summary(str(tmp_path), "val_auc", 10)

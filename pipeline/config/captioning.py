@@ -54,6 +54,14 @@ class CaptioningDataConfig(common.DataConfig):
         if self.source != "files" and self.captions is not None:
             raise errors.ConfigError(f"data.captions: only for data.source 'files' (got source {self.source!r})")
 
+    def input_paths(self) -> dict[str, list[str]]:
+        """The split files, the captions file and the image folder."""
+        paths = super().input_paths()
+        for key in ("captions", "image_directory"):
+            if self.source == "files" and getattr(self, key) is not None:
+                paths[f"data.{key}"] = [getattr(self, key)]
+        return paths
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageEncoderConfig:
@@ -122,6 +130,12 @@ class CaptionerModelConfig(translation.Seq2SeqModelConfig):
         if self.decoder == "show_attend_and_tell" and self.attention == "none":
             raise errors.ConfigError("model.attention: show_attend_and_tell needs 'bahdanau' or 'luong' (for no "
                                      "attention use model.decoder: show_and_tell)")
+
+    def input_paths(self) -> dict[str, list[str]]:
+        """A local pretrained weights file (`imagenet` weights are downloaded)."""
+        if self.encoder.weights in (None, "imagenet"):
+            return {}
+        return {"model.encoder.weights": [self.encoder.weights]}
 
     def check_with_data(self, data: common.DataConfig) -> None:
         super().check_with_data(data)

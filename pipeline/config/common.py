@@ -166,6 +166,18 @@ class DataConfig:
             raise errors.ConfigError("data.train: required when data.source is 'files'")
         bounds.check(self, "data")
 
+    def input_paths(self) -> dict[str, list[str]]:
+        """Files, folders or glob patterns the run reads, by dotted key (none unless `source` is files)."""
+        if self.source != "files":
+            return {}
+        return {f"data.{name}": as_path_list(getattr(self, name)) for name in ("train", "validation", "test")
+                if getattr(self, name) is not None}
+
+
+def as_path_list(value) -> list[str]:
+    """A path, or a list of paths, as a list."""
+    return [value] if isinstance(value, str) else list(value)
+
 
 @dataclasses.dataclass(frozen=True)
 class RecurrentConfig:
@@ -192,6 +204,10 @@ class RecurrentConfig:
 
     def check_with_data(self, data: DataConfig) -> None:
         """Raises ConfigError when this model cannot be trained on `data`; any data block suits it here."""
+
+    def input_paths(self) -> dict[str, list[str]]:
+        """Files the model reads (pretrained weights), by dotted key; none here."""
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,6 +244,10 @@ class RunConfig:
     @property
     def run_dir(self) -> str:
         return self.runtime.run_dir or os.path.join("runs", self.name)
+
+    def input_paths(self) -> dict[str, list[str]]:
+        """Every file, folder or glob pattern the run reads, by dotted config key (data, then model)."""
+        return {**self.data.input_paths(), **self.model.input_paths()}
 
     @property
     def model_name(self) -> str:

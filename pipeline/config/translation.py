@@ -68,6 +68,14 @@ class TranslationDataConfig(common.DataConfig):
                                          "not tell the languages (set data.source_language and "
                                          "data.target_language to its feature names)")
 
+    def input_paths(self) -> dict[str, list[str]]:
+        """The split files; an aligned split's path names one file per language."""
+        paths = super().input_paths()
+        return {key: [path.replace(LANGUAGE_PLACEHOLDER, language)
+                      for path in items for language in (self.source_language, self.target_language)]
+                if any(LANGUAGE_PLACEHOLDER in path for path in items) else items
+                for key, items in paths.items()}
+
     def _check_file_layout(self) -> None:
         aligned = self.file_format == "aligned" or (
             self.file_format == "auto" and LANGUAGE_PLACEHOLDER in (self.train or ""))

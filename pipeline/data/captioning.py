@@ -5,7 +5,6 @@ caption strings of each image; `pipeline.data.images` decodes the images and the
 vectorizes the captions. Every malformed record is reported as `path:line: reason`.
 """
 
-import csv
 import dataclasses
 import json
 import logging
@@ -89,6 +88,10 @@ def read_captions_csv(path: str, *, image_column: typing.Union[str, int] = "imag
                       on_bad_rows: str = "error") -> tuple[dict[str, list[str]], int]:
     """Reads `image,caption` rows (RFC 4180: quoted fields may hold commas, quotes and line breaks).
 
+    A row with more fields than the header (without a header: than the first row) holds an unquoted
+    comma that would cut its caption short; like a row with an empty image name or caption, it is
+    malformed.
+
     Returns:
         (image name -> its captions in file order, number of malformed rows skipped).
 
@@ -98,57 +101,57 @@ def read_captions_csv(path: str, *, image_column: typing.Union[str, int] = "imag
     """
     captions: dict[str, list[str]] = {}
     skipped = 0
-    with files.open_text(path) as stream:
-        reader = csv.reader(stream, strict=True)
-        line, header_row, indices = 1, None, None
-        while True:
-            start = line
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except (csv.Error, UnicodeDecodeError) as error:
-                problem, row = f"malformed CSV ({error})", None
-            line = reader.line_num + 1
-            if row is not None and not any(field.strip() for field in row):
+    reference, indices = None, None
+    for row in files.delimited_rows(files.read_lines(path), "csv"):
+        if row.problem is None and not any(field.strip() for field in row.fields):
+            continue
+        if reference is None and header and row.problem is not None:
+            raise files.DataError(files.located(path, row.line, f"cannot read the header: {row.problem}"))
+        if reference is None and row.problem is None:
+            reference = row
+            indices = (_column_index(path, row.fields if header else None, image_column, "image_column"),
+                       _column_index(path, row.fields if header else None, caption_column, "caption_column"))
+            if header:
                 continue
-            if indices is None and row is not None:
-                header_row = row if header else None
-                indices = (_column_index(path, header_row, image_column, "image_column"),
-                           _column_index(path, header_row, caption_column, "caption_column"))
-                if header:
-                    continue
-            if row is not None:
-                problem = _row_problem(row, indices)
-                if problem is None:
-                    captions.setdefault(row[indices[0]].strip(), []).append(row[indices[1]].strip())
-                    continue
-            if on_bad_rows != "skip":
-                raise files.DataError(files.located(path, start, problem))
-            skipped += 1
-            if row is None:
-                break  # the reader cannot resynchronize after a quoting error
+        problem = row.problem or _row_problem(row, reference, indices, header)
+        if problem is None:
+            captions.setdefault(row.fields[indices[0]].strip(), []).append(row.fields[indices[1]].strip())
+            continue
+        if on_bad_rows != "skip":
+            raise files.DataError(files.located(path, row.line, problem))
+        skipped += 1
     if skipped:
         logger.warning("%s: skipped %d malformed rows (data.on_bad_rows: skip)", path, skipped)
     return captions, skipped
 
 
-def _row_problem(row: list[str], indices: typing.Optional[tuple[int, int]]) -> typing.Optional[str]:
-    needed = max(indices) + 1 if indices else 2
-    if len(row) < needed:
-        return f"expected at least {needed} fields, found {len(row)}"
-    if not row[indices[0]].strip():
+def _row_problem(row: files.DelimitedRow, reference: files.DelimitedRow, indices: tuple[int, int],
+                 header: bool) -> typing.Optional[str]:
+    needed = max(indices) + 1
+    if len(row.fields) < needed:
+        return f"expected at least {needed} fields, found {len(row.fields)}"
+    width = files.width_problem(row, reference, "csv", reference_is_header=header)
+    if width is not None:
+        return width
+    if not row.fields[indices[0]].strip():
         return "empty image name"
-    if not row[indices[1]].strip():
+    if not row.fields[indices[1]].strip():
         return "empty caption"
     return None
 
 
-def read_coco_json(path: str) -> dict[str, list[str]]:
+def read_coco_json(path: str, *, on_bad_rows: str = "error") -> tuple[dict[str, list[str]], int]:
     """Reads COCO captions JSON: `images` (`id`, `file_name`) and `annotations` (`image_id`, `caption`).
 
+    An annotation whose caption is empty or not a string is malformed: the first stops reading
+    (`on_bad_rows="error"`) or each is skipped and counted ("skip").
+
+    Returns:
+        (image name -> its captions in file order, number of malformed annotations skipped).
+
     Raises:
-        files.DataError: Invalid JSON (with its line), a missing key, or an annotation of an unknown image.
+        files.DataError: Invalid JSON (with its line), a missing key, an image id given twice, an
+            annotation of an unknown image, or a malformed annotation under `on_bad_rows="error"`.
     """
     with files.open_text(path) as stream:
         try:
@@ -159,18 +162,37 @@ def read_coco_json(path: str) -> dict[str, list[str]]:
             or not isinstance(tree.get("annotations"), list):
         raise files.DataError(f"{path}: expected COCO captions JSON with 'images' and 'annotations' lists")
     try:
-        names = {image["id"]: str(image["file_name"]) for image in tree["images"]}
+        names = _coco_image_names(path, tree["images"])
         captions: dict[str, list[str]] = {}
+        skipped = 0
         for number, annotation in enumerate(tree["annotations"]):
             if annotation["image_id"] not in names:
                 raise files.DataError(f"{path}: annotations[{number}] refers to unknown image_id "
                                       f"{annotation['image_id']!r}")
-            text = str(annotation["caption"]).strip()
-            if text:
-                captions.setdefault(names[annotation["image_id"]], []).append(text)
+            text = annotation["caption"]
+            if isinstance(text, str) and text.strip():
+                captions.setdefault(names[annotation["image_id"]], []).append(text.strip())
+                continue
+            if on_bad_rows != "skip":
+                found = "an empty string" if isinstance(text, str) else type(text).__name__
+                raise files.DataError(f"{path}: annotations[{number}]: the caption is {found}, expected text")
+            skipped += 1
     except (KeyError, TypeError) as error:
         raise files.DataError(f"{path}: an image or annotation lacks the key {error}") from None
-    return captions
+    if skipped:
+        logger.warning("%s: skipped %d malformed annotations (data.on_bad_rows: skip)", path, skipped)
+    return captions, skipped
+
+
+def _coco_image_names(path: str, images: list) -> dict:
+    """COCO `images` -> {id: file name}; an id given twice would merge two images' captions."""
+    names = {}
+    for number, image in enumerate(images):
+        if image["id"] in names:
+            raise files.DataError(f"{path}: images[{number}] repeats the id {image['id']!r} of "
+                                  f"{names[image['id']]!r}")
+        names[image["id"]] = str(image["file_name"])
+    return names
 
 
 def read_split_list(path: str) -> list[str]:
@@ -180,7 +202,7 @@ def read_split_list(path: str) -> list[str]:
 
 def _read_captions(path: str, data_config) -> tuple[dict[str, list[str]], int]:
     if _resolve_format(path, data_config.file_format) == "coco_json":
-        return read_coco_json(path), 0
+        return read_coco_json(path, on_bad_rows=data_config.on_bad_rows)
     return read_captions_csv(path, image_column=data_config.image_column, caption_column=data_config.caption_column,
                              header=data_config.header, on_bad_rows=data_config.on_bad_rows)
 
@@ -213,7 +235,7 @@ def _file_splits(data_config) -> dict[str, CaptionedImages]:
             listed = read_split_list(path)
             names = [name for name in dict.fromkeys(listed) if name in captions]
             if len(names) < len(listed):
-                logger.info("%s: %d of %d listed images have no captions in %s; left out", path,
+                logger.warning("%s: %d of %d listed images have no captions in %s; left out", path,
                             len(listed) - len(names), len(listed), data_config.captions)
             result[split_name] = CaptionedImages(
                 images=[images_lib.image_name_in(directory, name) for name in names],

@@ -12,6 +12,7 @@ import collections.abc
 import csv
 import dataclasses
 import difflib
+import functools
 import gzip
 import io
 import json
@@ -86,8 +87,14 @@ class _Record:
 
 
 @dataclasses.dataclass(frozen=True)
-class _DelimitedRow:
-    """The fields of one CSV or TSV record and the line on which it starts."""
+class DelimitedRow:
+    """The fields of one CSV or TSV record and the line on which it starts.
+
+    Attributes:
+        line: The line on which the record starts.
+        fields: Its fields (empty when `problem` says it could not be split).
+        problem: Why the record is malformed (quoting, invalid UTF-8), or None.
+    """
 
     line: int
     fields: list[str]
@@ -253,6 +260,9 @@ def _parse_label_text_line(line: Line) -> tuple[str, str]:
     label, _, text = _strip_newline(line.text).partition(" ")
     if not label.strip():
         raise _BadRow("empty label (the line must start with '<label> ')")
+    if "\t" in label:
+        raise _BadRow(f"the label {label!r} holds a tab: the file looks tab-separated, but it is read as "
+                      "'<label> <text>' lines (file format label_text); set data.file_format: tsv")
     return text, label.strip()
 
 
@@ -298,9 +308,14 @@ def _csv_reader(feed: _LineFeed, file_format: str) -> typing.Any:
     return csv.reader(feed, strict=True)
 
 
-def _delimited_rows(lines: collections.abc.Iterator[Line],
-                    file_format: str) -> collections.abc.Iterator[_DelimitedRow]:
-    """Yields the non-blank records of a CSV or TSV file with their first line numbers."""
+def delimited_rows(lines: collections.abc.Iterator[Line],
+                   file_format: str) -> collections.abc.Iterator[DelimitedRow]:
+    """Yields the non-blank records of a CSV or TSV file with their first line numbers.
+
+    Args:
+        lines: The file's lines, from :func:`read_lines`.
+        file_format: ``"csv"`` (RFC 4180 quoting) or ``"tsv"`` (unquoted tab-separated values).
+    """
     feed = _LineFeed(lines)
     reader = _csv_reader(feed, file_format)
     while True:
@@ -310,13 +325,13 @@ def _delimited_rows(lines: collections.abc.Iterator[Line],
         except StopIteration:
             return
         except csv.Error as error:
-            yield _DelimitedRow(first_line, [], f"malformed {file_format.upper()}: {error}")
+            yield DelimitedRow(first_line, [], f"malformed {file_format.upper()}: {error}")
             if reader.line_num < first_line:
                 return
             continue
         problem = feed.problem_between(first_line, reader.line_num)
         if fields or problem is not None:
-            yield _DelimitedRow(first_line, fields, problem)
+            yield DelimitedRow(first_line, fields, problem)
 
 
 def _check_column_argument(column: str | int, argument: str) -> None:
@@ -327,7 +342,7 @@ def _check_column_argument(column: str | int, argument: str) -> None:
         raise ValueError(f"{argument} must be a non-negative 0-based index, got {column}")
 
 
-def _column_by_name(path: str, header: _DelimitedRow, name: str, argument: str) -> int:
+def _column_by_name(path: str, header: DelimitedRow, name: str, argument: str) -> int:
     """Finds a named column in the header row."""
     names = [field.strip() for field in header.fields]
     if name.strip() in names:
@@ -340,7 +355,7 @@ def _column_by_name(path: str, header: _DelimitedRow, name: str, argument: str) 
     raise DataError(located(path, header.line, reason))
 
 
-def _column_in_header(path: str, header: _DelimitedRow, column: str | int, argument: str) -> int:
+def _column_in_header(path: str, header: DelimitedRow, column: str | int, argument: str) -> int:
     """Resolves a column name or index against the header row."""
     if isinstance(column, str):
         return _column_by_name(path, header, column, argument)
@@ -360,17 +375,49 @@ def _column_without_header(path: str, column: str | int, argument: str) -> int:
     return column
 
 
-def _parse_delimited_row(row: _DelimitedRow, text_index: int, label_index: int) -> tuple[str, str]:
+def width_problem(row: DelimitedRow, reference: DelimitedRow, file_format: str, *,
+                  reference_is_header: bool) -> str | None:
+    """Why a record's number of fields does not fit the file, or None when it fits.
+
+    A record with more fields than the header was split at a delimiter inside a field, so reading it
+    would cut that field short; it is malformed. Without a header the first record sets the count,
+    and every record must have as many fields as it has.
+
+    Args:
+        row: The record to check.
+        reference: The header row, or the first record of a file without a header.
+        file_format: ``"csv"`` or ``"tsv"``, for the advice in the message.
+        reference_is_header: Whether ``reference`` is the header (then fewer fields are allowed: the
+            caller checks that the columns it reads are there).
+    """
+    found, expected = len(row.fields), len(reference.fields)
+    if found == expected or (reference_is_header and found < expected):
+        return None
+    where = (f"the header (line {reference.line})" if reference_is_header
+             else f"the first record (line {reference.line})")
+    problem = f"{found} fields, but {where} has {expected}"
+    if found < expected:
+        return f"{problem}: a field is missing"
+    if file_format == "tsv":
+        return f"{problem}: a field holds a tab, which TSV cannot quote; remove it, or use CSV or JSON Lines"
+    return f"{problem}: a field holds an unquoted ','; put that field in double quotes"
+
+
+def _parse_delimited_row(row: DelimitedRow, text_index: int, label_index: int,
+                         width: collections.abc.Callable[[DelimitedRow], str | None]) -> tuple[str, str]:
     """Extracts the text and label fields from one CSV or TSV record."""
     if row.problem is not None:
         raise _BadRow(row.problem)
     needed = max(text_index, label_index) + 1
     if len(row.fields) < needed:
         raise _BadRow(f"expected at least {needed} fields, found {len(row.fields)}")
+    problem = width(row)
+    if problem is not None:
+        raise _BadRow(problem)
     return row.fields[text_index], _clean_label(row.fields[label_index])
 
 
-def _header_row(path: str, rows: collections.abc.Iterator[_DelimitedRow]) -> _DelimitedRow | None:
+def _header_row(path: str, rows: collections.abc.Iterator[DelimitedRow]) -> DelimitedRow | None:
     """Reads the header row, or returns None for an empty file."""
     header = next(rows, None)
     if header is not None and header.problem is not None:
@@ -382,24 +429,29 @@ def _delimited_records(path: str, lines: collections.abc.Iterator[Line], file_fo
                        text_column: str | int, label_column: str | int,
                        header: bool) -> collections.abc.Iterator[_Record]:
     """Parses a CSV or TSV file."""
-    rows = _delimited_rows(lines, file_format)
+    rows = delimited_rows(lines, file_format)
+    reference = None
     if header:
-        header_row = _header_row(path, rows)
-        if header_row is None:
+        reference = _header_row(path, rows)
+        if reference is None:
             return
-        text_index = _column_in_header(path, header_row, text_column, "text_column")
-        label_index = _column_in_header(path, header_row, label_column, "label_column")
+        text_index = _column_in_header(path, reference, text_column, "text_column")
+        label_index = _column_in_header(path, reference, label_column, "label_column")
     else:
         text_index = _column_without_header(path, text_column, "text_column")
         label_index = _column_without_header(path, label_column, "label_column")
     for row in rows:
-        yield _to_record(row.line, _parse_delimited_row, row, text_index, label_index)
+        if reference is None and row.problem is None:
+            reference = row  # without a header, the first well-formed record sets the number of fields
+        width = functools.partial(width_problem, reference=reference, file_format=file_format,
+                                  reference_is_header=header)
+        yield _to_record(row.line, _parse_delimited_row, row, text_index, label_index, width)
 
 
 # Entry point ----------------------------------------------------------------
 
 
-def _resolve_format(path: str, file_format: str) -> str:
+def resolve_format(path: str, file_format: str) -> str:
     """Returns the explicit format, or infers it from the file name for ``"auto"``."""
     if file_format != "auto":
         if file_format not in FILE_FORMATS:
@@ -481,7 +533,7 @@ def read_labeled_texts(path: str, *, file_format: str = "auto", text_column: str
         raise ValueError(f"on_bad_rows must be one of {', '.join(BAD_ROW_POLICIES)}; got {on_bad_rows!r}")
     _check_column_argument(text_column, "text_column")
     _check_column_argument(label_column, "label_column")
-    file_format = _resolve_format(path, file_format)
+    file_format = resolve_format(path, file_format)
     texts: list[str] = []
     labels: list[str] = []
     skipped_rows = 0

@@ -83,7 +83,7 @@ def expand_paths(patterns: typing.Union[str, typing.Sequence[str]], key: str) ->
 
 
 def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error") -> TextSplit:
-    """Reads text files (plain or gzip) in order as one text; line endings become "\\n".
+    """Reads text files (plain or gzip) in order as one text; line endings (LF, CRLF, CR) become "\\n".
 
     Raises:
         files.DataError: A missing file, or `path:line: invalid UTF-8 ...` under `on_bad_rows="error"`.
@@ -96,7 +96,8 @@ def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error") -> Tex
                     raise files.DataError(files.located(path, line.number, line.decode_problem))
                 skipped += 1
                 continue
-            lines.append(line.text.removesuffix("\n").removesuffix("\r"))
+            # A lone carriage return ends a line too (old Mac files); kept, it would join two lines.
+            lines.append(line.text.removesuffix("\n").removesuffix("\r").replace("\r", "\n"))
     if skipped:
         logger.warning("%s: skipped %d lines with invalid UTF-8 (data.on_bad_rows: skip)", ", ".join(paths), skipped)
     text = "".join(line + "\n" for line in lines)

@@ -59,9 +59,10 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
         raise files.DataError(f"{data_config.source}: there is no training split")
     if not raw["train"].texts:
         raise files.DataError(f"{raw['train'].source}: the training split has no examples")
+    _refuse_comma_separated_labels(raw["train"], data_config.file_format)
     label_names = _label_names(data_config.labels, raw["train"])
     indices_allowed = data_config.labels is not None
-    splits = {split_name: _index_labels(read, label_names, split_name, indices_allowed)
+    splits = {split_name: _index_labels(read, label_names, split_name, indices_allowed, data_config.file_format)
               for split_name, read in raw.items()}
     splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
@@ -121,7 +122,7 @@ def _is_integer(text: str) -> bool:
 
 
 def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_name: str,
-                  indices_allowed: bool) -> Split:
+                  indices_allowed: bool, file_format: str = "auto") -> Split:
     """Maps label names to class indices; integer labels index `data.labels` when it is configured."""
     index = {name: position for position, name in enumerate(label_names)}
     indices = np.empty(len(read.labels), dtype=np.int32)
@@ -133,9 +134,34 @@ def _index_labels(read: files.LabeledTexts, label_names: tuple[str, ...], split_
         else:
             raise files.DataError(
                 f"{read.source}: example {row + 1} of the {split_name} split has label {label!r}, "
-                f"which is not one of the training labels {list(label_names)} (set data.labels to "
-                "fix the class list)")
+                f"which is not one of the training labels {list(label_names)} "
+                f"({_unknown_label_fix(read.source, file_format, label)})")
     return Split(texts=list(read.texts), labels=indices, origin=read.source, skipped_rows=read.skipped_rows)
+
+
+_CSV_READ_AS_LABEL_TEXT = ("the file looks comma-separated but is read as '<label> <text>' lines; "
+                           "set data.file_format: csv")
+
+
+def _read_as_label_text(source: str, file_format: str) -> bool:
+    try:
+        return files.resolve_format(source, file_format) == "label_text"
+    except files.DataError:  # not a file (TFDS, synthetic)
+        return False
+
+
+def _refuse_comma_separated_labels(train: files.LabeledTexts, file_format: str) -> None:
+    """A CSV file read as `<label> <text>` lines gives labels such as `1,great`: stop before they become classes."""
+    label = next((label for label in train.labels if "," in label), None)
+    if label is not None and _read_as_label_text(train.source, file_format):
+        raise files.DataError(f"{train.source}: the training split has the label {label!r}: {_CSV_READ_AS_LABEL_TEXT}")
+
+
+def _unknown_label_fix(source: str, file_format: str, label: str) -> str:
+    """What to change when a label is unknown: the file format when a CSV row was read as label-text."""
+    if "," in label and _read_as_label_text(source, file_format):
+        return _CSV_READ_AS_LABEL_TEXT
+    return "set data.labels to fix the class list"
 
 
 def _take(split: Split, rows: np.ndarray, origin: str, skipped: int) -> Split:

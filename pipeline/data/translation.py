@@ -61,13 +61,16 @@ def _bad_pair(path: str, line: int, reason: str, on_bad_rows: str) -> None:
 def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
     """Reads `source<TAB>target[<TAB>anything]` lines (the Tatoeba/ManyThings layout), plain or gzip.
 
-    Blank lines are ignored; lines with fewer than two fields, an empty side or invalid UTF-8 are
-    malformed: the first stops reading (`on_bad_rows="error"`) or each is skipped and counted ("skip").
+    Blank lines are ignored. The first pair sets the number of fields (two, or more with an attribution
+    column); lines with another number of fields (a stray tab would cut a sentence short), an empty
+    side or invalid UTF-8 are malformed: the first stops reading (`on_bad_rows="error"`) or each is
+    skipped and counted ("skip").
 
     Raises:
         files.DataError: `path:line: reason` for a malformed line, or a missing file.
     """
     sources, targets, skipped = [], [], 0
+    width = None  # (fields, line) of the first well-formed pair
     for line in files.read_lines(path):
         text = line.text.rstrip("\r\n")
         if not text.strip():
@@ -77,9 +80,13 @@ def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
             problem = line.decode_problem
         elif len(fields) < 2:
             problem = "expected source<TAB>target, found no tab"
+        elif width is not None and len(fields) != width[0]:
+            problem = (f"{len(fields)} tab-separated fields, but line {width[1]} has {width[0]}: "
+                       "a sentence holds a tab or a field is missing")
         elif not fields[0].strip() or not fields[1].strip():
             problem = f"empty {'source' if not fields[0].strip() else 'target'} sentence"
         else:
+            width = width or (len(fields), line.number)
             sources.append(fields[0].strip())
             targets.append(fields[1].strip())
             continue

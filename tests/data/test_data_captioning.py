@@ -48,6 +48,39 @@ def test_malformed_csv_row_names_file_and_line_or_is_skipped_and_counted(tmp_pat
     assert result == {"a.jpg": ["multi\nline"], "d.jpg": ["fine"]} and skipped == 2
 
 
+def test_caption_row_with_an_unquoted_comma_is_an_error_or_a_counted_skip(tmp_path):
+    path = tmp_path / "captions.csv"
+    path.write_text('image,caption\na.jpg,A dog runs\nb.jpg,A dog, brown, runs\nc.jpg,"A cat, asleep"\n',
+                    encoding="utf-8")
+    with pytest.raises(files.DataError, match=rf"^{path}:3: 4 fields, but the header \(line 1\) has 2"):
+        captioning.read_captions_csv(str(path))
+    result, skipped = captioning.read_captions_csv(str(path), on_bad_rows="skip")
+    assert result == {"a.jpg": ["A dog runs"], "c.jpg": ["A cat, asleep"]} and skipped == 1
+
+
+def test_caption_row_with_invalid_utf8_is_skipped_alone(tmp_path):
+    path = tmp_path / "captions.csv"
+    path.write_bytes(b"image,caption\na.jpg,one\nb.jpg,bad \xff byte\nc.jpg,three\n" + b"d.jpg,more\n" * 2000)
+    with pytest.raises(files.DataError, match=rf"^{path}:3: invalid UTF-8"):
+        captioning.read_captions_csv(str(path))
+    result, skipped = captioning.read_captions_csv(str(path), on_bad_rows="skip")
+    assert skipped == 1 and result["c.jpg"] == ["three"] and len(result["d.jpg"]) == 2000
+
+
+def test_coco_json_empty_or_null_caption_and_repeated_image_id(tmp_path):
+    annotations = {"images": [{"id": 7, "file_name": "x.jpg"}],
+                   "annotations": [{"image_id": 7, "caption": "a bird"}, {"image_id": 7, "caption": None},
+                                   {"image_id": 7, "caption": "  "}]}
+    (tmp_path / "coco.json").write_text(json.dumps(annotations))
+    with pytest.raises(files.DataError, match=r"coco.json: annotations\[1\]: the caption is NoneType"):
+        captioning.read_coco_json(str(tmp_path / "coco.json"))
+    assert captioning.read_coco_json(str(tmp_path / "coco.json"), on_bad_rows="skip") == ({"x.jpg": ["a bird"]}, 2)
+    annotations["images"].append({"id": 7, "file_name": "y.jpg"})
+    (tmp_path / "twice.json").write_text(json.dumps(annotations))
+    with pytest.raises(files.DataError, match=r"twice.json: images\[1\] repeats the id 7 of 'x.jpg'"):
+        captioning.read_coco_json(str(tmp_path / "twice.json"))
+
+
 def test_csv_columns_by_name_or_index_and_unknown_column(tmp_path):
     path = tmp_path / "captions.csv"
     path.write_text("id,file,text\n1,a.jpg,a cat\n", encoding="utf-8")
@@ -62,8 +95,8 @@ def test_coco_json_and_split_lists(tmp_path):
                    "annotations": [{"image_id": 7, "caption": "a bird, flying"}, {"image_id": 8, "caption": "a boat"},
                                    {"image_id": 7, "caption": "a bird in the sky"}]}
     (tmp_path / "coco.json").write_text(json.dumps(annotations))
-    assert captioning.read_coco_json(str(tmp_path / "coco.json")) == {
-        "x.jpg": ["a bird, flying", "a bird in the sky"], "y.jpg": ["a boat"]}
+    assert captioning.read_coco_json(str(tmp_path / "coco.json")) == (
+        {"x.jpg": ["a bird, flying", "a bird in the sky"], "y.jpg": ["a boat"]}, 0)
     annotations["annotations"].append({"image_id": 99, "caption": "lost"})
     (tmp_path / "bad.json").write_text(json.dumps(annotations))
     with pytest.raises(files.DataError, match=r"bad.json: annotations\[3\] refers to unknown image_id 99"):

@@ -57,6 +57,13 @@ def test_conllu_malformed_line_names_file_and_line(tmp_path):
     assert skipped.skipped_rows == 1 and skipped.tokens == [["Hello"]]
 
 
+def test_conllu_line_with_an_extra_field_is_malformed(tmp_path):
+    path = _write(tmp_path / "wide.conllu", "1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\textra\n")
+    with pytest.raises(files.DataError, match=r"wide\.conllu:1: expected 10 tab-separated fields, found 11"):
+        conll.read_tagged_sentences(path)
+    assert conll.read_tagged_sentences(path, on_bad_rows="skip").skipped_rows == 1
+
+
 def test_conllu_bad_word_id_is_reported(tmp_path):
     path = _write(tmp_path / "a.conllu", "x\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n")
     with pytest.raises(files.DataError, match=r"a\.conllu:1: word ID 'x'"):

@@ -449,3 +449,47 @@ def test_jsonl_custom_keys(tmp_path):
     result = files.read_labeled_texts(path, text_column="review", label_column="stars")
 
     assert (result.texts, result.labels) == (["a"], ["5"])
+
+
+# Rows wider than the header -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, content, hint", [
+    ("comma.csv", "label,text\n1,fine\n0,unquoted, comma in text\n1,\"quoted, fine\"\n", "unquoted ','"),
+    ("tab.tsv", "label\ttext\n1\tfine\n0\ta tab\tinside\n1\tlast\n", "holds a tab"),
+])
+def test_row_with_more_fields_than_the_header_is_an_error_or_a_counted_skip(tmp_path, name, content, hint):
+    path = write_text(tmp_path / name, content)
+
+    with pytest.raises(files.DataError, match=re.escape("3 fields, but the header (line 1) has 2")) as error_info:
+        files.read_labeled_texts(path)
+    assert error_location(error_info) == (path, 3)
+    assert hint in str(error_info.value)
+
+    result = files.read_labeled_texts(path, on_bad_rows="skip")
+    assert result.skipped_rows == 1
+    assert len(result.texts) == 2 and not any(text in ("unquoted", "a tab") for text in result.texts)
+
+
+def test_without_header_every_row_has_the_first_rows_number_of_fields(tmp_path):
+    path = write_text(tmp_path / "plain.csv", "1,fine\n0,unquoted, comma\n1,good\n")
+
+    with pytest.raises(files.DataError, match=re.escape("3 fields, but the first record (line 1) has 2")):
+        files.read_labeled_texts(path, header=False, text_column=1, label_column=0)
+
+    result = files.read_labeled_texts(path, header=False, text_column=1, label_column=0, on_bad_rows="skip")
+    assert result.texts == ["fine", "good"] and result.skipped_rows == 1
+
+
+def test_rows_narrower_than_the_header_keep_the_columns_they_need(tmp_path):
+    path = write_text(tmp_path / "notes.csv", "text,label,note\nfine,1,kept\nalso fine,0\n")
+
+    assert files.read_labeled_texts(path).texts == ["fine", "also fine"]
+
+
+def test_label_text_file_with_tabs_points_to_the_file_format_key(tmp_path):
+    path = write_text(tmp_path / "data.txt", "label\ttext\n1\tgreat movie\n")
+
+    with pytest.raises(files.DataError, match="set data.file_format: tsv") as error_info:
+        files.read_labeled_texts(path, file_format="label_text")
+    assert error_location(error_info) == (path, 1)

@@ -37,6 +37,12 @@ def test_files_globs_and_lists_are_read_in_order_as_one_text(tmp_path):
     assert splits.skipped_rows == {"train": 0, "validation": 0}
 
 
+def test_carriage_return_line_endings_keep_lines_apart(tmp_path):
+    (tmp_path / "mac.txt").write_bytes(b"first line\rsecond line\r")
+
+    assert text_stream.read_text([str(tmp_path / "mac.txt")]).text == "first line\nsecond line\n"
+
+
 def test_a_glob_matching_nothing_names_the_key(tmp_path):
     with pytest.raises(files.DataError, match=r"data.test: no file matches"):
         text_stream.load_splits(_data_config(train=str(tmp_path), test=str(tmp_path / "*.txt")), seed=0)

@@ -92,6 +92,18 @@ def test_unseen_label_in_test_names_file_and_label(tmp_path):
     assert "'neutral'" in message
 
 
+def test_csv_read_as_label_text_points_to_the_file_format_key(tmp_path):
+    train = tmp_path / "train.txt"
+    train.write_text("label,text\n1,great movie\n0,dull film\n", encoding="utf-8")
+
+    with pytest.raises(files.DataError, match="set data.file_format: csv") as error_info:
+        sentiment.load_splits(data_config(train=str(train), labels=["neg", "pos"]), seed=0)
+
+    assert "'label,text'" in str(error_info.value) and "data.labels" not in str(error_info.value)
+    with pytest.raises(files.DataError, match="set data.file_format: csv"):  # without data.labels too
+        sentiment.load_splits(data_config(train=str(train)), seed=0)
+
+
 def test_out_of_range_integer_label_with_configured_labels_is_rejected(tmp_path):
     train = write_tsv(tmp_path / "train.tsv", numbered_rows(10))
     test = write_tsv(tmp_path / "test.tsv", [("0", "a"), ("2", "b")])

@@ -33,11 +33,19 @@ def _config_error(**values) -> str:
 
 def test_tsv_pairs_keep_two_columns_and_ignore_extra_ones_and_blank_lines(tmp_path):
     path = _write(tmp_path / "fra.txt", "Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272\n"
-                  "\n  \nHi.\tSalut !\r\nRun!\tCours !\tx\ty\n")
+                  "\n  \nHi.\tSalut !\tCC-BY 2.0\r\nRun!\tCours !\tx\n")
     pairs = translation.read_tsv_pairs(path)
     assert pairs.sources == ["Go.", "Hi.", "Run!"]
     assert pairs.targets == ["Va !", "Salut !", "Cours !"]
     assert pairs.skipped_rows == 0 and pairs.origin == path
+
+
+def test_tsv_pair_with_a_stray_tab_is_an_error_or_a_counted_skip(tmp_path):
+    path = _write(tmp_path / "pairs.tsv", "a\tb\nHi.\tSalut\t!\nc\td\n")
+    with pytest.raises(files.DataError, match=r"pairs\.tsv:2: 3 tab-separated fields, but line 1 has 2"):
+        translation.read_tsv_pairs(path)
+    skipped = translation.read_tsv_pairs(path, on_bad_rows="skip")
+    assert skipped.targets == ["b", "d"] and skipped.skipped_rows == 1
 
 
 def test_gzip_tsv_is_read_directly(tmp_path):
