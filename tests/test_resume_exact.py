@@ -23,10 +23,11 @@ from pipeline import run_state
 
 pytestmark = pytest.mark.slow
 
-# Small enough for seconds per run, with dropout and word dropout so that random generators matter, and a
-# patience that tracks early stopping without reaching it in three epochs.
+# Small enough for seconds per run; dropout, word dropout and weight averaging make the random generators and
+# the averaged weights part of what has to resume, and the patience tracks early stopping without reaching it.
 _SETTINGS = ["data.synthetic_examples=120", "train.batch_size=16", "train.epochs=3", "model.dropout=0.2",
-             "model.word_dropout=0.1", "train.early_stopping_patience=5", "export.self_check=false"]
+             "model.word_dropout=0.1", "train.ema_momentum=0.9", "train.early_stopping_patience=5",
+             "export.self_check=false"]
 
 # Imports the package, patches the function named by argv[1] to kill the process at that point (2nd epoch,
 # 2nd split evaluated, SavedModel written but not yet moved into place), then runs the CLI.
