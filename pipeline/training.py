@@ -286,6 +286,9 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
             return config.run_dir
         if finished_epochs:
             logger.info("resuming %s after %d finished epoch(s)", config.run_dir, finished_epochs)
+        elif os.path.exists(os.path.join(run_dir, run_files.LAST_CHECKPOINT, "training_metadata.json")):
+            logger.warning("%s holds a checkpoint of an earlier format (no training_state.json): training "
+                           "starts again from epoch 1", config.run_dir)
         splits = task.load_splits()
         if finished_epochs and task.has_preprocessing(run_dir):
             preprocessing = task.load_preprocessing(run_dir)  # the vocabulary the checkpoint was trained with
