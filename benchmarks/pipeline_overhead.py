@@ -220,7 +220,7 @@ class BenchmarkSetup:
         view, pass_index = self.pipeline_view(steps)
         steps_run = self.epoch_steps if steps is None else min(steps, self.epoch_steps)
         with tempfile.TemporaryDirectory(prefix="pipeline_overhead_") as run_dir:
-            callbacks = training.make_callbacks(self.config, run_dir, 0) if with_callbacks else []
+            callbacks = training.make_callbacks(self.config, run_dir) if with_callbacks else []
             timing = timed_fit(self.pipeline_model, view, callbacks, steps_run)
         return timing, pass_index
 

@@ -289,23 +289,73 @@ def _require_run_dir(path: str) -> None:
 
 def _train(config: config_lib.RunConfig, profile_steps: typing.Optional[tuple[int, int]] = None) -> int:
     from pipeline import distribution
-    from pipeline import export
     from pipeline import predict
     from pipeline import run_files
+    from pipeline import run_state
     from pipeline import training
     strategy = distribution.create_strategy(config.runtime)  # before any other TensorFlow work
+    complete = _is_complete(run_state.load(config.run_dir), config)
     run_dir = training.train(config, strategy, profile_steps=profile_steps)
     try:
         if config.export.on_train_end and distribution.writes_files(config.runtime):  # one export per run
-            path = export.export_run(run_dir)
-            samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
-            inputs = [run_files.decode_sample_input(item) for item in samples]
-            for row in predict.predict_rows(predict.load_export(path), inputs):
-                logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
+            path = _export_once(run_dir, config)
+            if path:
+                samples = [item for item in run_files.load_sample_inputs(run_dir) if item][-4:]
+                inputs = [run_files.decode_sample_input(item) for item in samples]
+                for row in predict.predict_rows(predict.load_export(path), inputs):
+                    logger.info("prediction: %s", json.dumps(row, ensure_ascii=False))
     finally:  # even when the export fails, so that the other workers do not wait for the chief forever
         distribution.wait_for_all_workers(strategy)
+    if distribution.writes_files(config.runtime):
+        _report(run_dir, config, complete)
     print(run_dir)
     return 0
+
+
+def _is_complete(state, config: config_lib.RunConfig) -> bool:
+    """Whether `train` has nothing left to do: trained, evaluated, and exported if `export.on_train_end`."""
+    return (state.training_finished(config.train.epochs, config.train.early_stopping_patience)
+            and state.evaluated() and (state.exported() or not config.export.on_train_end))
+
+
+def _export_once(run_dir: str, config: config_lib.RunConfig) -> typing.Optional[str]:
+    """Exports the run after training unless this training's export exists; returns the new export's path.
+
+    The version is recorded before the export starts: an export interrupted by a kill is finished under
+    the same version by the next `train`, never duplicated under a new one.
+    """
+    from pipeline import export
+    from pipeline import run_state
+    state = run_state.load(run_dir)
+    if state.exported():
+        return None
+    base_path = os.path.join(config.export.dir, config.model_name)
+    version = state.claimed_export_version()
+    if version is not None and os.path.isdir(os.path.join(base_path, str(version))):
+        path = os.path.join(base_path, str(version))  # complete (renamed into place), but not yet recorded
+    else:
+        if version is None:
+            version = export.next_version(base_path)
+            run_state.update(run_dir, export_epochs=state.epochs_done, export_version=version, export_path=None)
+        path = export.export_run(run_dir, version=version)
+    run_state.update(run_dir, export_path=path)
+    return path
+
+
+def _report(run_dir: str, config: config_lib.RunConfig, was_complete: bool) -> None:
+    """Logs what the run holds: epochs, best epoch and value, metrics per split, export."""
+    from pipeline import run_state
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    metrics = {}
+    if os.path.exists(metrics_path):
+        with open(metrics_path, encoding="utf-8") as stream:
+            metrics = json.load(stream)
+    if was_complete:
+        logger.info("%s is complete: nothing trained, evaluated or exported (raise train.epochs to train further; "
+                    "`python -m pipeline export %s` makes a new export version)", run_dir, run_dir)
+    for line in run_state.describe(run_state.load(run_dir), config.train.epochs,
+                                   config.train.early_stopping_patience, metrics):
+        logger.info("%s", line)
 
 
 def _predict(arguments: argparse.Namespace) -> int:

@@ -106,3 +106,16 @@ def read_profiler_trace(path: str):
     with open(path, "rb") as stream:
         space.ParseFromString(stream.read())
     return space
+
+
+def mark_averaged_weights_in_model(swap_callback) -> None:
+    """Tells a `keras.callbacks.SwapEMAWeights` that the model holds the averaged weights right now.
+
+    Private: the attribute `_ema_weights_in_model` of `keras.callbacks.SwapEMAWeights`.
+    Why: with `swap_on_epoch=True` the model holds the averaged weights (and the optimizer the raw ones)
+    from the end of an epoch to the start of the next, which is when the last checkpoint is saved. A run
+    resumed from it has to swap them back at the next epoch's start, as the uninterrupted run does; the
+    callback swaps only when this flag says the averaged weights are in.
+    Missing publicly: no way to tell the callback which weights a restored model holds.
+    """
+    swap_callback._ema_weights_in_model = True  # pylint: disable=protected-access

@@ -4,7 +4,8 @@ Run directory layout (DESIGN.md section 3):
     config.yaml                 the resolved config
     vocab/                      vocabulary and class names, fitted on the training split
     checkpoints/best.weights.h5 best epoch by `train.monitor`
-    checkpoints/last/           last finished epoch (weights, optimizer, epoch); resumes after a crash
+    checkpoints/last/           training_state.json and the weights of the last and best epochs (see
+                                `checkpoints` and `run_state`); resumes after a crash or kill -9
     logs/history.csv            metrics per epoch; logs/tensorboard/ event files (pipeline.reports adds
                                 hyperparameters, test metrics, figures and sample predictions)
     figures/                    learning curves and the task's figures (pipeline.reports)
@@ -25,13 +26,16 @@ import typing
 import keras
 import tensorflow as tf
 
+from pipeline import checkpoints
 from pipeline import compat
 from pipeline import config as config_lib
 from pipeline import cudnn
 from pipeline import distribution
 from pipeline import reports
 from pipeline import run_files
+from pipeline import run_state
 from pipeline import tasks as tasks_lib
+from pipeline.data import batching
 
 logger = logging.getLogger(__name__)
 
@@ -136,59 +140,57 @@ def compile_model(model: keras.Model, task: tasks_lib.Task, config: config_lib.R
 
 def resumed_epoch(run_dir: str) -> int:
     """Number of finished epochs saved in the last checkpoint (0 when starting fresh)."""
-    path = os.path.join(run_dir, run_files.LAST_CHECKPOINT, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path, encoding="utf-8") as stream:
-        return int(json.load(stream)["epoch"])
+    return run_state.load(run_dir).epochs_done
 
 
-def _trim_history(run_dir: str, finished_epochs: int) -> list[dict]:
-    """Drops history rows of epochs that will be trained again and returns the rows kept."""
+def trim_history(run_dir: str, finished_epochs: int) -> None:
+    """Keeps only the history rows of checkpointed epochs: the others will be trained again.
+
+    A row cut short by a kill (missing fields) goes too. The file is replaced atomically, and removed when
+    no row is left, so that the CSV logger starts it again with its header.
+    """
     path = os.path.join(run_dir, run_files.HISTORY)
     if not os.path.exists(path):
-        return []
+        return
     with open(path, newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    kept = [row for row in rows if int(row["epoch"]) < finished_epochs]
-    if len(kept) != len(rows):
-        with open(path, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(kept)
-    return kept
+        reader = csv.DictReader(stream)
+        rows = list(reader)
+        fieldnames = reader.fieldnames
+    kept = [row for row in rows if None not in row.values() and None not in row
+            and row["epoch"].isdigit() and int(row["epoch"]) < finished_epochs]
+    if not kept:
+        os.remove(path)
+        return
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(temporary, path)
 
 
-def _best_so_far(rows: list[dict], monitor: str) -> typing.Optional[float]:
-    values = [float(row[monitor]) for row in rows if row.get(monitor) not in (None, "")]
-    if not values:
-        return None
-    return min(values) if monitor.endswith("loss") else max(values)
+def make_callbacks(config: config_lib.RunConfig, run_dir: str) -> list:
+    """The callbacks of `fit`, in the order in which they see the end of each epoch.
 
-
-def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: int) -> list:
-    """Checkpoints (best and last), CSV and TensorBoard logs, early stopping, NaN guard."""
-    monitor = config.train.monitor
-    previous_best = _best_so_far(_trim_history(run_dir, finished_epochs), monitor)
+    1. NaN guard, and weight averaging when `train.ema_momentum` is set: from the end of validation to the
+       next epoch's start the model then holds the averaged weights, so that everything below sees, scores
+       and saves the averaged model.
+    2. Callbacks that add validation scores to the epoch's logs belong here, before anything reads them.
+    3. History (CSV) and TensorBoard logs.
+    4. The checkpoints and early stopping (`checkpoints.RunCheckpoint`), last: an epoch is committed only
+       once every other callback has seen it.
+    """
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     callbacks = [keras.callbacks.TerminateOnNaN()]
-    if config.train.ema_momentum:
-        # Before the checkpoints: from the end of validation to the next epoch's start the model holds the
-        # averaged weights, so the best checkpoint (and the export made from it) is the averaged model.
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    averaging = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.train.ema_momentum else None
+    if averaging:
+        callbacks.append(averaging)
     callbacks += [
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, run_files.BEST_WEIGHTS), monitor=monitor, save_best_only=True,
-            save_weights_only=True, initial_value_threshold=previous_best),
         keras.callbacks.CSVLogger(os.path.join(run_dir, run_files.HISTORY), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs", "tensorboard"), write_graph=False),
+        checkpoints.RunCheckpoint(run_dir, config.train.monitor, config.train.early_stopping_patience,
+                                  averaged_weights_swap=averaging),
     ]
-    if config.train.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
-                                                       patience=config.train.early_stopping_patience))
-    # Last, so that a crash never leaves an epoch marked finished before the others saw it.
-    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, run_files.LAST_CHECKPOINT),
-                                                      delete_checkpoint=False, double_checkpoint=True))
     return callbacks
 
 
@@ -252,7 +254,11 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
           profile_steps: typing.Optional[tuple[int, int]] = None,
           task: typing.Optional[tasks_lib.Task] = None,
           callbacks: typing.Sequence[keras.callbacks.Callback] = ()) -> str:
-    """Trains (resuming from the run directory's last checkpoint) and evaluates.
+    """Trains (resuming from the run directory's last checkpoint) and evaluates what is not yet evaluated.
+
+    A run whose training is finished (`train.epochs` reached, or stopped early) and evaluated is left as
+    it is: nothing is trained, evaluated or written. Raising `train.epochs` (or the patience of a run that
+    stopped early) continues it.
 
     With `runtime.distribution` set, the model is built, compiled and trained under the strategy's
     scope. In multi-worker training every worker runs this same function; only the chief writes the run
@@ -279,12 +285,18 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
     chief = distribution.writes_files(config.runtime)
     with worker_run_dir(config, chief, task.schema) as run_dir:
         configure_runtime(config.runtime)
-        splits = task.load_splits()
-        finished_epochs = resumed_epoch(run_dir)
+        state = run_state.load(run_dir)
+        finished_epochs = state.epochs_done
         if distribution.is_multi_worker(strategy):
             check_workers_agree(strategy, finished_epochs, config.run_dir)
+        if state.training_finished(config.train.epochs, config.train.early_stopping_patience) and state.evaluated():
+            return config.run_dir
         if finished_epochs:
             logger.info("resuming %s after %d finished epoch(s)", config.run_dir, finished_epochs)
+        elif os.path.exists(os.path.join(run_dir, run_files.LAST_CHECKPOINT, "training_metadata.json")):
+            logger.warning("%s holds a checkpoint of an earlier format (no training_state.json): training "
+                           "starts again from epoch 1", config.run_dir)
+        splits = task.load_splits()
         if finished_epochs and task.has_preprocessing(run_dir):
             preprocessing = task.load_preprocessing(run_dir)  # the vocabulary the checkpoint was trained with
         else:
@@ -294,45 +306,56 @@ def train(config: config_lib.RunConfig, strategy: typing.Optional[tf.distribute.
         datasets = task.datasets(splits, preprocessing)
 
         with distribution.scope(strategy):
-            model = fit(config, task, preprocessing, strategy, datasets, run_dir, finished_epochs, profile_steps,
-                        callbacks)
+            model = fit(config, task, preprocessing, strategy, datasets, run_dir, state, profile_steps, callbacks)
         if chief:  # the other workers only train
             results = evaluate_splits(task, model, preprocessing, datasets, run_dir, skipped_rows=splits.skipped_rows)
             reports.write_reports(task, model, preprocessing, splits, results, run_dir)
+            run_state.update(run_dir, evaluated_epochs=run_state.load(run_dir).epochs_done)
     return config.run_dir
 
 
 def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks_lib.Preprocessing,
-        strategy: typing.Optional[tf.distribute.Strategy], datasets: dict, run_dir: str, finished_epochs: int,
-        profile_steps: typing.Optional[tuple[int, int]] = None,
+        strategy: typing.Optional[tf.distribute.Strategy], datasets: dict, run_dir: str,
+        state: run_state.TrainingState, profile_steps: typing.Optional[tuple[int, int]] = None,
         callbacks: typing.Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
-    """Builds, compiles and fits the model (under the strategy's scope if any), returning the best one.
+    """Builds and compiles the model, trains the epochs left after `state` (under the strategy's scope if
+    any), and returns the best model, also saved as `model.keras`.
 
     `callbacks` (the caller's own) run after the task's and before the run's checkpoints and logs.
     """
     model = task.build_model(preprocessing)
     warn_if_cudnn_ineligible(task, model)
-    steps_per_epoch = config.train.steps_per_epoch
-    compile_model(model, task, config, (steps_per_epoch or len(datasets["train"])) * config.train.epochs)
-    train_dataset = datasets["train"].repeat() if steps_per_epoch else datasets["train"]
-    validation_dataset = datasets["validation"]
-    if distribution.is_multi_worker(strategy):
-        train_dataset = distribution.shard_by_data(train_dataset)
-        validation_dataset = distribution.shard_by_data(validation_dataset)
-    profiling = [ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)] if profile_steps else []
-    with distribution.keras_fit_workarounds(model, strategy):
-        model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
-                  steps_per_epoch=steps_per_epoch,
-                  callbacks=(task.training_callbacks(model) + list(callbacks)
-                             + make_callbacks(config, run_dir, finished_epochs) + profiling),
-                  shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
+    batches_per_epoch = config.train.steps_per_epoch or len(datasets["train"])
+    compile_model(model, task, config, batches_per_epoch * config.train.epochs)
+    if not state.training_finished(config.train.epochs, config.train.early_stopping_patience):
+        trim_history(run_dir, state.epochs_done)
+        # One iterator over all epochs: epoch k reads pass k of the (reshuffled) training data, also after a resume.
+        train_dataset = batching.epochs_from(datasets["train"], first_epoch=state.epochs_done,
+                                             batches_per_epoch=batches_per_epoch)
+        validation_dataset = datasets["validation"]
+        if distribution.is_multi_worker(strategy):
+            train_dataset = distribution.shard_by_data(train_dataset)
+            validation_dataset = distribution.shard_by_data(validation_dataset)
+        profiling = [ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)] if profile_steps else []
+        with distribution.keras_fit_workarounds(model, strategy):
+            model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
+                      initial_epoch=state.epochs_done, steps_per_epoch=batches_per_epoch,
+                      callbacks=(task.training_callbacks(model) + list(callbacks) + make_callbacks(config, run_dir)
+                                 + profiling),
+                      shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
+        if model.stop_training:  # early stopping (or the NaN guard) ended fit before train.epochs
+            logger.info("%s", run_files.early_stop_summary(run_dir, config.train.monitor, config.train.epochs))
 
-    if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):
-        model.load_weights(os.path.join(run_dir, run_files.BEST_WEIGHTS))
-    model.save(os.path.join(run_dir, run_files.MODEL_FILE))
-    if model.stop_training:  # early stopping (or the NaN guard) ended fit before train.epochs
-        logger.info("%s", run_files.early_stop_summary(run_dir, config.train.monitor, config.train.epochs))
+    checkpoints.load_best(model, run_dir, run_state.load(run_dir))
+    _save_model(model, os.path.join(run_dir, run_files.MODEL_FILE))
     return model
+
+
+def _save_model(model: keras.Model, path: str) -> None:
+    """`model.save`, atomically: a kill leaves the previous file or the new one, never a part of one."""
+    temporary = f"{path[:-len('.keras')]}.tmp.keras"
+    model.save(temporary)
+    os.replace(temporary, path)
 
 
 @contextlib.contextmanager

@@ -170,3 +170,21 @@ def test_read_profiler_trace_parses_a_trace_tensorflow_wrote(tmp_path):
     plane_names = [plane.name for plane in space.planes]
     assert any(plane.lines for plane in space.planes), _changed(
         f"a profiler trace parses into planes {plane_names} without any lines (events)", "read_profiler_trace")
+
+
+def test_mark_averaged_weights_in_model_makes_the_next_epoch_swap_them_back():
+    model = _tiny_dense_model()
+    model.compile(optimizer=keras.optimizers.SGD(use_ema=True), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+    swap.set_model(model)
+    kernel = model.trainable_variables[0]
+    kernel.assign(np.ones(kernel.shape, "float32"))  # the raw weights differ from the average (zeros)
+
+    with _pinned("mark_averaged_weights_in_model"):
+        compat.mark_averaged_weights_in_model(swap)
+    swap.on_epoch_begin(0)
+
+    assert not np.any(kernel.numpy()), _changed("SwapEMAWeights no longer swaps back at the epoch's start after "
+                                                "being told the averaged weights are in the model",
+                                                "mark_averaged_weights_in_model")

@@ -13,6 +13,7 @@ import pytest
 
 import helpers
 from pipeline import config as config_lib
+from pipeline import run_state
 from pipeline import distribution
 
 TINY_SENTIMENT = str(helpers.REPOSITORY / "configs" / "tiny" / "sentiment.yaml")
@@ -213,8 +214,7 @@ def test_workers_that_would_resume_differently_stop_with_an_error(tmp_path):
     # The chief's run directory holds a checkpoint after one epoch; worker 1's (not shared) holds none.
     config = config_lib.load_config([TINY_SENTIMENT], worker_overrides(0, tmp_path))
     config_lib.save_config(config, str(tmp_path / "run0" / "config.yaml"))
-    (tmp_path / "run0" / "checkpoints" / "last").mkdir(parents=True)
-    (tmp_path / "run0" / "checkpoints" / "last" / "training_metadata.json").write_text('{"epoch": 1}')
+    run_state.save(str(tmp_path / "run0"), run_state.TrainingState(epochs_done=1))
 
     return_codes, logs, shown = run_two_workers(tmp_path)
 

@@ -16,6 +16,7 @@ import helpers
 from pipeline import config as config_lib
 from pipeline import export
 from pipeline import run_files
+from pipeline import run_state
 from pipeline import training
 
 pytestmark = pytest.mark.slow  # trains tiny models end to end
@@ -159,18 +160,18 @@ def test_evaluate_updates_metrics_for_a_chosen_split(tiny_sentiment_run):
 def test_resume_after_kill_continues_without_losing_finished_epochs(tmp_path):
     arguments = ["train", "configs/tiny/sentiment.yaml", *(f"--set={item}" for item in helpers.tiny_overrides(tmp_path)),
                  "--set=train.epochs=12", "--set=data.synthetic_examples=1500", "--set=export.on_train_end=false"]
-    metadata = tmp_path / "run" / run_files.LAST_CHECKPOINT / "training_metadata.json"
+    state_file = tmp_path / "run" / run_state.STATE_FILE
     process = subprocess.Popen([sys.executable, "-m", "pipeline", *arguments], cwd=helpers.REPOSITORY,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
+        if run_state.load(str(tmp_path / "run")).epochs_done >= 2:
             break
         time.sleep(0.05)
     assert process.poll() is None, "training finished before it could be interrupted"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    finished = json.loads(metadata.read_text())["epoch"]
+    finished = run_state.load(str(tmp_path / "run")).epochs_done
     assert 2 <= finished < 12
 
     resumed = helpers.run_cli(*arguments)
@@ -179,7 +180,7 @@ def test_resume_after_kill_continues_without_losing_finished_epochs(tmp_path):
     with open(tmp_path / "run" / run_files.HISTORY) as stream:
         epochs = [int(row["epoch"]) for row in csv.DictReader(stream)]
     assert epochs == list(range(12)), "every epoch appears exactly once in the history"
-    assert json.loads(metadata.read_text())["epoch"] == 12
+    assert json.loads(state_file.read_text())["epochs_done"] == 12
 
 
 def test_resume_with_a_different_config_is_refused(tiny_sentiment_run):

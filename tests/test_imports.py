@@ -28,8 +28,10 @@ LAYER_OF_PART = {
     "losses": "losses",
     "models": "models",
     "run_files": "run_files",
+    "run_state": "run_files",  # the run's progress record: plain JSON, no TensorFlow
     "tasks": "tasks",
     "training": "training",
+    "checkpoints": "training",  # the checkpoint callback training uses
     "export": "export",
     "predict": "predict",
     "cudnn": "cudnn",

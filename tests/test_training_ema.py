@@ -40,12 +40,15 @@ def test_the_saved_model_is_the_averaged_model_that_validation_scored(tmp_path):
 def test_averaging_swaps_weights_in_before_the_checkpoints(tmp_path):
     config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],
                                     helpers.tiny_overrides(tmp_path) + ["train.ema_momentum=0.99"])
-    names = [type(callback).__name__ for callback in training.make_callbacks(config, str(tmp_path), 0)]
+    callbacks = training.make_callbacks(config, str(tmp_path))
+    names = [type(callback).__name__ for callback in callbacks]
 
-    assert names.index("SwapEMAWeights") < names.index("ModelCheckpoint") < names.index("BackupAndRestore")
+    assert names.index("SwapEMAWeights") < names.index("CSVLogger") < names.index("RunCheckpoint") == len(names) - 1
+    # A resumed run tells the averaging callback that the restored model holds the averaged weights.
+    assert callbacks[-1].averaged_weights_swap is callbacks[names.index("SwapEMAWeights")]
     assert "SwapEMAWeights" not in [type(callback).__name__ for callback in training.make_callbacks(
         config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")],
-                               helpers.tiny_overrides(tmp_path)), str(tmp_path), 0)]
+                               helpers.tiny_overrides(tmp_path)), str(tmp_path))]
 
 
 @pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1"])

@@ -9,6 +9,12 @@ Two implementations of one contract (same batches per bucket, same batch count):
   disappears, which on a 2-core machine is CPU time the training step gets back.
 * streaming (`cache=False`): `shuffle` with a buffer and `bucket_by_sequence_length`, for splits that
   should not be held in memory.
+
+Shuffled orders follow one rule, so that a resumed run sees the batches the uninterrupted one saw: the k-th
+pass over a training dataset (the k-th time it is iterated) has an order that depends only on the seed and
+k, never on the process, and training reads its epochs through one iterator (`epochs_from`), so epoch k is
+always pass k. Every shuffle of a training split goes through `shuffle_each_pass` (or, in memory, draws its
+per-pass seed the same way).
 """
 
 import numpy as np
@@ -61,7 +67,7 @@ def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_size:
         length_key: Feature whose length decides the bucket (streaming path).
         shuffle_buffer: 0 keeps the order (evaluation). Otherwise the order changes every epoch: in memory the
             whole split is shuffled; streaming shuffles with a buffer of this many examples.
-        seed: Shuffle seed; the order changes every epoch but repeats across runs.
+        seed: Shuffle seed; the order changes on every pass, pass k's order depending only on (seed, k).
         cache: Hold the vectorized split in memory (vectorization then runs once) and batch by gathering.
 
     Returns:
@@ -79,10 +85,38 @@ def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_size:
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def shuffle_each_pass(dataset: tf.data.Dataset, *, buffer_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffles with a buffer of `buffer_size` elements, in a new order on every pass over the dataset.
+
+    The order of pass k depends only on (`seed`, k): a fresh process iterating the dataset k times sees the
+    same k orders. `epochs_from` relies on it to resume a run in the middle of its epochs.
+    """
+    if seed is None:
+        raise ValueError("shuffle_each_pass: a seed is required (runtime.seed)")
+    return dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+
+
+def epochs_from(dataset: tf.data.Dataset, *, first_epoch: int, batches_per_epoch: int) -> tf.data.Dataset:
+    """Epochs `first_epoch`, `first_epoch + 1`, ... of training, as one endless dataset.
+
+    Epoch e is batches [e * batches_per_epoch, (e + 1) * batches_per_epoch) of the passes over `dataset`
+    laid end to end; with `batches_per_epoch` equal to the length of a pass, epoch e is pass e. The
+    finished epochs are skipped rather than dropped from the sequence, so that their passes still advance
+    the per-pass shuffles (`shuffle_each_pass`): the epochs that follow are those of an uninterrupted run.
+    Skipping runs the input pipeline of the finished epochs (gathering batches, no training).
+
+    Args:
+        dataset: One pass of the training data, reshuffled on each pass.
+        first_epoch: Epochs already trained (0 for a fresh run).
+        batches_per_epoch: Training steps per epoch.
+    """
+    return dataset.repeat().skip(first_epoch * batches_per_epoch)
+
+
 def _streaming_batches(dataset: tf.data.Dataset, *, batch_size: int, boundaries: list[int] | None,
                        length_key: str, shuffle_buffer: int, seed: int | None) -> tf.data.Dataset:
     if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = shuffle_each_pass(dataset, buffer_size=shuffle_buffer, seed=seed)
     if boundaries is None:
         return dataset.padded_batch(batch_size)
     return dataset.bucket_by_sequence_length(
@@ -96,7 +130,7 @@ def _in_memory_batches(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_s
     examples = dataset.ragged_batch(len(lengths)).get_single_element()
     plan = _BatchPlan(bucket_ids(lengths, boundaries), batch_size)
     if shuffle:
-        # One fresh random seed per pass over the dataset (per epoch), itself seeded by the run's seed.
+        # One fresh random seed per pass over the dataset: pass k draws the k-th (see `shuffle_each_pass`).
         epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
         batches = epoch_seeds.flat_map(lambda epoch_seed: tf.data.Dataset.from_tensor_slices(
             plan.shuffled(epoch_seed)))

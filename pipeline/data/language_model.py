@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import config as config_lib
+from pipeline.data import batching
 from pipeline.data import files
 from pipeline.data import sequence_text
 from pipeline.data import sources as sources_lib
@@ -237,7 +238,8 @@ def window_batches(token_ids: np.ndarray, *, batch_size: int, steps: int, shuffl
     """Independent windows of `steps` tokens (labels: the same window one token later), batched.
 
     The windows tile the stream without overlap; the last `(len - 1) % steps` tokens are left out.
-    With `shuffle_buffer`, windows are shuffled (seeded, differently every epoch).
+    With `shuffle_buffer`, windows are shuffled (seeded, differently on every pass; see
+    `batching.shuffle_each_pass`).
 
     Returns:
         Dataset of ({"token_ids": int32 [batch, steps]}, labels int32 [batch, steps]).
@@ -248,5 +250,5 @@ def window_batches(token_ids: np.ndarray, *, batch_size: int, steps: int, shuffl
     labels = token_ids[1:num_windows * steps + 1].reshape(num_windows, steps)  # (windows, steps)
     dataset = tf.data.Dataset.from_tensor_slices(({"token_ids": inputs}, labels))
     if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = batching.shuffle_each_pass(dataset, buffer_size=shuffle_buffer, seed=seed)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -205,8 +205,8 @@ class CaptioningTask(generation.GenerativeTask):
             {key: tf.constant(value.tolist(), tf.string) if value.dtype == object else value
              for key, value in rows.items()})
         if shuffle:  # only indices and strings sit in the buffer, never images
-            dataset = dataset.shuffle(max(len(rows["image_row"]), 1), seed=self.config.runtime.seed,
-                                      reshuffle_each_iteration=True)
+            dataset = batching.shuffle_each_pass(dataset, buffer_size=max(len(rows["image_row"]), 1),
+                                                 seed=self.config.runtime.seed)
         dataset = dataset.batch(1024).map(functools.partial(_vectorize, encode_captions)).unbatch()
         image_of = self._image_lookup(store)
         return dataset.map(lambda features, labels: (
