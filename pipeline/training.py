@@ -336,7 +336,8 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
         if distribution.is_multi_worker(strategy):
             train_dataset = distribution.shard_by_data(train_dataset)
             validation_dataset = distribution.shard_by_data(validation_dataset)
-        profiling = [ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)] if profile_steps else []
+        profiling = ([ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)]
+                     if profile_steps else [])
         with distribution.keras_fit_workarounds(model, strategy):
             model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                       initial_epoch=state.epochs_done, steps_per_epoch=batches_per_epoch,

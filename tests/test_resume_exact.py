@@ -223,7 +223,8 @@ def test_rerunning_a_finished_run_changes_nothing_and_raising_epochs_continues_i
     _train(uninterrupted, "train.epochs=4")
 
     history = (run_dir / run_files.HISTORY).read_text()
-    assert history.startswith(before["history"]) and len(history.splitlines()) == len(before["history"].splitlines()) + 1
+    assert history.startswith(before["history"])
+    assert len(history.splitlines()) == len(before["history"].splitlines()) + 1
     assert run_state.load(str(run_dir)).epochs_done == 4
     assert _versions(uninterrupted) == ["1", "2"], "the continued run is exported as a fresh run would be"
 

@@ -172,7 +172,12 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def datasets(self, splits: Splits, preprocessing: Preprocessing) -> dict[str, tf.data.Dataset]:
-        """Batched `(features, labels)` datasets per split; the train split shuffled with the run's seed."""
+        """Batched `(features, labels)` datasets per split, one pass each, of known length.
+
+        The train split is reshuffled on every pass, the order of pass k depending only on the run's seed
+        and k (`data.batching.shuffle_each_pass`, or `batching.batch_examples`): training reads all epochs
+        through one iterator and skips the finished ones on resume, so a resumed run sees the same batches.
+        """
 
     @abc.abstractmethod
     def sample_inputs(self, splits: Splits) -> list:
