@@ -75,10 +75,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         remove_unused_files(self.run_dir, self.state)
         if self.state.improved():
             publish_best(self.run_dir, self.state)
-        if self.state.stopped_early(self.patience):
-            logger.info("early stopping after epoch %d: %s has not improved for %d epoch(s); best %.6g at epoch %d",
-                        self.state.epochs_done, self.monitor, self.state.wait, self.state.best_value,
-                        self.state.best_epoch)
+        if self.state.stopped_early(self.patience):  # training.fit logs the one line saying so
             self.model.stop_training = True
 
 
