@@ -15,6 +15,7 @@ import numpy as np
 
 from pipeline import config as config_lib
 from pipeline.data import files
+from pipeline.data import text_files
 from pipeline.data import images as images_lib
 from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
@@ -79,7 +80,7 @@ def _column_index(path: str, header: typing.Optional[list[str]], column: typing.
         raise files.DataError(f"{path}: data.{key} is the name {column!r} but data.header is false; "
                               "give a 0-based column index")
     if column not in header:
-        raise files.DataError(files.located(path, 1, f"no column {column!r} (data.{key}); the header has {header}"))
+        raise files.DataError(text_files.located(path, 1, f"no column {column!r} (data.{key}); the header has {header}"))
     return header.index(column)
 
 
@@ -102,11 +103,11 @@ def read_captions_csv(path: str, *, image_column: typing.Union[str, int] = "imag
     captions: dict[str, list[str]] = {}
     skipped = 0
     reference, indices = None, None
-    for row in files.delimited_rows(files.read_lines(path), "csv"):
+    for row in text_files.delimited_rows(text_files.read_lines(path), "csv"):
         if row.problem is None and not any(field.strip() for field in row.fields):
             continue
         if reference is None and header and row.problem is not None:
-            raise files.DataError(files.located(path, row.line, f"cannot read the header: {row.problem}"))
+            raise files.DataError(text_files.located(path, row.line, f"cannot read the header: {row.problem}"))
         if reference is None and row.problem is None:
             reference = row
             indices = (_column_index(path, row.fields if header else None, image_column, "image_column"),
@@ -118,19 +119,19 @@ def read_captions_csv(path: str, *, image_column: typing.Union[str, int] = "imag
             captions.setdefault(row.fields[indices[0]].strip(), []).append(row.fields[indices[1]].strip())
             continue
         if on_bad_rows != "skip":
-            raise files.DataError(files.located(path, row.line, problem))
+            raise files.DataError(text_files.located(path, row.line, problem))
         skipped += 1
     if skipped:
         logger.warning("%s: skipped %d malformed rows (data.on_bad_rows: skip)", path, skipped)
     return captions, skipped
 
 
-def _row_problem(row: files.DelimitedRow, reference: files.DelimitedRow, indices: tuple[int, int],
+def _row_problem(row: text_files.DelimitedRow, reference: text_files.DelimitedRow, indices: tuple[int, int],
                  header: bool) -> typing.Optional[str]:
     needed = max(indices) + 1
     if len(row.fields) < needed:
         return f"expected at least {needed} fields, found {len(row.fields)}"
-    width = files.width_problem(row, reference, "csv", reference_is_header=header)
+    width = text_files.width_problem(row, reference, "csv", reference_is_header=header)
     if width is not None:
         return width
     if not row.fields[indices[0]].strip():
@@ -153,11 +154,11 @@ def read_coco_json(path: str, *, on_bad_rows: str = "error") -> tuple[dict[str, 
         files.DataError: Invalid JSON (with its line), a missing key, an image id given twice, an
             annotation of an unknown image, or a malformed annotation under `on_bad_rows="error"`.
     """
-    with files.open_text(path) as stream:
+    with text_files.open_text(path) as stream:
         try:
             tree = json.load(stream)
         except json.JSONDecodeError as error:
-            raise files.DataError(files.located(path, error.lineno, f"invalid JSON: {error.msg}")) from None
+            raise files.DataError(text_files.located(path, error.lineno, f"invalid JSON: {error.msg}")) from None
     if not isinstance(tree, dict) or not isinstance(tree.get("images"), list) \
             or not isinstance(tree.get("annotations"), list):
         raise files.DataError(f"{path}: expected COCO captions JSON with 'images' and 'annotations' lists")
@@ -197,7 +198,7 @@ def _coco_image_names(path: str, images: list) -> dict:
 
 def read_split_list(path: str) -> list[str]:
     """Image names, one per line (the first whitespace-separated field; blank lines ignored)."""
-    return [line.text.split()[0] for line in files.read_lines(path) if line.text.strip()]
+    return [line.text.split()[0] for line in text_files.read_lines(path) if line.text.strip()]
 
 
 def _read_captions(path: str, data_config) -> tuple[dict[str, list[str]], int]:

@@ -6,6 +6,7 @@ import os
 import typing
 
 from pipeline.data import files
+from pipeline.data import text_files
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,10 @@ class TaggedSentences:
         return len(self.tokens)
 
 
-def _sentence_blocks(path: str) -> typing.Iterator[list[files.Line]]:
+def _sentence_blocks(path: str) -> typing.Iterator[list[text_files.Line]]:
     """Yields the non-blank lines of each blank-line-separated block, with their line numbers."""
-    block: list[files.Line] = []
-    for line in files.read_lines(path):
+    block: list[text_files.Line] = []
+    for line in text_files.read_lines(path):
         if line.text.strip():
             block.append(line)
         elif block:
@@ -45,7 +46,7 @@ def _sentence_blocks(path: str) -> typing.Iterator[list[files.Line]]:
         yield block
 
 
-def _conllu_word(line: files.Line, tag_index: int) -> typing.Optional[tuple[str, str]]:
+def _conllu_word(line: text_files.Line, tag_index: int) -> typing.Optional[tuple[str, str]]:
     """Parses one CoNLL-U line: (form, tag), or None for comments, multi-word ranges and empty nodes."""
     text = line.text.rstrip("\r\n")
     if text.startswith("#"):
@@ -65,7 +66,7 @@ def _conllu_word(line: files.Line, tag_index: int) -> typing.Optional[tuple[str,
     return fields[1], fields[tag_index]
 
 
-def _column_word(line: files.Line, token_column: int, tag_column: int) -> tuple[str, str]:
+def _column_word(line: text_files.Line, token_column: int, tag_column: int) -> tuple[str, str]:
     if line.decode_problem:
         raise ValueError(line.decode_problem)
     fields = line.text.split()
@@ -107,7 +108,7 @@ def read_tagged_sentences(path: str, *, file_format: str = "auto", tags: str = "
                     words.append(word)
         except ValueError as error:
             if on_bad_rows != "skip":
-                raise files.DataError(files.located(path, line.number, str(error))) from None
+                raise files.DataError(text_files.located(path, line.number, str(error))) from None
             skipped += 1
             continue
         if words:

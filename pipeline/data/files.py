@@ -9,24 +9,23 @@ bytes, so a compressed file does not need a ``.gz`` suffix.
 from __future__ import annotations
 
 import collections.abc
-import csv
 import dataclasses
 import difflib
 import functools
-import gzip
-import io
 import json
 import os
-import typing
-import zlib
+
+from pipeline.data import text_files
 
 FILE_FORMATS = ("csv", "tsv", "jsonl", "label_text")
 """Formats accepted by :func:`read_labeled_texts` besides ``"auto"``."""
 
 BAD_ROW_POLICIES = ("error", "skip")
+
+# The error every reader raises; defined with the line reading it shares.
+DataError = text_files.DataError
 """Values accepted by the ``on_bad_rows`` argument of :func:`read_labeled_texts`."""
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _FORMAT_BY_SUFFIX = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -37,12 +36,7 @@ _FORMAT_BY_SUFFIX = {
 }
 
 
-class DataError(ValueError):
-    """Bad input data.
 
-    The message has the form ``<path>:<line>: <what is wrong>``; the line is
-    left out when the problem does not belong to a single line.
-    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,13 +61,7 @@ class _BadRow(Exception):
     """Raised while parsing one record; the message says what is wrong with it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Line:
-    """One physical line of a file, decoded as UTF-8."""
 
-    number: int
-    text: str
-    decode_problem: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,94 +74,7 @@ class _Record:
     problem: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class DelimitedRow:
-    """The fields of one CSV or TSV record and the line on which it starts.
 
-    Attributes:
-        line: The line on which the record starts.
-        fields: Its fields (empty when `problem` says it could not be split).
-        problem: Why the record is malformed (quoting, invalid UTF-8), or None.
-    """
-
-    line: int
-    fields: list[str]
-    problem: str | None
-
-
-def located(path: str, line: int | None, reason: str) -> str:
-    """Formats an error message as ``path:line: reason``."""
-    if line is None:
-        return f"{path}: {reason}"
-    return f"{path}:{line}: {reason}"
-
-
-def _open_binary(path: str) -> typing.BinaryIO:
-    """Opens a file for binary reading, decompressing it if it is gzip data."""
-    try:
-        with open(path, "rb") as probe:
-            magic = probe.read(len(_GZIP_MAGIC))
-        if magic == _GZIP_MAGIC:
-            return gzip.open(path, "rb")
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(located(path, None, "file not found")) from None
-    except IsADirectoryError:
-        raise DataError(located(path, None, "is a directory, expected a file")) from None
-
-
-def open_text(path: str) -> typing.TextIO:
-    """Opens a UTF-8 text file for reading, decompressing gzip data transparently.
-
-    Gzip files are recognised by their magic bytes (``1f 8b``), not by their
-    suffix. The file is opened with ``newline=""`` so that the ``csv`` module
-    can handle newlines inside quoted fields. A leading byte order mark is
-    dropped.
-
-    Args:
-        path: The file to open.
-
-    Returns:
-        A text stream; the caller closes it.
-
-    Raises:
-        DataError: If the file does not exist or is a directory.
-    """
-    path = os.fspath(path)
-    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
-
-
-def _raw_lines(binary: typing.BinaryIO, path: str) -> collections.abc.Iterator[bytes]:
-    """Yields the raw lines of a binary stream, turning read failures into DataError."""
-    try:
-        yield from binary
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(located(path, None, f"cannot read the file: {error}")) from error
-
-
-def _decode_line(raw: bytes, number: int) -> Line:
-    """Decodes one raw line, remembering where invalid UTF-8 was found."""
-    try:
-        text = raw.decode("utf-8")
-        problem = None
-    except UnicodeDecodeError as error:
-        text = raw.decode("utf-8", errors="replace")
-        problem = f"invalid UTF-8: byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line"
-    if number == 1:
-        text = text.removeprefix("\ufeff")
-    return Line(number, text, problem)
-
-
-def read_lines(path: str) -> collections.abc.Iterator[Line]:
-    """Yields the decoded physical lines of a file, keeping their line endings."""
-    with _open_binary(path) as binary:
-        for number, raw in enumerate(_raw_lines(binary, path), start=1):
-            yield _decode_line(raw, number)
-
-
-def _strip_newline(text: str) -> str:
-    """Removes one trailing ``\\n`` or ``\\r\\n``."""
-    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _clean_label(raw: str) -> str:
@@ -226,12 +127,12 @@ def _json_field(record: dict, key: str) -> object:
     return record[key]
 
 
-def _parse_json_line(line: Line, text_key: str, label_key: str) -> tuple[str, str]:
+def _parse_json_line(line: text_files.Line, text_key: str, label_key: str) -> tuple[str, str]:
     """Extracts the text and label from one JSON Lines record."""
     if line.decode_problem is not None:
         raise _BadRow(line.decode_problem)
     try:
-        record = json.loads(_strip_newline(line.text))
+        record = json.loads(text_files.strip_newline(line.text))
     except json.JSONDecodeError as error:
         raise _BadRow(f"invalid JSON: {error.msg} at column {error.colno}") from None
     if not isinstance(record, dict):
@@ -241,7 +142,7 @@ def _parse_json_line(line: Line, text_key: str, label_key: str) -> tuple[str, st
     return text, label
 
 
-def _jsonl_records(lines: collections.abc.Iterable[Line], text_key: str,
+def _jsonl_records(lines: collections.abc.Iterable[text_files.Line], text_key: str,
                    label_key: str) -> collections.abc.Iterator[_Record]:
     """Parses a JSON Lines file; blank lines are ignored."""
     for line in lines:
@@ -253,11 +154,11 @@ def _jsonl_records(lines: collections.abc.Iterable[Line], text_key: str,
 # Label-text -----------------------------------------------------------------
 
 
-def _parse_label_text_line(line: Line) -> tuple[str, str]:
+def _parse_label_text_line(line: text_files.Line) -> tuple[str, str]:
     """Splits ``<label> <text>`` at the first space."""
     if line.decode_problem is not None:
         raise _BadRow(line.decode_problem)
-    label, _, text = _strip_newline(line.text).partition(" ")
+    label, _, text = text_files.strip_newline(line.text).partition(" ")
     if not label.strip():
         raise _BadRow("empty label (the line must start with '<label> ')")
     if "\t" in label:
@@ -266,7 +167,7 @@ def _parse_label_text_line(line: Line) -> tuple[str, str]:
     return text, label.strip()
 
 
-def _label_text_records(lines: collections.abc.Iterable[Line]) -> collections.abc.Iterator[_Record]:
+def _label_text_records(lines: collections.abc.Iterable[text_files.Line]) -> collections.abc.Iterator[_Record]:
     """Parses a label-text file; blank lines are ignored."""
     for line in lines:
         if not line.text.strip():
@@ -277,63 +178,6 @@ def _label_text_records(lines: collections.abc.Iterable[Line]) -> collections.ab
 # CSV and TSV ----------------------------------------------------------------
 
 
-class _LineFeed:
-    """Feeds line texts to ``csv.reader`` and remembers which lines failed to decode."""
-
-    def __init__(self, lines: collections.abc.Iterator[Line]):
-        self._lines = lines
-        self._decode_problems: dict[int, str] = {}
-
-    def __iter__(self) -> _LineFeed:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        if line.decode_problem is not None:
-            self._decode_problems[line.number] = line.decode_problem
-        return line.text
-
-    def problem_between(self, first_line: int, last_line: int) -> str | None:
-        """Returns the first decoding problem in a range of lines, if any."""
-        for number in range(first_line, last_line + 1):
-            if number in self._decode_problems:
-                return self._decode_problems[number]
-        return None
-
-
-def _csv_reader(feed: _LineFeed, file_format: str) -> typing.Any:
-    """Creates a reader for RFC 4180 CSV or for unquoted tab-separated values."""
-    if file_format == "tsv":
-        return csv.reader(feed, delimiter="\t", quoting=csv.QUOTE_NONE)
-    return csv.reader(feed, strict=True)
-
-
-def delimited_rows(lines: collections.abc.Iterator[Line],
-                   file_format: str) -> collections.abc.Iterator[DelimitedRow]:
-    """Yields the non-blank records of a CSV or TSV file with their first line numbers.
-
-    Args:
-        lines: The file's lines, from :func:`read_lines`.
-        file_format: ``"csv"`` (RFC 4180 quoting) or ``"tsv"`` (unquoted tab-separated values).
-    """
-    feed = _LineFeed(lines)
-    reader = _csv_reader(feed, file_format)
-    while True:
-        first_line = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            yield DelimitedRow(first_line, [], f"malformed {file_format.upper()}: {error}")
-            if reader.line_num < first_line:
-                return
-            continue
-        problem = feed.problem_between(first_line, reader.line_num)
-        if fields or problem is not None:
-            yield DelimitedRow(first_line, fields, problem)
-
-
 def _check_column_argument(column: str | int, argument: str) -> None:
     """Rejects column selectors that are neither names nor non-negative indices."""
     if isinstance(column, bool) or not isinstance(column, (str, int)):
@@ -342,7 +186,7 @@ def _check_column_argument(column: str | int, argument: str) -> None:
         raise ValueError(f"{argument} must be a non-negative 0-based index, got {column}")
 
 
-def _column_by_name(path: str, header: DelimitedRow, name: str, argument: str) -> int:
+def _column_by_name(path: str, header: text_files.DelimitedRow, name: str, argument: str) -> int:
     """Finds a named column in the header row."""
     names = [field.strip() for field in header.fields]
     if name.strip() in names:
@@ -352,17 +196,17 @@ def _column_by_name(path: str, header: DelimitedRow, name: str, argument: str) -
     if suggestions:
         reason += f"; did you mean {suggestions[0]!r}?"
     reason += f" Available columns: {', '.join(repr(column) for column in names)}"
-    raise DataError(located(path, header.line, reason))
+    raise DataError(text_files.located(path, header.line, reason))
 
 
-def _column_in_header(path: str, header: DelimitedRow, column: str | int, argument: str) -> int:
+def _column_in_header(path: str, header: text_files.DelimitedRow, column: str | int, argument: str) -> int:
     """Resolves a column name or index against the header row."""
     if isinstance(column, str):
         return _column_by_name(path, header, column, argument)
     if column >= len(header.fields):
         reason = (f"{argument} index {column} is out of range: the header has "
                   f"{len(header.fields)} columns ({', '.join(header.fields)})")
-        raise DataError(located(path, header.line, reason))
+        raise DataError(text_files.located(path, header.line, reason))
     return column
 
 
@@ -371,40 +215,12 @@ def _column_without_header(path: str, column: str | int, argument: str) -> int:
     if isinstance(column, str):
         reason = (f"{argument} is {column!r}, but without a header columns are selected "
                   f"by 0-based index; pass an integer or set header=True")
-        raise DataError(located(path, None, reason))
+        raise DataError(text_files.located(path, None, reason))
     return column
 
 
-def width_problem(row: DelimitedRow, reference: DelimitedRow, file_format: str, *,
-                  reference_is_header: bool) -> str | None:
-    """Why a record's number of fields does not fit the file, or None when it fits.
-
-    A record with more fields than the header was split at a delimiter inside a field, so reading it
-    would cut that field short; it is malformed. Without a header the first record sets the count,
-    and every record must have as many fields as it has.
-
-    Args:
-        row: The record to check.
-        reference: The header row, or the first record of a file without a header.
-        file_format: ``"csv"`` or ``"tsv"``, for the advice in the message.
-        reference_is_header: Whether ``reference`` is the header (then fewer fields are allowed: the
-            caller checks that the columns it reads are there).
-    """
-    found, expected = len(row.fields), len(reference.fields)
-    if found == expected or (reference_is_header and found < expected):
-        return None
-    where = (f"the header (line {reference.line})" if reference_is_header
-             else f"the first record (line {reference.line})")
-    problem = f"{found} fields, but {where} has {expected}"
-    if found < expected:
-        return f"{problem}: a field is missing"
-    if file_format == "tsv":
-        return f"{problem}: a field holds a tab, which TSV cannot quote; remove it, or use CSV or JSON Lines"
-    return f"{problem}: a field holds an unquoted ','; put that field in double quotes"
-
-
-def _parse_delimited_row(row: DelimitedRow, text_index: int, label_index: int,
-                         width: collections.abc.Callable[[DelimitedRow], str | None]) -> tuple[str, str]:
+def _parse_delimited_row(row: text_files.DelimitedRow, text_index: int, label_index: int,
+                         width: collections.abc.Callable[[text_files.DelimitedRow], str | None]) -> tuple[str, str]:
     """Extracts the text and label fields from one CSV or TSV record."""
     if row.problem is not None:
         raise _BadRow(row.problem)
@@ -417,19 +233,19 @@ def _parse_delimited_row(row: DelimitedRow, text_index: int, label_index: int,
     return row.fields[text_index], _clean_label(row.fields[label_index])
 
 
-def _header_row(path: str, rows: collections.abc.Iterator[DelimitedRow]) -> DelimitedRow | None:
+def _header_row(path: str, rows: collections.abc.Iterator[text_files.DelimitedRow]) -> text_files.DelimitedRow | None:
     """Reads the header row, or returns None for an empty file."""
     header = next(rows, None)
     if header is not None and header.problem is not None:
-        raise DataError(located(path, header.line, f"cannot read the header: {header.problem}"))
+        raise DataError(text_files.located(path, header.line, f"cannot read the header: {header.problem}"))
     return header
 
 
-def _delimited_records(path: str, lines: collections.abc.Iterator[Line], file_format: str,
+def _delimited_records(path: str, lines: collections.abc.Iterator[text_files.Line], file_format: str,
                        text_column: str | int, label_column: str | int,
                        header: bool) -> collections.abc.Iterator[_Record]:
     """Parses a CSV or TSV file."""
-    rows = delimited_rows(lines, file_format)
+    rows = text_files.delimited_rows(lines, file_format)
     reference = None
     if header:
         reference = _header_row(path, rows)
@@ -443,7 +259,7 @@ def _delimited_records(path: str, lines: collections.abc.Iterator[Line], file_fo
     for row in rows:
         if reference is None and row.problem is None:
             reference = row  # without a header, the first well-formed record sets the number of fields
-        width = functools.partial(width_problem, reference=reference, file_format=file_format,
+        width = functools.partial(text_files.width_problem, reference=reference, file_format=file_format,
                                   reference_is_header=header)
         yield _to_record(row.line, _parse_delimited_row, row, text_index, label_index, width)
 
@@ -465,7 +281,7 @@ def resolve_format(path: str, file_format: str) -> str:
     described = f"extension {suffix!r}" if suffix else "no extension"
     reason = (f"cannot infer the file format from the name ({described}); set the format "
               f"explicitly to one of: {', '.join(FILE_FORMATS)}")
-    raise DataError(located(path, None, reason))
+    raise DataError(text_files.located(path, None, reason))
 
 
 def _json_key(column: str | int, argument: str) -> str:
@@ -479,7 +295,7 @@ def _json_key(column: str | int, argument: str) -> str:
 def _records(path: str, file_format: str, text_column: str | int, label_column: str | int,
              header: bool) -> collections.abc.Iterator[_Record]:
     """Dispatches to the parser for a file format."""
-    lines = read_lines(path)
+    lines = text_files.read_lines(path)
     if file_format == "jsonl":
         return _jsonl_records(lines, _json_key(text_column, "text_column"),
                               _json_key(label_column, "label_column"))
@@ -522,7 +338,7 @@ def read_labeled_texts(path: str, *, file_format: str = "auto", text_column: str
         The texts, their labels and the number of skipped rows.
 
     Raises:
-        DataError: If the file is missing or unreadable, its format cannot be
+        text_files.DataError: If the file is missing or unreadable, its format cannot be
             inferred, a column does not exist, or a row is bad and
             ``on_bad_rows`` is ``"error"``. The message names the file and,
             where it applies, the line on which the record starts.
@@ -544,5 +360,5 @@ def read_labeled_texts(path: str, *, file_format: str = "auto", text_column: str
         elif on_bad_rows == "skip":
             skipped_rows += 1
         else:
-            raise DataError(located(path, record.line, record.problem))
+            raise DataError(text_files.located(path, record.line, record.problem))
     return LabeledTexts(texts=texts, labels=labels, skipped_rows=skipped_rows, source=path)

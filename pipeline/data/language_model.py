@@ -22,6 +22,7 @@ import tensorflow as tf
 from pipeline import config as config_lib
 from pipeline.data import batching
 from pipeline.data import files
+from pipeline.data import text_files
 from pipeline.data import sequence_text
 from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
@@ -91,10 +92,10 @@ def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error") -> Tex
     """
     lines, skipped = [], 0
     for path in paths:
-        for line in files.read_lines(path):
+        for line in text_files.read_lines(path):
             if line.decode_problem:
                 if on_bad_rows != "skip":
-                    raise files.DataError(files.located(path, line.number, line.decode_problem))
+                    raise files.DataError(text_files.located(path, line.number, line.decode_problem))
                 skipped += 1
                 continue
             # A lone carriage return ends a line too (old Mac files); kept, it would join two lines.

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline.data import files
+from pipeline.data import text_files
 from pipeline.data import sequence_text
 from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
@@ -55,7 +56,7 @@ class ParallelSplits(splits_lib.SplitSet):
 
 def _bad_pair(path: str, line: int, reason: str, on_bad_rows: str) -> None:
     if on_bad_rows != "skip":
-        raise files.DataError(files.located(path, line, reason))
+        raise files.DataError(text_files.located(path, line, reason))
 
 
 def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
@@ -71,7 +72,7 @@ def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
     """
     sources, targets, skipped = [], [], 0
     width = None  # (fields, line) of the first well-formed pair
-    for line in files.read_lines(path):
+    for line in text_files.read_lines(path):
         text = line.text.rstrip("\r\n")
         if not text.strip():
             continue
@@ -108,8 +109,8 @@ def read_aligned_pairs(source_path: str, target_path: str, *, on_bad_rows: str =
     """
     sources, targets, skipped = [], [], 0
     source_count = target_count = 0
-    for source_line, target_line in itertools.zip_longest(files.read_lines(source_path),
-                                                          files.read_lines(target_path)):
+    for source_line, target_line in itertools.zip_longest(text_files.read_lines(source_path),
+                                                          text_files.read_lines(target_path)):
         source_count += source_line is not None
         target_count += target_line is not None
         if source_line is None or target_line is None:

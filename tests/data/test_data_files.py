@@ -7,6 +7,7 @@ import re
 import pytest
 
 from pipeline.data import files
+from pipeline.data import text_files
 
 IMDB_TSV = (
     "label\trating\tid\ttext\n"
@@ -82,7 +83,7 @@ def test_gzip_detected_by_magic_bytes_without_suffix(tmp_path, file_format):
 def test_open_text_decompresses_by_magic_bytes(tmp_path):
     path = write_gzip(tmp_path / "notes.bin", "a,\"b\nc\"\r\n")
 
-    with files.open_text(path) as handle:
+    with text_files.open_text(path) as handle:
         content = handle.read()
 
     assert content == "a,\"b\nc\"\r\n"
@@ -92,7 +93,7 @@ def test_open_text_missing_file_names_path(tmp_path):
     path = str(tmp_path / "absent.csv")
 
     with pytest.raises(files.DataError, match=re.escape(path)):
-        files.open_text(path)
+        text_files.open_text(path)
 
 
 def test_read_missing_file_is_data_error(tmp_path):
