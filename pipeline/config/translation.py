@@ -6,6 +6,10 @@ from typing import Literal, Optional
 from pipeline.config import bounds, common, errors
 
 LANGUAGE_PLACEHOLDER = "{language}"
+# Four reserved ids plus enough pieces for SentencePiece to hold every character of a small corpus.
+MINIMUM_SUBWORD_VOCABULARY = 8
+# Bytes as pieces of their own (byte fallback) take 256 ids; below this a vocabulary would be mostly bytes.
+MINIMUM_BYTE_FALLBACK_VOCABULARY = 320
 
 
 def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
@@ -16,6 +20,33 @@ def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
         if found and source.isalpha() and target.isalpha():
             return source, target
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class SentencepieceConfig:
+    """How the SentencePiece models of `data.tokenizer: sentencepiece` are trained (on the training split).
+
+    Attributes:
+        model_type: `unigram` (SentencePiece's default) or `bpe` (byte-pair merges).
+        character_coverage: Share of the training characters the model covers with pieces of their own;
+            the rarest others are spelled as UTF-8 bytes (byte fallback), so no text is ever unknown.
+            1.0 suits alphabets; 0.9995 is SentencePiece's advice for Chinese or Japanese.
+        byte_fallback: Spell characters the model does not hold as UTF-8 bytes (256 pieces), so that no
+            input is unknown and names in rare scripts are copied through; false maps them to unknown.
+        shared: One model for both sides, trained on sources and targets together (needs
+            `data.source_vocabulary_size == data.target_vocabulary_size`); false trains one per side.
+        input_sentence_size: Most sentences per side the trainer reads: a seeded sample of the training
+            split, so training the model on a large corpus takes bounded time and memory; 0 reads them all.
+    """
+
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    character_coverage: float = bounds.bounded(1.0, exclusive_minimum=0, maximum=1)
+    byte_fallback: bool = True
+    shared: bool = False
+    input_sentence_size: int = bounds.bounded(1000000, minimum=0)
+
+    def __post_init__(self):
+        bounds.check(self, "data.sentencepiece")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,17 +61,25 @@ class TranslationDataConfig(common.DataConfig):
         source_language: Language code of the source side: fills `{language}` in aligned paths and
             names the TFDS feature; null takes it from a TFDS name such as `pt_to_en` or `de-en`.
         target_language: Language code of the target side, same rules.
-        source_vocabulary_size: Largest source vocabulary, including padding and out-of-vocabulary.
+        tokenizer: `words`: words and punctuation split by rules, the most frequent kept, the rest
+            out-of-vocabulary; `sentencepiece`: subwords of a SentencePiece model trained on the training
+            split (`data.sentencepiece`), which spell every word, so nothing is out-of-vocabulary.
+        sentencepiece: Training settings of the SentencePiece models (`tokenizer: sentencepiece`).
+        source_vocabulary_size: Largest source vocabulary, including padding and out-of-vocabulary (with
+            SentencePiece: the most pieces, reserved ones included; a small corpus may yield fewer).
         target_vocabulary_size: Largest target vocabulary, including padding, out-of-vocabulary,
-            start and end tokens.
+            start and end tokens (with SentencePiece: the most pieces, as for the source).
         max_source_length: Source tokens kept per sentence (the first ones).
         max_target_length: Target tokens kept per sentence (before the start/end token is added).
-        lowercase: Lower-case both sides (BLEU and chrF are then computed case-insensitively).
+        lowercase: Lower-case both sides (the model then never sees case, and outputs lower case).
         strip_punctuation: Remove punctuation; by default it is kept, split off as separate tokens
-            (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU.
+            (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU (`words` only:
+            SentencePiece keeps the text as it is).
     """
 
     file_format: Literal["auto", "tsv", "aligned"] = "auto"
+    tokenizer: Literal["words", "sentencepiece"] = "words"
+    sentencepiece: SentencepieceConfig = SentencepieceConfig()
     source_language: Optional[str] = None
     target_language: Optional[str] = None
     source_vocabulary_size: int = bounds.bounded(10000, minimum=3)
@@ -59,6 +98,7 @@ class TranslationDataConfig(common.DataConfig):
         if self.source_language is not None and self.source_language == self.target_language:
             raise errors.ConfigError(f"data.target_language: must differ from data.source_language "
                                      f"(both {self.source_language!r})")
+        self._check_sentencepiece()
         kind, _, name = self.source.partition(":")
         if kind == "files":
             self._check_file_layout()
@@ -67,6 +107,25 @@ class TranslationDataConfig(common.DataConfig):
                 raise errors.ConfigError(f"data.source_language: required for {self.source!r}, whose name does "
                                          "not tell the languages (set data.source_language and "
                                          "data.target_language to its feature names)")
+
+    def _check_sentencepiece(self) -> None:
+        if self.tokenizer != "sentencepiece":
+            return
+        if self.strip_punctuation:
+            raise errors.ConfigError("data.strip_punctuation: only for data.tokenizer: words (SentencePiece "
+                                     "keeps the text as it is)")
+        if self.sentencepiece.shared and self.source_vocabulary_size != self.target_vocabulary_size:
+            raise errors.ConfigError(
+                f"data.target_vocabulary_size: must equal data.source_vocabulary_size with "
+                f"data.sentencepiece.shared: true (one model serves both sides; got "
+                f"{self.source_vocabulary_size} and {self.target_vocabulary_size})")
+        minimum, reason = MINIMUM_SUBWORD_VOCABULARY, "data.tokenizer: sentencepiece"
+        if self.sentencepiece.byte_fallback:
+            minimum, reason = MINIMUM_BYTE_FALLBACK_VOCABULARY, "data.sentencepiece.byte_fallback: true"
+        for key in ("source_vocabulary_size", "target_vocabulary_size"):
+            if getattr(self, key) < minimum:
+                raise errors.ConfigError(f"data.{key}: must be >= {minimum} with {reason} "
+                                         f"(got {getattr(self, key)})")
 
     def _check_file_layout(self) -> None:
         aligned = self.file_format == "aligned" or (

@@ -36,13 +36,14 @@ PREPROCESSING_DIR = "vocab"
 
 @dataclasses.dataclass
 class Preprocessing:
-    """State fitted on the training split: named lists of strings (vocabularies, label names).
+    """State fitted on the training split: named lists of strings (vocabularies, label names) and binary
+    models (a SentencePiece model).
 
-    Subclasses are dataclasses whose fields are all lists (or tuples) of strings; each field is saved
-    as a JSON list under `<run_dir>/vocab/`, named by `FILES` (field name -> file name; `<field>.json`
-    for fields it does not name). Lookup tables built from the lists belong in cached properties: they
-    are built once, when the value is made, and the export tracks the very objects the serving
-    functions use.
+    Subclasses are dataclasses whose fields are lists (or tuples) of strings or `bytes`. A list is saved as
+    a JSON list, a `bytes` field as a file holding exactly those bytes, each under `<run_dir>/vocab/`,
+    named by `FILES` (field name -> file name; `<field>.json` or `<field>.bin` for fields it does not
+    name). Lookup tables and tokenizers built from the fields belong in cached properties: they are built
+    once, when the value is made, and the export tracks the very objects the serving functions use.
     """
 
     FILES: typing.ClassVar[dict[str, str]] = {}
@@ -56,18 +57,22 @@ class Preprocessing:
 
     @classmethod
     def file_name(cls, field_name: str) -> str:
-        return cls.FILES.get(field_name, f"{field_name}.json")
+        binary = _is_binary(next(field for field in dataclasses.fields(cls) if field.name == field_name))
+        return cls.FILES.get(field_name, f"{field_name}.bin" if binary else f"{field_name}.json")
 
     def save(self, directory: str) -> None:
         """Writes every field (each file atomically)."""
         for field in dataclasses.fields(self):
-            text_lib.save_vocabulary(list(getattr(self, field.name)), directory, self.file_name(field.name))
+            value = getattr(self, field.name)
+            if _is_binary(field):
+                _write_bytes(bytes(value), directory, self.file_name(field.name))
+            else:
+                text_lib.save_vocabulary(list(value), directory, self.file_name(field.name))
 
     @classmethod
     def load(cls, directory: str) -> "Preprocessing":
         """Reads what `save` wrote; a missing file is a FileNotFoundError naming it."""
-        return cls(**{field.name: _as_field_type(field, text_lib.load_vocabulary(directory,
-                                                                                 cls.file_name(field.name)))
+        return cls(**{field.name: _read_field(field, directory, cls.file_name(field.name))
                       for field in dataclasses.fields(cls)})
 
     @classmethod
@@ -93,8 +98,27 @@ class LookupTable(functools.cached_property):
         self.__doc__ = f"String -> id over `{vocabulary_field}`."
 
 
-def _as_field_type(field: dataclasses.Field, values: list):
-    return tuple(values) if typing.get_origin(field.type) is tuple or field.type is tuple else list(values)
+def _is_binary(field: dataclasses.Field) -> bool:
+    return field.type is bytes or field.type == "bytes"
+
+
+def _read_field(field: dataclasses.Field, directory: str, file_name: str):
+    if not _is_binary(field):
+        values = text_lib.load_vocabulary(directory, file_name)
+        return tuple(values) if typing.get_origin(field.type) is tuple or field.type is tuple else list(values)
+    path = os.path.join(directory, file_name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: preprocessing file not found; was this run directory trained?")
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+def _write_bytes(value: bytes, directory: str, file_name: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, file_name)
+    with open(f"{path}.tmp", "wb") as stream:
+        stream.write(value)
+    os.replace(f"{path}.tmp", path)
 
 
 class Splits(typing.Protocol):

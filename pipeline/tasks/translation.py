@@ -8,13 +8,14 @@ import typing
 
 import keras
 import numpy as np
-import sacrebleu
 import tensorflow as tf
 
 from pipeline import config as config_lib
 from pipeline import decoding
 from pipeline import losses
+from pipeline import metrics as metrics_lib
 from pipeline.data import batching
+from pipeline.data import subwords
 from pipeline.data import translation as translation_data
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
@@ -46,11 +47,50 @@ class TranslationPreprocessing(base.Preprocessing):
     target_lookup = base.LookupTable("target_vocabulary")
 
 
+@dataclasses.dataclass
+class SubwordTranslationPreprocessing(base.Preprocessing):
+    """SentencePiece models of both sides (`data.tokenizer: sentencepiece`), fitted on the training pairs.
+
+    Their ids are the model's: 0 padding, 1 unknown, 2 start, 3 end, then the pieces. With
+    `data.sentencepiece.shared` both fields hold the same model.
+    """
+
+    source_model: bytes
+    target_model: bytes
+
+    FILES = {"source_model": "source.sentencepiece.model", "target_model": "target.sentencepiece.model"}
+
+    @functools.cached_property
+    def source_tokenizer(self):
+        """Source strings -> ids, in the graph (TF Text)."""
+        return subwords.tokenizer(self.source_model)
+
+    @functools.cached_property
+    def target_tokenizer(self):
+        """Target strings -> ids and ids -> strings, in the graph (TF Text)."""
+        return subwords.tokenizer(self.target_model)
+
+    @property
+    def source_vocabulary(self) -> list[str]:
+        return subwords.pieces(self.source_model)
+
+    @property
+    def target_vocabulary(self) -> list[str]:
+        return subwords.pieces(self.target_model)
+
+
 class TranslationTask(generation.GenerativeTask):
     """Wires a translation `RunConfig` to data, model, loss, evaluation and the serving signatures."""
 
-    preprocessing_class = TranslationPreprocessing
     schema = config_lib.translation.SCHEMA
+
+    @property
+    def preprocessing_class(self) -> type[base.Preprocessing]:
+        return SubwordTranslationPreprocessing if self.uses_subwords else TranslationPreprocessing
+
+    @property
+    def uses_subwords(self) -> bool:
+        return self.config.data.tokenizer == "sentencepiece"
 
     @property
     def max_decode_length(self) -> int:
@@ -67,9 +107,11 @@ class TranslationTask(generation.GenerativeTask):
         return tf.strings.split(sequence_text.standardize(texts, lowercase=data.lowercase,
                                                      strip_punctuation=data.strip_punctuation))
 
-    def fit_preprocessing(self, splits: translation_data.ParallelSplits) -> TranslationPreprocessing:
-        """Builds both vocabularies from the training split only."""
+    def fit_preprocessing(self, splits: translation_data.ParallelSplits) -> base.Preprocessing:
+        """Builds both vocabularies (or SentencePiece models) from the training split only."""
         train, data = splits.splits["train"], self.config.data
+        if self.uses_subwords:
+            return self._fit_subwords(train)
         preprocessing = TranslationPreprocessing(
             source_vocabulary=text_lib.build_vocabulary(self._token_batches(train.sources),
                                                         data.source_vocabulary_size, sequence_text.SOURCE_RESERVED),
@@ -79,33 +121,68 @@ class TranslationTask(generation.GenerativeTask):
                     len(preprocessing.target_vocabulary))
         return preprocessing
 
+    def _fit_subwords(self, train: translation_data.Pairs) -> SubwordTranslationPreprocessing:
+        """Trains the SentencePiece model(s) on a seeded sample of at most `input_sentence_size` sentences per side."""
+        data, seed = self.config.data, self.config.runtime.seed
+        settings = data.sentencepiece
+        sources = subwords.sample_sentences(train.sources, settings.input_sentence_size, seed)
+        targets = subwords.sample_sentences(train.targets, settings.input_sentence_size, seed + 1)
+        options = {"model_type": settings.model_type, "character_coverage": settings.character_coverage,
+                   "byte_fallback": settings.byte_fallback, "seed": seed}
+        if settings.shared:
+            model = subwords.train_model(sources + targets, vocabulary_size=data.target_vocabulary_size, **options)
+            preprocessing = SubwordTranslationPreprocessing(source_model=model, target_model=model)
+        else:
+            preprocessing = SubwordTranslationPreprocessing(
+                source_model=subwords.train_model(sources, vocabulary_size=data.source_vocabulary_size, **options),
+                target_model=subwords.train_model(targets, vocabulary_size=data.target_vocabulary_size, **options))
+        logger.info("SentencePiece %s: %d source pieces, %d target pieces%s", settings.model_type,
+                    len(preprocessing.source_vocabulary), len(preprocessing.target_vocabulary),
+                    " (shared)" if settings.shared else "")
+        return preprocessing
+
+    def source_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Raw strings [batch] -> all their source ids int32 [batch, (time)] (words or subwords)."""
+        if self.uses_subwords:
+            return preprocessing.source_tokenizer.tokenize(texts)
+        return tf.cast(preprocessing.source_lookup(self.tokenize(texts)), tf.int32)
+
+    def target_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Raw strings [batch] -> all their target ids int32 [batch, (time)], without start and end tokens."""
+        if self.uses_subwords:
+            return preprocessing.target_tokenizer.tokenize(texts)
+        return tf.cast(preprocessing.target_lookup(self.tokenize(texts)), tf.int32)
+
+    def detokenize(self, preprocessing: base.Preprocessing, token_ids: tf.Tensor) -> tf.Tensor:
+        """Generated ids [batch, time] -> readable strings [batch] (subwords: no unknown marks)."""
+        if self.uses_subwords:
+            return subwords.detokenize(preprocessing.target_tokenizer, token_ids)
+        return super().detokenize(preprocessing, token_ids)
+
     def _token_batches(self, texts: list[str]) -> typing.Iterator[list[str]]:
         for start in range(0, len(texts), _BATCH_SIZE):
             tokens = self.tokenize(tf.constant(texts[start:start + _BATCH_SIZE], dtype=tf.string))
             yield [token.decode("utf-8") for token in tokens.flat_values.numpy()]
 
-    def encode_source(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
+    def encode_source(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> source ids [batch, (time)], truncated; an empty row keeps one padding id."""
-        ids = tf.cast(preprocessing.source_lookup(self.tokenize(texts)[:, :self.config.data.max_source_length]),
-                      tf.int32)
+        ids = self.source_ids(preprocessing, texts)[:, :self.config.data.max_source_length]
         dense = _dense_ids(ids)  # (batch, time >= 1)
         return tf.RaggedTensor.from_tensor(dense, lengths=tf.maximum(ids.row_lengths(), 1))
 
-    def encode_target(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
+    def encode_target(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> target ids [batch, (time)], truncated, without start and end tokens."""
-        tokens = self.tokenize(texts)[:, :self.config.data.max_target_length]
-        return tf.cast(preprocessing.target_lookup(tokens), tf.int32)
+        return self.target_ids(preprocessing, texts)[:, :self.config.data.max_target_length]
 
-    def numeric_inputs(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor) -> tf.Tensor:
+    def numeric_inputs(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.Tensor:
         """Raw strings [batch] -> encoder_token_ids int32 [batch, time >= 1] (the serving path)."""
-        ids = preprocessing.source_lookup(self.tokenize(texts)[:, :self.config.data.max_source_length])
-        return _dense_ids(tf.cast(ids, tf.int32))
+        return _dense_ids(self.source_ids(preprocessing, texts)[:, :self.config.data.max_source_length])
 
-    def compiled_inputs(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor) -> tf.Tensor:
+    def compiled_inputs(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.Tensor:
         return compiled.pad_axis(self.numeric_inputs(preprocessing, texts), 1)
 
     def datasets(self, splits: translation_data.ParallelSplits,
-                 preprocessing: TranslationPreprocessing) -> dict[str, tf.data.Dataset]:
+                 preprocessing: base.Preprocessing) -> dict[str, tf.data.Dataset]:
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by source length."""
         data = self.config.data
         encode_source = functools.partial(self.encode_source, preprocessing)
@@ -133,7 +210,7 @@ class TranslationTask(generation.GenerativeTask):
 
     # === Model ===
 
-    def build_model(self, preprocessing: TranslationPreprocessing) -> seq2seq_translator.Seq2SeqTranslator:
+    def build_model(self, preprocessing: base.Preprocessing) -> seq2seq_translator.Seq2SeqTranslator:
         return seq2seq_translator.build_seq2seq_translator(
             self.config.model, source_vocabulary_size=len(preprocessing.source_vocabulary),
             target_vocabulary_size=len(preprocessing.target_vocabulary))
@@ -146,7 +223,7 @@ class TranslationTask(generation.GenerativeTask):
 
     # === Decoding ===
 
-    def decode(self, model, preprocessing: TranslationPreprocessing, encoder_token_ids: tf.Tensor, mode: str,
+    def decode(self, model, preprocessing: base.Preprocessing, encoder_token_ids: tf.Tensor, mode: str,
                temperature=1.0, seed=None) -> decoding.DecodeResult:
         """Decodes encoder_token_ids [batch, time] with `greedy`, `beam` or `sample` (pipeline.decoding)."""
         del preprocessing  # the model holds everything decoding needs
@@ -159,14 +236,14 @@ class TranslationTask(generation.GenerativeTask):
         return self.search(step_function, model.encode(encoder_token_ids), start_tokens, mode,
                            temperature=temperature, seed=seed)
 
-    def outputs(self, preprocessing: TranslationPreprocessing, texts: tf.Tensor,
+    def outputs(self, preprocessing: base.Preprocessing, texts: tf.Tensor,
                 result: decoding.DecodeResult) -> dict:
         """`translation` string [batch] and `score` float32 [batch]: the log-probability of the output (end
         token included); for beam search GNMT's length-normalized log-probability."""
         del texts
         return {"translation": self.detokenize(preprocessing, result.token_ids), "score": result.scores}
 
-    def translate_with_attention(self, model, preprocessing: TranslationPreprocessing,
+    def translate_with_attention(self, model, preprocessing: base.Preprocessing,
                                  texts: list[str]) -> list[dict]:
         """Greedy translations with their attention weights, for plotting alignments.
 
@@ -179,24 +256,35 @@ class TranslationTask(generation.GenerativeTask):
         result = self.decode(model, preprocessing, encoder_token_ids, "greedy")
         starts = tf.fill([len(texts), 1], sequence_text.START_ID)
         weights = model.attention_weights(encoder_token_ids, tf.concat([starts, result.token_ids], axis=1))
-        source_tokens = self.tokenize(tf.constant(texts, dtype=tf.string))[:, :self.config.data.max_source_length]
+        source_tokens, target_vocabulary = self._source_tokens(preprocessing, texts), preprocessing.target_vocabulary
         rows = []
-        for row, tokens in enumerate(source_tokens.to_list()):
+        for row, tokens in enumerate(source_tokens):
             length = int(result.lengths[row])
-            target = [preprocessing.target_vocabulary[index] for index in result.token_ids[row, :length].numpy()]
-            rows.append({"source_tokens": [token.decode("utf-8") for token in tokens],
-                         "target_tokens": target + [sequence_text.END_TOKEN],
+            target = [target_vocabulary[index] for index in result.token_ids[row, :length].numpy()]
+            rows.append({"source_tokens": tokens, "target_tokens": target + [sequence_text.END_TOKEN],
                          "weights": np.asarray(weights[row, :length + 1, :len(tokens)])})
         return rows
 
+    def _source_tokens(self, preprocessing: base.Preprocessing, texts: list[str]) -> list[list[str]]:
+        """The source tokens the encoder reads, per text: words as written, or SentencePiece pieces."""
+        limit = self.config.data.max_source_length
+        if self.uses_subwords:
+            vocabulary = preprocessing.source_vocabulary
+            return [[vocabulary[index] for index in ids] for ids in
+                    self.source_ids(preprocessing, tf.constant(texts, dtype=tf.string))[:, :limit].to_list()]
+        tokens = self.tokenize(tf.constant(texts, dtype=tf.string))[:, :limit]
+        return [[token.decode("utf-8") for token in row] for row in tokens.to_list()]
+
     # === Evaluation ===
 
-    def evaluate(self, model, dataset: tf.data.Dataset, preprocessing: TranslationPreprocessing) -> dict:
+    def evaluate(self, model, dataset: tf.data.Dataset, preprocessing: base.Preprocessing) -> dict:
         """Teacher-forced loss and token accuracy; sacreBLEU BLEU and chrF of decoded, detokenized output.
 
         BLEU, chrF and exact match use the configured decoding (greedy when it is `sample`); with beam
-        search the greedy scores are reported too, as `greedy_bleu` etc. They compare against the raw
-        reference strings, case-insensitively when `data.lowercase` is on (the model never sees case then).
+        search the greedy scores are reported too, as `greedy_bleu` etc. BLEU and chrF are sacreBLEU's
+        defaults (cased, `13a`) against the raw reference strings, whatever `data.lowercase` says, with
+        `bleu_lowercase` beside them and their signature strings (`metrics.translation_scores`); exact
+        match ignores case when `data.lowercase` is on (the model never sees case then).
         """
         texts = {"sources": [], "references": []}
 
@@ -213,7 +301,8 @@ class TranslationTask(generation.GenerativeTask):
         report.update(self._text_scores(decoded[mode], texts["references"]))
         if mode != "greedy":
             report.update({f"greedy_{key}": value
-                           for key, value in self._text_scores(decoded["greedy"], texts["references"]).items()})
+                           for key, value in self._text_scores(decoded["greedy"], texts["references"]).items()
+                           if not key.endswith("_signature")})
         samples = zip(texts["sources"], texts["references"], decoded[mode])
         report["samples"] = [{"source": source, "reference": reference, "translation": translation}
                              for source, reference, translation in itertools.islice(samples, _EVALUATION_SAMPLES)]
@@ -227,9 +316,7 @@ class TranslationTask(generation.GenerativeTask):
 
         exact = [normalize(hypothesis) == normalize(reference)
                  for hypothesis, reference in zip(hypotheses, references)]
-        bleu = sacrebleu.metrics.BLEU(lowercase=lowercase).corpus_score(hypotheses, [references])
-        chrf = sacrebleu.metrics.CHRF(lowercase=lowercase).corpus_score(hypotheses, [references])
-        return {"bleu": float(bleu.score), "chrf": float(chrf.score),
+        return {**metrics_lib.translation_scores(hypotheses, references),
                 "exact_match": float(np.mean(exact)) if exact else 0.0}
 
 
