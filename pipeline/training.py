@@ -29,6 +29,7 @@ from pipeline import cudnn
 from pipeline import distribution
 from pipeline import run_files
 from pipeline import tasks as tasks_lib
+from pipeline import validation_scoring
 
 logger = logging.getLogger(__name__)
 
@@ -157,15 +158,15 @@ def _trim_history(run_dir: str, finished_epochs: int) -> list[dict]:
 
 
 def _best_so_far(rows: list[dict], monitor: str) -> typing.Optional[float]:
-    values = [float(row[monitor]) for row in rows if row.get(monitor) not in (None, "")]
-    if not values:
-        return None
-    return min(values) if monitor.endswith("loss") else max(values)
+    return validation_scoring.best_value([float(row[monitor]) for row in rows if row.get(monitor) not in (None, "")],
+                                         monitor)
 
 
-def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: int) -> list:
-    """Checkpoints (best and last), CSV and TensorBoard logs, early stopping, NaN guard."""
-    monitor = config.train.monitor
+def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: int,
+                   scorer: typing.Optional[keras.callbacks.Callback] = None) -> list:
+    """Checkpoints (best and last), CSV and TensorBoard logs, early stopping, NaN guard; `scorer` (the
+    validation scorer) runs before every callback that reads the epoch's metrics."""
+    monitor, mode = config.train.monitor, validation_scoring.monitor_mode(config.train.monitor)
     previous_best = _best_so_far(_trim_history(run_dir, finished_epochs), monitor)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     callbacks = [keras.callbacks.TerminateOnNaN()]
@@ -173,15 +174,16 @@ def make_callbacks(config: config_lib.RunConfig, run_dir: str, finished_epochs: 
         # Before the checkpoints: from the end of validation to the next epoch's start the model holds the
         # averaged weights, so the best checkpoint (and the export made from it) is the averaged model.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [scorer] if scorer else []
     callbacks += [
         keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, run_files.BEST_WEIGHTS), monitor=monitor, save_best_only=True,
+            os.path.join(run_dir, run_files.BEST_WEIGHTS), monitor=monitor, mode=mode, save_best_only=True,
             save_weights_only=True, initial_value_threshold=previous_best),
         keras.callbacks.CSVLogger(os.path.join(run_dir, run_files.HISTORY), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs", "tensorboard"), write_graph=False),
     ]
     if config.train.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                                        patience=config.train.early_stopping_patience))
     # Last, so that a crash never leaves an epoch marked finished before the others saw it.
     callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, run_files.LAST_CHECKPOINT),
@@ -307,10 +309,12 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
         train_dataset = distribution.shard_by_data(train_dataset)
         validation_dataset = distribution.shard_by_data(validation_dataset)
     profiling = [ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)] if profile_steps else []
+    scorer = validation_scoring.make_scorer(task, model, datasets["validation"], preprocessing, run_dir)
     with distribution.keras_fit_workarounds(model, strategy):
         model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                   steps_per_epoch=steps_per_epoch,
-                  callbacks=task.training_callbacks(model) + make_callbacks(config, run_dir, finished_epochs) + profiling,
+                  callbacks=(task.training_callbacks(model) + make_callbacks(config, run_dir, finished_epochs, scorer)
+                             + profiling),
                   shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
 
     if os.path.exists(os.path.join(run_dir, run_files.BEST_WEIGHTS)):

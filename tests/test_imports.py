@@ -41,6 +41,7 @@ LAYER_OF_PART = {
     "distribution": "distribution",
     "warmup": "warmup",
     "graph_ops": "graph_ops",
+    "validation_scoring": "validation_scoring",
     "__init__": "root",
 }
 
@@ -74,10 +75,11 @@ ALLOWED = {
     "distribution": _FOUNDATION,  # tf.distribute strategies and worker roles
     "warmup": set(),  # TF Serving's warm-up file: TensorFlow and tensorflow-serving-api only
     "graph_ops": set(),  # the ops of a SavedModel and whether TF Serving links them in
+    "validation_scoring": _TRAINING_TIER,  # the task's scores during training (a Keras callback)
 }
 ALLOWED["export"] = ALLOWED["export"] | {"warmup", "graph_ops"}
 ALLOWED["predict"] = ALLOWED["predict"] | {"graph_ops"}
-ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn"}
+ALLOWED["training"] = ALLOWED["training"] | {"distribution", "cudnn", "validation_scoring"}
 ALLOWED = {layer: parts | ({"compat"} if layer != "compat" else set()) for layer, parts in ALLOWED.items()}
 
 FORBIDDEN_MODULES = ("tf_keras",)

@@ -185,4 +185,5 @@ class Seq2SeqModelConfig(common.RecurrentConfig):
 
 
 SCHEMA = common.TaskSchema(data=TranslationDataConfig, model=Seq2SeqModelConfig,
-                           monitor_choices=("val_loss", "val_accuracy"))
+                           monitor_choices=("val_loss", "val_accuracy", "val_bleu", "val_chrf"),
+                           scored_monitors=("val_bleu", "val_chrf"))

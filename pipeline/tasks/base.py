@@ -121,6 +121,19 @@ def _write_bytes(value: bytes, directory: str, file_name: str) -> None:
     os.replace(f"{path}.tmp", path)
 
 
+@dataclasses.dataclass
+class ValidationScores:
+    """One pass of a task's validation scorer.
+
+    Attributes:
+        scores: Score name without the `val_` prefix -> value, e.g. {"bleu": 31.2, "chrf": 55.0}.
+        samples: A few examples as readable strings (e.g. source, reference, hypothesis), for TensorBoard.
+    """
+
+    scores: dict[str, float]
+    samples: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
 class Splits(typing.Protocol):
     """What `load_splits` returns: named splits (`train`, `validation`, maybe `test`) and skipped rows."""
 
@@ -226,6 +239,17 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: Preprocessing) -> dict:
         """Scores one split: a JSON-ready dict of metrics (floats are logged as the split's headline)."""
+
+    def validation_scores(self, model: keras.Model, dataset: tf.data.Dataset,
+                          preprocessing: Preprocessing) -> typing.Optional[ValidationScores]:
+        """Scores of the task's own kind (BLEU, CIDEr-D, span F1) on validation batches, during training.
+
+        Called every `train.validation_every` epochs with a subset of the validation split; its scores join
+        the epoch's metrics as `val_<name>`, so that `train.monitor` may pick the best checkpoint by them.
+        Each name must be in `schema.scored_monitors` (as `val_<name>`). None by default: no scorer.
+        """
+        del model, dataset, preprocessing
+        return None
 
     # === Serving ===
 

@@ -125,6 +125,14 @@ class TaggingTask(base.Task):
                 out_of_vocabulary.append(list(sentence_ids[:length] == 1))
         return metrics.tagging_report(gold, predicted, out_of_vocabulary, preprocessing.tag_names)
 
+    def validation_scores(self, model: keras.Model, dataset: tf.data.Dataset,
+                          preprocessing: TaggingPreprocessing) -> typing.Optional[base.ValidationScores]:
+        """Span F1 (BIO/BIOES tags), for `val_span_f1`; None for tag sets without spans (POS tags)."""
+        report = self.evaluate(model, dataset, preprocessing)
+        if "spans" not in report:
+            return None
+        return base.ValidationScores({"span_f1": report["spans"]["f1"]})
+
     # === Serving ===
 
     def serving_functions(self, model: keras.Model,

@@ -308,6 +308,20 @@ class TranslationTask(generation.GenerativeTask):
                              for source, reference, translation in itertools.islice(samples, _EVALUATION_SAMPLES)]
         return report
 
+    def validation_scores(self, model, dataset: tf.data.Dataset,
+                          preprocessing: base.Preprocessing) -> base.ValidationScores:
+        """BLEU and chrF (sacreBLEU defaults) of greedy translations, for `val_bleu` / `val_chrf`."""
+        decoder = self.traced_decoder(model, preprocessing, "greedy")
+        sources, references, hypotheses = [], [], []
+        for features, _ in dataset:
+            hypotheses.extend(generation.strings(decoder(features["encoder_token_ids"])))
+            sources.extend(generation.strings(features["source_text"]))
+            references.extend(generation.strings(features["target_text"]))
+        scores = metrics_lib.translation_scores(hypotheses, references)
+        samples = [{"source": source, "reference": reference, "translation": translation} for source, reference,
+                   translation in itertools.islice(zip(sources, references, hypotheses), _EVALUATION_SAMPLES)]
+        return base.ValidationScores({"bleu": scores["bleu"], "chrf": scores["chrf"]}, samples)
+
     def _text_scores(self, hypotheses: list[str], references: list[str]) -> dict:
         lowercase = self.config.data.lowercase
 
