@@ -1,7 +1,7 @@
 """Config blocks of the translation task: sentence pairs and an attentional encoder-decoder."""
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pipeline.config import bounds, common, errors
 
@@ -20,6 +20,22 @@ def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
         if found and source.isalpha() and target.isalpha():
             return source, target
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelFiles:
+    """One split as two line-aligned files named separately, so that each side may live anywhere.
+
+    Attributes:
+        source: File of source sentences, plain or gzip.
+        target: File of target sentences: line i translates line i of `source`.
+    """
+
+    source: Optional[str] = None
+    target: Optional[str] = None
+
+
+SplitFiles = Union[str, ParallelFiles, None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +70,10 @@ class TranslationDataConfig(common.DataConfig):
     """Sentence pairs (TSV pairs, line-aligned files, TFDS or synthetic) and their vectorization.
 
     Attributes:
+        train: Training pairs (source `files`): one TSV file, one aligned-files path containing
+            `{language}`, or `{source: PATH, target: PATH}` naming the two aligned files separately.
+        validation: Validation pairs, in the same forms; null carves `validation_fraction` of train.
+        test: Test pairs, in the same forms; null skips the test split.
         file_format: `tsv`: `source<TAB>target[<TAB>anything]` per line (Tatoeba/ManyThings);
             `aligned`: one file per language and split, line i of one translating line i of the other,
             each split given as one path containing `{language}` (e.g. `train.{language}.gz`);
@@ -77,6 +97,9 @@ class TranslationDataConfig(common.DataConfig):
             SentencePiece keeps the text as it is).
     """
 
+    train: SplitFiles = None
+    validation: SplitFiles = None
+    test: SplitFiles = None
     file_format: Literal["auto", "tsv", "aligned"] = "auto"
     tokenizer: Literal["words", "sentencepiece"] = "words"
     sentencepiece: SentencepieceConfig = SentencepieceConfig()
@@ -128,20 +151,35 @@ class TranslationDataConfig(common.DataConfig):
                                          f"(got {getattr(self, key)})")
 
     def _check_file_layout(self) -> None:
+        paths = {split_name: getattr(self, split_name) for split_name in ("train", "validation", "test")}
+        first_path = next((path for path in paths.values() if isinstance(path, str)), "")
         aligned = self.file_format == "aligned" or (
-            self.file_format == "auto" and LANGUAGE_PLACEHOLDER in (self.train or ""))
-        for split_name in ("train", "validation", "test"):
-            path = getattr(self, split_name)
-            if path is not None and (LANGUAGE_PLACEHOLDER in path) != aligned:
+            self.file_format == "auto" and LANGUAGE_PLACEHOLDER in first_path)
+        needs_languages = False
+        for split_name, path in paths.items():
+            if isinstance(path, ParallelFiles):
+                self._check_parallel_files(split_name, path)
+            elif path is not None and (LANGUAGE_PLACEHOLDER in path) != aligned:
                 raise errors.ConfigError(
                     f"data.{split_name}: aligned files are given as one path containing '{LANGUAGE_PLACEHOLDER}' "
                     f"(e.g. train.{LANGUAGE_PLACEHOLDER}.gz) and TSV files without it; got {path!r} with "
                     f"data.file_format {self.file_format!r}")
-        if aligned:
+            else:
+                needs_languages = needs_languages or (path is not None and aligned)
+        if needs_languages:
             for key in ("source_language", "target_language"):
                 if getattr(self, key) is None:
                     raise errors.ConfigError(f"data.{key}: required for aligned files (it replaces "
                                              f"'{LANGUAGE_PLACEHOLDER}' in the paths), e.g. 'de'")
+
+    def _check_parallel_files(self, split_name: str, files: ParallelFiles) -> None:
+        for side in ("source", "target"):
+            if not getattr(files, side):
+                raise errors.ConfigError(f"data.{split_name}.{side}: required: the file of the {split_name} "
+                                         f"split's {side} sentences (or give data.{split_name} as one path)")
+        if self.file_format == "tsv":
+            raise errors.ConfigError(f"data.file_format: 'tsv' takes one file per split, but data.{split_name} "
+                                     "names source and target files; use 'auto' or 'aligned'")
 
 
 @dataclasses.dataclass(frozen=True)

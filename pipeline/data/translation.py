@@ -9,6 +9,7 @@ standardization and detokenization, core TensorFlow ops that the exported SavedM
 import dataclasses
 import itertools
 import logging
+import os
 import typing
 
 import numpy as np
@@ -163,13 +164,24 @@ def _file_splits(data_config) -> dict[str, Pairs]:
     placeholder = config_lib.LANGUAGE_PLACEHOLDER
     result = {}
     for split_name, path in sources_lib.split_paths(data_config).items():
-        if placeholder in path:
+        if isinstance(path, config_lib.ParallelFiles):
+            result[split_name] = read_aligned_pairs(_existing(path.source, f"data.{split_name}.source"),
+                                                    _existing(path.target, f"data.{split_name}.target"),
+                                                    on_bad_rows=data_config.on_bad_rows)
+        elif placeholder in path:
             result[split_name] = read_aligned_pairs(path.replace(placeholder, source_language),
                                                     path.replace(placeholder, target_language),
                                                     on_bad_rows=data_config.on_bad_rows)
         else:
             result[split_name] = read_tsv_pairs(path, on_bad_rows=data_config.on_bad_rows)
     return result
+
+
+def _existing(path: str, key: str) -> str:
+    """`path`, or a DataError naming the config key of the missing side."""
+    if not os.path.exists(path):
+        raise files.DataError(f"{key}: file not found: {path}")
+    return path
 
 
 def _generate(count: int, seed: int, origin: str) -> Pairs:
