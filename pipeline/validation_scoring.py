@@ -37,13 +37,15 @@ def best_value(values: typing.Iterable[float], monitor: str) -> typing.Optional[
 
 
 def spread_batches(dataset: tf.data.Dataset, examples: int, batch_size: int) -> tf.data.Dataset:
-    """At most `examples // batch_size` batches (at least one), taken evenly along the dataset: batches
+    """At most `examples // batch_size` batches (at least one), picked evenly along the dataset: batches
     come bucket after bucket, so every length bucket is represented."""
     batches = int(dataset.cardinality())
     wanted = max(1, examples // batch_size)
     if batches < 0 or batches <= wanted:
         return dataset
-    return dataset.shard(num_shards=-(-batches // wanted), index=0)
+    kept = tf.constant(sorted({index * batches // wanted for index in range(wanted)}), tf.int64)
+    return dataset.enumerate().filter(lambda index, batch: tf.reduce_any(tf.equal(index, kept))).map(
+        lambda index, batch: batch)
 
 
 class ValidationScorer(keras.callbacks.Callback):
