@@ -3,13 +3,9 @@
 import dataclasses
 from typing import Literal, Optional, Union
 
-from pipeline.config import bounds, common, errors
+from pipeline.config import bounds, common, errors, subwords
 
 LANGUAGE_PLACEHOLDER = "{language}"
-# Four reserved ids plus enough pieces for SentencePiece to hold every character of a small corpus.
-MINIMUM_SUBWORD_VOCABULARY = 8
-# Bytes as pieces of their own (byte fallback) take 256 ids; below this a vocabulary would be mostly bytes.
-MINIMUM_BYTE_FALLBACK_VOCABULARY = 320
 
 
 def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
@@ -36,33 +32,6 @@ class ParallelFiles:
 
 
 SplitFiles = Union[str, ParallelFiles, None]
-
-
-@dataclasses.dataclass(frozen=True)
-class SentencepieceConfig:
-    """How the SentencePiece models of `data.tokenizer: sentencepiece` are trained (on the training split).
-
-    Attributes:
-        model_type: `unigram` (SentencePiece's default) or `bpe` (byte-pair merges).
-        character_coverage: Share of the training characters the model covers with pieces of their own;
-            the rarest others are spelled as UTF-8 bytes (byte fallback), so no text is ever unknown.
-            1.0 suits alphabets; 0.9995 is SentencePiece's advice for Chinese or Japanese.
-        byte_fallback: Spell characters the model does not hold as UTF-8 bytes (256 pieces), so that no
-            input is unknown and names in rare scripts are copied through; false maps them to unknown.
-        shared: One model for both sides, trained on sources and targets together (needs
-            `data.source_vocabulary_size == data.target_vocabulary_size`); false trains one per side.
-        input_sentence_size: Most sentences per side the trainer reads: a seeded sample of the training
-            split, so training the model on a large corpus takes bounded time and memory; 0 reads them all.
-    """
-
-    model_type: Literal["unigram", "bpe"] = "unigram"
-    character_coverage: float = bounds.bounded(1.0, exclusive_minimum=0, maximum=1)
-    byte_fallback: bool = True
-    shared: bool = False
-    input_sentence_size: int = bounds.bounded(1000000, minimum=0)
-
-    def __post_init__(self):
-        bounds.check(self, "data.sentencepiece")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +71,7 @@ class TranslationDataConfig(common.DataConfig):
     test: SplitFiles = None
     file_format: Literal["auto", "tsv", "aligned"] = "auto"
     tokenizer: Literal["words", "sentencepiece"] = "words"
-    sentencepiece: SentencepieceConfig = SentencepieceConfig()
+    sentencepiece: subwords.SentencepieceConfig = subwords.SentencepieceConfig()
     source_language: Optional[str] = None
     target_language: Optional[str] = None
     source_vocabulary_size: int = bounds.bounded(10000, minimum=3)
@@ -142,13 +111,8 @@ class TranslationDataConfig(common.DataConfig):
                 f"data.target_vocabulary_size: must equal data.source_vocabulary_size with "
                 f"data.sentencepiece.shared: true (one model serves both sides; got "
                 f"{self.source_vocabulary_size} and {self.target_vocabulary_size})")
-        minimum, reason = MINIMUM_SUBWORD_VOCABULARY, "data.tokenizer: sentencepiece"
-        if self.sentencepiece.byte_fallback:
-            minimum, reason = MINIMUM_BYTE_FALLBACK_VOCABULARY, "data.sentencepiece.byte_fallback: true"
         for key in ("source_vocabulary_size", "target_vocabulary_size"):
-            if getattr(self, key) < minimum:
-                raise errors.ConfigError(f"data.{key}: must be >= {minimum} with {reason} "
-                                         f"(got {getattr(self, key)})")
+            self.sentencepiece.check_vocabulary_size(getattr(self, key), f"data.{key}")
 
     def _check_file_layout(self) -> None:
         paths = {split_name: getattr(self, split_name) for split_name in ("train", "validation", "test")}

@@ -84,3 +84,40 @@ def detokenize(model_tokenizer: tensorflow_text.SentencepieceTokenizer, token_id
     """Generated ids [batch, time] -> plain text [batch]: padding, start, end and unknown ids dropped."""
     ids = tf.convert_to_tensor(token_ids)
     return model_tokenizer.detokenize(tf.ragged.boolean_mask(ids, ids > sequence_text.END_ID))
+
+
+def tokenize_lines(model_tokenizer: tensorflow_text.SentencepieceTokenizer, texts: tf.Tensor,
+                   newline_id: int) -> tf.RaggedTensor:
+    """Strings [batch] that may hold line breaks -> ids [batch, (time)], each "\\n" as `newline_id`.
+
+    SentencePiece treats a line break as whitespace, so each line is tokenized on its own and the breaks
+    are put back between them (a text that ends with "\\n" ends with `newline_id`).
+    """
+    lines = tf.strings.split(texts, sep="\n")  # (batch, (lines))
+    line_ids = model_tokenizer.tokenize(lines.flat_values)  # (lines, (pieces))
+    last_lines = tf.cast(lines.row_limits() - 1, tf.int32)
+    total = tf.cast(tf.shape(lines.flat_values)[0], tf.int32)
+    breaks = tf.tensor_scatter_nd_update(tf.ones([total], tf.int64), last_lines[:, tf.newaxis],
+                                         tf.zeros_like(last_lines, tf.int64))  # no break after a text's last line
+    suffixes = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(breaks)], newline_id), breaks)
+    with_breaks = tf.concat([line_ids, tf.cast(suffixes, line_ids.dtype)], axis=1)  # (lines, (pieces))
+    return tf.RaggedTensor.from_row_lengths(with_breaks, lines.row_lengths()).merge_dims(1, 2)
+
+
+def detokenize_lines(model_tokenizer: tensorflow_text.SentencepieceTokenizer, token_ids: tf.RaggedTensor,
+                     newline_id: int) -> tf.Tensor:
+    """Ids [batch, (time)] with `newline_id` as line breaks -> text [batch]; reserved ids (0 to 3) other than
+    `newline_id` are dropped."""
+    flat, rows = token_ids.flat_values, token_ids.value_rowids()  # (tokens,)
+    newline = tf.equal(flat, newline_id)
+    after_newline = tf.concat([[False], newline[:-1]], axis=0)
+    row_start = tf.concat([[True], tf.not_equal(rows[1:], rows[:-1])], axis=0)
+    starts = tf.logical_or(row_start, after_newline)[:tf.shape(flat)[0]]  # each line ends at its "\n"
+    count = tf.reduce_sum(tf.cast(starts, tf.int64))
+    line_of_token = tf.cumsum(tf.cast(starts, tf.int64)) - 1
+    lines = tf.RaggedTensor.from_value_rowids(flat, line_of_token, nrows=count)  # (lines, (tokens))
+    texts = model_tokenizer.detokenize(tf.ragged.boolean_mask(lines, lines > sequence_text.END_ID))
+    ends_with_break = tf.reduce_any(tf.equal(lines, newline_id), axis=1)
+    texts = tf.strings.join([texts, tf.where(ends_with_break, "\n", "")])
+    by_row = tf.RaggedTensor.from_value_rowids(texts, tf.boolean_mask(rows, starts), nrows=token_ids.nrows())
+    return tf.strings.reduce_join(by_row, axis=1)

@@ -136,3 +136,15 @@ def test_preprocessing_saves_bytes_fields_as_files(tmp_path):
     (tmp_path / "source.sentencepiece.model").unlink()
     with pytest.raises(FileNotFoundError, match="source.sentencepiece.model"):
         _Models.load(str(tmp_path))
+
+
+def test_line_breaks_survive_tokenizing_and_detokenizing_lines():
+    tokenizer = subwords.tokenizer(model())
+    texts = ["Ein Mann fährt.\nZwei Hunde spielen!\n", "Die Frau\n\nkauft 3 Äpfel", "", "\n", "Zoë"]
+    newline = sequence_text.START_ID  # the id a language model gives to "\n"
+
+    ids = subwords.tokenize_lines(tokenizer, tf.constant(texts), newline)
+
+    assert ids[3].numpy().tolist() == [newline] and ids[2].numpy().tolist() == []
+    assert list(ids[0].numpy()).count(newline) == 2
+    assert [text.decode() for text in subwords.detokenize_lines(tokenizer, ids, newline).numpy()] == texts

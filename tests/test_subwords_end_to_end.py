@@ -1,5 +1,5 @@
-"""Translation on SentencePiece subwords end to end: tiny run -> cased sacreBLEU -> export with TF Text ops ->
-the export in a fresh process equals the in-process model -> predict."""
+"""SentencePiece subwords end to end: a tiny translation run -> cased sacreBLEU -> export with TF Text ops -> the
+export in a fresh process equals the in-process model -> predict; and a subword language model."""
 
 import json
 import os
@@ -90,3 +90,17 @@ def test_predict_loads_the_subword_export(subword_run):
     rows = list(predict.predict(export_path, TEXTS[:1]))
 
     assert rows[0]["text"] == TEXTS[0] and isinstance(rows[0]["translation"], str)
+
+
+def test_a_subword_language_model_exports_and_continues_prompts(tmp_path):
+    overrides = helpers.tiny_overrides(tmp_path) + [
+        "data.level=sentencepiece", "data.vocabulary_size=60", "data.sentencepiece.byte_fallback=false",
+        "train.epochs=2", "model.max_generate_length=12", "model.decoding=greedy"]
+    config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/lm.yaml")], overrides)
+    run_dir = training.train(config)
+    path = export.export_run(run_dir)  # the self-check compares the reloaded export with the in-process model
+
+    assert os.path.exists(os.path.join(run_dir, "vocab", "sentencepiece.model")) and graph_ops.uses_text_ops(path)
+    rows = list(predict.predict(path, ["lena has", "tom\nhas"]))
+    assert rows[0]["text"].startswith("lena has") and rows[1]["text"].startswith("tom\nhas")
+    assert all("\u2047" not in row["text"] for row in rows)
