@@ -94,6 +94,10 @@ class TranslationDataConfig(common.DataConfig):
         kind, _, name = self.source.partition(":")
         if kind == "files":
             self._check_file_layout()
+            if not self.cache and self.validation is None:
+                raise errors.ConfigError("data.validation: required with data.cache: false (the training pairs "
+                                         "are streamed from their files, never held, so no validation split "
+                                         "can be carved from them)")
         elif kind == "tfds" and None in (self.source_language, self.target_language):
             if tfds_language_pair(name) is None:
                 raise errors.ConfigError(f"data.source_language: required for {self.source!r}, whose name does "

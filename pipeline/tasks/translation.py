@@ -28,6 +28,7 @@ from pipeline.tasks import generation
 logger = logging.getLogger(__name__)
 
 _BATCH_SIZE = 1024
+_BOUNDARY_SAMPLE = 100_000  # streamed training sources whose lengths place the bucket boundaries
 _EVALUATION_SAMPLES = 5
 
 
@@ -99,7 +100,13 @@ class TranslationTask(generation.GenerativeTask):
     # === Data ===
 
     def load_splits(self) -> translation_data.ParallelSplits:
-        return translation_data.load_splits(self.config.data, seed=self.config.runtime.seed)
+        """The splits; with `data.cache: false` and files, the training pairs stream from their files."""
+        splits = translation_data.load_splits(self.config.data, seed=self.config.runtime.seed)
+        streamed = isinstance(splits.splits["train"], translation_data.StreamedPairs)
+        if streamed and not self.config.train.steps_per_epoch:
+            raise config_lib.ConfigError("train.steps_per_epoch: required with data.cache: false (streamed "
+                                         "training pairs have no length known in advance)")
+        return splits
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> standardized tokens [batch, (time)]."""
@@ -112,16 +119,21 @@ class TranslationTask(generation.GenerativeTask):
         train, data = splits.splits["train"], self.config.data
         if self.uses_subwords:
             return self._fit_subwords(train)
+        sources, targets = train.sources, train.targets
+        if isinstance(train, translation_data.StreamedPairs):  # count words in a bounded sample
+            size, seed = data.sentencepiece.input_sentence_size, self.config.runtime.seed
+            sources = subwords.sample_sentences(sources, size, seed)
+            targets = subwords.sample_sentences(targets, size, seed + 1)
         preprocessing = TranslationPreprocessing(
-            source_vocabulary=text_lib.build_vocabulary(self._token_batches(train.sources),
+            source_vocabulary=text_lib.build_vocabulary(self._token_batches(sources),
                                                         data.source_vocabulary_size, sequence_text.SOURCE_RESERVED),
-            target_vocabulary=text_lib.build_vocabulary(self._token_batches(train.targets),
+            target_vocabulary=text_lib.build_vocabulary(self._token_batches(targets),
                                                         data.target_vocabulary_size, sequence_text.TARGET_RESERVED))
         logger.info("vocabulary: %d source tokens, %d target tokens", len(preprocessing.source_vocabulary),
                     len(preprocessing.target_vocabulary))
         return preprocessing
 
-    def _fit_subwords(self, train: translation_data.Pairs) -> SubwordTranslationPreprocessing:
+    def _fit_subwords(self, train) -> SubwordTranslationPreprocessing:
         """Trains the SentencePiece model(s) on a seeded sample of at most `input_sentence_size` sentences per side."""
         data, seed = self.config.data, self.config.runtime.seed
         settings = data.sentencepiece
@@ -186,8 +198,15 @@ class TranslationTask(generation.GenerativeTask):
         """Batched datasets per split: the train split shuffled (seeded) and bucketed by source length."""
         data = self.config.data
         encode_source = functools.partial(self.encode_source, preprocessing)
-        lengths = {name: self._source_lengths(encode_source, split.sources) for name, split in splits.splits.items()}
-        boundaries = batching.bucket_boundaries(lengths["train"], data.num_buckets) if data.bucketing else None
+        # Streamed pairs have no lengths up front (their batches are not counted); their bucket boundaries
+        # come from a bounded sample.
+        lengths = {name: None if isinstance(split, translation_data.StreamedPairs)
+                   else self._source_lengths(encode_source, split.sources) for name, split in splits.splits.items()}
+        train_lengths = lengths["train"]
+        if train_lengths is None:
+            train_lengths = self._source_lengths(encode_source, subwords.sample_sentences(
+                splits.splits["train"].sources, _BOUNDARY_SAMPLE, self.config.runtime.seed))
+        boundaries = batching.bucket_boundaries(train_lengths, data.num_buckets) if data.bucketing else None
         return {
             name: batching.batch_examples(
                 translation_data.pair_dataset(split, encode_source, functools.partial(self.encode_target, preprocessing)),
