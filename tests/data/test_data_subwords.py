@@ -1,4 +1,4 @@
-"""SentencePiece subwords: exact round trips in the graph, reserved ids, bounded seeded samples, binary preprocessing."""
+"""SentencePiece subwords: exact round trips in the graph, reserved ids, bounded seeded samples, bytes fields."""
 
 import dataclasses
 import functools
@@ -89,7 +89,8 @@ def test_two_tokenizers_of_different_models_stay_apart_in_one_saved_model(tmp_pa
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(texts):
-        return {"source": module.source.tokenize(texts).to_tensor(), "target": module.target.tokenize(texts).to_tensor()}
+        return {"source": module.source.tokenize(texts).to_tensor(),
+                "target": module.target.tokenize(texts).to_tensor()}
 
     expected = tokenize(tf.constant(["Zoë 東京"]))
     tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": tokenize})

@@ -34,15 +34,17 @@ def test_training_pairs_stream_from_the_files_on_every_pass(corpus):
     splits = translation_data.load_splits(config.data, seed=1).splits
 
     train = splits["train"]
-    assert isinstance(train, translation_data.StreamedPairs) and isinstance(splits["validation"], translation_data.Pairs)
+    assert isinstance(train, translation_data.StreamedPairs)
+    assert isinstance(splits["validation"], translation_data.Pairs)
     assert next(train.read()) == ("Satz Nummer 0.", "Sentence number 0.")
     assert list(train.read()) == list(train.read()) and len(list(train.targets)) == 300
 
 
 def test_streamed_batches_are_vectorized_and_uncounted(corpus):
-    config = config_lib.load_config([TINY], corpus + ["train.steps_per_epoch=3", "data.tokenizer=sentencepiece",
-                                                      "data.source_vocabulary_size=40", "data.target_vocabulary_size=40",
-                                                      "data.sentencepiece.byte_fallback=false", "data.lowercase=false"])
+    subword_settings = ["train.steps_per_epoch=3", "data.tokenizer=sentencepiece", "data.source_vocabulary_size=40",
+                        "data.target_vocabulary_size=40", "data.sentencepiece.byte_fallback=false",
+                        "data.lowercase=false"]
+    config = config_lib.load_config([TINY], corpus + subword_settings)
     task = tasks.create_task(config)
     splits = task.load_splits()
     datasets = task.datasets(splits, task.fit_preprocessing(splits))
