@@ -139,6 +139,8 @@ class TranslationTask(generation.GenerativeTask):
         settings = data.sentencepiece
         sources = subwords.sample_sentences(train.sources, settings.input_sentence_size, seed)
         targets = subwords.sample_sentences(train.targets, settings.input_sentence_size, seed + 1)
+        if data.lowercase:
+            sources, targets = [text.lower() for text in sources], [text.lower() for text in targets]
         options = {"model_type": settings.model_type, "character_coverage": settings.character_coverage,
                    "byte_fallback": settings.byte_fallback, "seed": seed}
         if settings.shared:
@@ -156,14 +158,18 @@ class TranslationTask(generation.GenerativeTask):
     def source_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> all their source ids int32 [batch, (time)] (words or subwords)."""
         if self.uses_subwords:
-            return preprocessing.source_tokenizer.tokenize(texts)
+            return preprocessing.source_tokenizer.tokenize(self._cased(texts))
         return tf.cast(preprocessing.source_lookup(self.tokenize(texts)), tf.int32)
 
     def target_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> all their target ids int32 [batch, (time)], without start and end tokens."""
         if self.uses_subwords:
-            return preprocessing.target_tokenizer.tokenize(texts)
+            return preprocessing.target_tokenizer.tokenize(self._cased(texts))
         return tf.cast(preprocessing.target_lookup(self.tokenize(texts)), tf.int32)
+
+    def _cased(self, texts: tf.Tensor) -> tf.Tensor:
+        """Subword input as the model was trained on it: lower-cased with `data.lowercase`, else as written."""
+        return tf.strings.lower(texts, encoding="utf-8") if self.config.data.lowercase else texts
 
     def detokenize(self, preprocessing: base.Preprocessing, token_ids: tf.Tensor) -> tf.Tensor:
         """Generated ids [batch, time] -> readable strings [batch] (subwords: no unknown marks)."""
