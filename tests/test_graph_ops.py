@@ -71,6 +71,7 @@ except RuntimeError as error:
 """
 
 
+@pytest.mark.slow  # a fresh TensorFlow process
 def test_the_server_names_the_missing_text_op_when_tf_text_is_absent(sentencepiece_export):
     process = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_TEXT, sentencepiece_export], cwd=helpers.REPOSITORY,
                              capture_output=True, text=True, timeout=300)

@@ -40,6 +40,7 @@ def test_training_pairs_stream_from_the_files_on_every_pass(corpus):
     assert list(train.read()) == list(train.read()) and len(list(train.targets)) == 300
 
 
+@pytest.mark.slow  # trains SentencePiece models and traces the input pipeline
 def test_streamed_batches_are_vectorized_and_uncounted(corpus):
     subword_settings = ["train.steps_per_epoch=3", "data.tokenizer=sentencepiece", "data.source_vocabulary_size=40",
                         "data.target_vocabulary_size=40", "data.sentencepiece.byte_fallback=false",
