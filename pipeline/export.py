@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import fresh_process
+from pipeline import graph_ops
 from pipeline import tasks as tasks_lib
 from pipeline import run_files
 from pipeline import warmup
@@ -27,12 +28,15 @@ from pipeline.tasks import compiled
 
 logger = logging.getLogger(__name__)
 
-# Runs in a fresh interpreter: TensorFlow only, no `pipeline` import, exactly what a server has. Inputs
-# and outputs travel as pickled NumPy arrays, so the parent compares them exactly as TensorFlow made them.
+# Runs in a fresh interpreter: TensorFlow (and TF Text when the export uses its ops) only, no `pipeline`
+# import, exactly what a server has. Inputs and outputs travel as pickled NumPy arrays, so the parent
+# compares them exactly as TensorFlow made them.
 _SELF_CHECK_SCRIPT = """
 import pickle, sys
 import tensorflow as tf
-path, signatures, input_name, inputs_file, outputs_file = sys.argv[1:6]
+path, signatures, input_name, inputs_file, outputs_file, text_ops = sys.argv[1:7]
+if text_ops == "1":
+    import tensorflow_text  # registers the TF Text ops (SentencePiece) the export runs
 with open(inputs_file, "rb") as stream:
     inputs = pickle.load(stream)
 loaded = tf.saved_model.load(path)
@@ -202,6 +206,7 @@ def self_check(path: str, functions: dict, inputs: list, input_name: str, signat
         ExportError: The export failed to load or run, or an output differs.
     """
     signatures = signatures or {signature: signature}
+    check_serving_ops(path)
     raw_inputs = [run_files.decode_sample_input(item) for item in inputs]
     loaded = _run_in_fresh_process(path, list(signatures), input_name, raw_inputs)
     raw_tensor = tf.constant(raw_inputs, dtype=tf.string)
@@ -216,8 +221,20 @@ def self_check(path: str, functions: dict, inputs: list, input_name: str, signat
                 ", ".join(signatures))
 
 
+def check_serving_ops(path: str) -> None:
+    """Fails unless every op of the export at `path` is one TF Serving links in (core TensorFlow, TF Text).
+
+    Raises:
+        ExportError: Naming each other op.
+    """
+    problems = graph_ops.serving_op_problems(path)
+    if problems:
+        raise ExportError(f"the export at {path} uses ops that TF Serving does not run: {', '.join(problems)}")
+
+
 def _run_in_fresh_process(path: str, signatures: list[str], input_name: str, inputs: list) -> dict:
-    """Calls each signature of the export in a new Python process that imports TensorFlow alone.
+    """Calls each signature of the export in a new Python process that imports TensorFlow (and TF Text when
+    the export uses its ops) alone.
 
     The process ends with this one (`fresh_process`), so a killed export leaves no self-check running.
     """
@@ -227,9 +244,11 @@ def _run_in_fresh_process(path: str, signatures: list[str], input_name: str, inp
         with open(inputs_file, "wb") as stream:
             pickle.dump(inputs, stream)
         environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        text_ops = "1" if graph_ops.uses_text_ops(path) else "0"
         with open(log_file, "wb") as log:
             process = fresh_process.start(_SELF_CHECK_SCRIPT, [path, ",".join(signatures), input_name, inputs_file,
-                                                               outputs_file], output=log, environment=environment)
+                                                               outputs_file, text_ops], output=log,
+                                          environment=environment)
             returncode = fresh_process.finish(process, timeout=600)
         if returncode != 0 or not os.path.exists(outputs_file):
             with open(log_file, encoding="utf-8", errors="replace") as log:

@@ -259,3 +259,17 @@ def nearest_neighbour_captions(query_features: np.ndarray, train_features: np.nd
         return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     nearest = np.argmax(unit(query_features) @ unit(train_features).T, axis=1)
     return [train_captions[index] for index in nearest]
+
+
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
+    """sacreBLEU the standard way: BLEU with its defaults (cased, `13a` tokenization, exponential
+    smoothing) and chrF (character 6-grams, beta 2), both against the raw references, plus BLEU
+    lower-cased (`bleu_lowercase`, for comparison with papers that report it) and each signature string.
+    """
+    scores = {}
+    metrics = {"bleu": sacrebleu.metrics.BLEU(), "bleu_lowercase": sacrebleu.metrics.BLEU(lowercase=True),
+               "chrf": sacrebleu.metrics.CHRF()}
+    for name, metric in metrics.items():
+        scores[name] = float(metric.corpus_score(hypotheses, [references]).score) if hypotheses else 0.0
+        scores[f"{name}_signature"] = str(metric.get_signature()) if hypotheses else ""
+    return scores

@@ -32,6 +32,8 @@ def resolve_export(path: str) -> str:
 def load_export(path: str, signature: str = "serving_default"):
     """The named signature of the SavedModel that `path` resolves to."""
     import tensorflow as tf
+    from pipeline import graph_ops
+    graph_ops.load_text_ops()  # exports that tokenize with SentencePiece run TF Text's ops
     loaded = tf.saved_model.load(resolve_export(path))
     if signature not in loaded.signatures:
         raise ValueError(f"signature {signature!r} not in the export; it has {sorted(loaded.signatures)}")

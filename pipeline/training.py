@@ -36,6 +36,7 @@ from pipeline import run_files
 from pipeline import run_state
 from pipeline import tasks as tasks_lib
 from pipeline.data import batching
+from pipeline import validation_scoring
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,8 @@ def trim_history(run_dir: str, finished_epochs: int) -> None:
     os.replace(temporary, path)
 
 
-def make_callbacks(config: config_lib.RunConfig, run_dir: str) -> list:
+def make_callbacks(config: config_lib.RunConfig, run_dir: str,
+                   scorer: typing.Optional[keras.callbacks.Callback] = None) -> list:
     """The callbacks of `fit`, in the order in which they see the end of each epoch.
 
     1. NaN guard, and weight averaging when `train.ema_momentum` is set: from the end of validation to the
@@ -185,6 +187,7 @@ def make_callbacks(config: config_lib.RunConfig, run_dir: str) -> list:
     averaging = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.train.ema_momentum else None
     if averaging:
         callbacks.append(averaging)
+    callbacks += [scorer] if scorer else []  # the validation scorer (`validation_scoring`)
     callbacks += [
         keras.callbacks.CSVLogger(os.path.join(run_dir, run_files.HISTORY), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs", "tensorboard"), write_graph=False),
@@ -338,11 +341,12 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
             validation_dataset = distribution.shard_by_data(validation_dataset)
         profiling = ([ProfileSteps(os.path.join(run_dir, run_files.PROFILE_DIR), *profile_steps)]
                      if profile_steps else [])
+        scorer = validation_scoring.make_scorer(task, model, datasets["validation"], preprocessing, run_dir)
         with distribution.keras_fit_workarounds(model, strategy):
             model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                       initial_epoch=state.epochs_done, steps_per_epoch=batches_per_epoch,
-                      callbacks=(task.training_callbacks(model) + list(callbacks) + make_callbacks(config, run_dir)
-                                 + profiling),
+                      callbacks=(task.training_callbacks(model) + list(callbacks)
+                                 + make_callbacks(config, run_dir, scorer) + profiling),
                       shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
         if model.stop_training:  # early stopping (or the NaN guard) ended fit before train.epochs
             logger.info("%s", run_files.early_stop_summary(run_dir, config.train.monitor, config.train.epochs))

@@ -6,6 +6,7 @@ restore, run in a graph session of their own, which is how TF Serving runs every
 """
 
 import os
+import re
 import threading
 
 import grpc
@@ -18,10 +19,16 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from serving import status
 
+try:  # TF Text's ops (its SentencePiece tokenizer) are linked into tensorflow_model_server: register them too.
+    import tensorflow_text  # noqa: F401
+except ImportError:
+    tensorflow_text = None
+
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
 
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+_UNREGISTERED_OP = re.compile(r"Op type not registered '([^']+)'")
 
 
 def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
@@ -49,6 +56,16 @@ def error_from_tensorflow(error: Exception) -> status.ServingError:
     return status.invalid_argument(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
 
 
+def missing_op_message(path: str, op: str) -> str:
+    """Why a SavedModel cannot load: the op it needs that this process has not registered."""
+    message = f"{path}: the SavedModel uses the op {op!r}, which is not registered in this server"
+    if tensorflow_text is None:
+        return (f"{message}; it is not a core TensorFlow op: if it is TF Text's (e.g. SentencepieceOp, "
+                "SentencepieceTokenizeOp, SentencepieceDetokenizeOp), install TF Text beside TensorFlow: "
+                "pip install 'tensorflow-text==2.21.*'")
+    return f"{message}: neither core TensorFlow nor TF Text defines it (TF Serving would refuse it too)"
+
+
 class Servable:
     """A SavedModel version loaded for serving.
 
@@ -65,10 +82,13 @@ class Servable:
         self.path = path
         meta_graph = read_meta_graph(path)
         self.signature_defs = dict(meta_graph.signature_def)
-        if meta_graph.object_graph_def.nodes:
-            self._runner = _FunctionRunner(path)
-        else:
-            self._runner = _SessionRunner(path)
+        try:
+            self._runner = _FunctionRunner(path) if meta_graph.object_graph_def.nodes else _SessionRunner(path)
+        except Exception as error:
+            missing = _UNREGISTERED_OP.search(str(error))
+            if missing is None:
+                raise
+            raise RuntimeError(missing_op_message(path, missing.group(1))) from error
 
     @property
     def is_tf1(self) -> bool:

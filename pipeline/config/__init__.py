@@ -17,5 +17,5 @@ from pipeline.config.loader import apply_override, from_tree, load_config, merge
 from pipeline.config.schemas import SCHEMAS
 from pipeline.config.sentiment import SentimentModelConfig, TextClassificationDataConfig
 from pipeline.config.tagging import TaggerModelConfig, TaggingDataConfig
-from pipeline.config.translation import (LANGUAGE_PLACEHOLDER, Seq2SeqModelConfig, TranslationDataConfig,
-                                         tfds_language_pair)
+from pipeline.config.translation import (LANGUAGE_PLACEHOLDER, ParallelFiles, Seq2SeqModelConfig,
+                                         TranslationDataConfig, tfds_language_pair)

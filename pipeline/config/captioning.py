@@ -144,4 +144,5 @@ class CaptionerModelConfig(translation.Seq2SeqModelConfig):
 
 
 SCHEMA = common.TaskSchema(data=CaptioningDataConfig, model=CaptionerModelConfig,
-                           monitor_choices=("val_loss", "val_accuracy"))
+                           monitor_choices=("val_loss", "val_accuracy", "val_cider"),
+                           scored_monitors=("val_cider",))

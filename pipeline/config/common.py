@@ -74,6 +74,11 @@ class TrainConfig:
         ema_momentum: Keep an exponential moving average of the weights (Polyak averaging) with this
             momentum, e.g. 0.99; validation, the best checkpoint and the export use the averaged weights.
             null trains without it.
+        validation_every: Run the task's validation scorer (BLEU and chrF of greedy translations, CIDEr-D
+            of greedy captions, span F1 of tags) every this many epochs and after the last; its scores
+            join the epoch's metrics as `val_bleu` etc. 0 never runs it (a scorer monitor then refuses).
+        validation_examples: Most validation examples the scorer reads: whole batches, picked evenly
+            across the validation split's length buckets.
     """
 
     epochs: int = bounds.bounded(5, minimum=1)
@@ -86,6 +91,8 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     steps_per_epoch: Optional[int] = bounds.bounded(None, minimum=1)
     ema_momentum: Optional[float] = bounds.bounded(None, exclusive_minimum=0, exclusive_maximum=1)
+    validation_every: int = bounds.bounded(1, minimum=0)
+    validation_examples: int = bounds.bounded(1000, minimum=1)
 
     def __post_init__(self):
         bounds.check(self, "train")
@@ -263,9 +270,12 @@ class TaskSchema:
         model: The task's model block, a `RecurrentConfig` subclass.
         monitor_choices: Validation metrics `train.monitor` may name.
         train: The task's train block: `TrainConfig`, or a subclass for a task with train keys of its own.
+        scored_monitors: Those of `monitor_choices` that the task's validation scorer computes (not Keras
+            metrics); monitoring one needs `train.validation_every >= 1`.
     """
 
     data: type[DataConfig]
     model: type[RecurrentConfig]
     monitor_choices: tuple[str, ...]
     train: type[TrainConfig] = TrainConfig
+    scored_monitors: tuple[str, ...] = ()

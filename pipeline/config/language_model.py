@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Literal, Union
 
-from pipeline.config import bounds, common, errors
+from pipeline.config import bounds, common, errors, subwords
 
 TextFiles = Union[str, tuple[str, ...], None]
 
@@ -18,16 +18,21 @@ class LanguageModelDataConfig(common.DataConfig):
         validation: Held-out text, same forms; null holds out the last `validation_fraction` of train.
         test: Test text, same forms; null skips the test split.
         level: `char` predicts the next character; `word` the next word (punctuation and line breaks are
-            tokens of their own).
+            tokens of their own); `sentencepiece` the next subword of a SentencePiece model trained on the
+            training lines (`sentencepiece`), tokenized and detokenized inside the export by TF Text, line
+            breaks tokens of their own.
+        sentencepiece: Training settings of the SentencePiece model (`level: sentencepiece`; one model,
+            so `shared` does not apply).
         vocabulary_size: Largest vocabulary, including padding, out-of-vocabulary and line-break tokens;
-            the most frequent training tokens are kept.
+            the most frequent training tokens are kept (SentencePiece: the most pieces).
         lowercase: Lower-case the text first.
     """
 
     train: TextFiles = None
     validation: TextFiles = None
     test: TextFiles = None
-    level: Literal["char", "word"] = "char"
+    level: Literal["char", "word", "sentencepiece"] = "char"
+    sentencepiece: subwords.SentencepieceConfig = subwords.SentencepieceConfig()
     vocabulary_size: int = bounds.bounded(10000, minimum=4)
     lowercase: bool = False
 
@@ -39,6 +44,11 @@ class LanguageModelDataConfig(common.DataConfig):
             if paths is not None and not (items and all(items)):
                 raise errors.ConfigError(f"data.{split_name}: expected a path, a glob pattern or a non-empty "
                                          f"list of them (got {paths!r})")
+        if self.level == "sentencepiece":
+            if self.sentencepiece.shared:
+                raise errors.ConfigError("data.sentencepiece.shared: a language model has one SentencePiece "
+                                         "model; set it to false")
+            self.sentencepiece.check_vocabulary_size(self.vocabulary_size, "data.vocabulary_size")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -96,6 +96,9 @@ def from_tree(tree: dict, schemas: Optional[Schemas] = None) -> common.RunConfig
     config = _build_dataclass(common.RunConfig, {**tree, "train": tree.get("train", {})}, "", blocks)
     if config.train.monitor not in schema.monitor_choices:
         raise errors.choice_error("train.monitor", config.train.monitor, schema.monitor_choices)
+    if config.train.monitor in schema.scored_monitors and not config.train.validation_every:
+        raise errors.ConfigError(f"train.validation_every: must be >= 1 with train.monitor "
+                                 f"{config.train.monitor!r}, which the validation scorer computes (got 0)")
     return config
 
 

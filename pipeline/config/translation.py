@@ -1,9 +1,9 @@
 """Config blocks of the translation task: sentence pairs and an attentional encoder-decoder."""
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
-from pipeline.config import bounds, common, errors
+from pipeline.config import bounds, common, errors, subwords
 
 LANGUAGE_PLACEHOLDER = "{language}"
 
@@ -19,10 +19,30 @@ def tfds_language_pair(name: str) -> Optional[tuple[str, str]]:
 
 
 @dataclasses.dataclass(frozen=True)
+class ParallelFiles:
+    """One split as two line-aligned files named separately, so that each side may live anywhere.
+
+    Attributes:
+        source: File of source sentences, plain or gzip.
+        target: File of target sentences: line i translates line i of `source`.
+    """
+
+    source: Optional[str] = None
+    target: Optional[str] = None
+
+
+SplitFiles = Union[str, ParallelFiles, None]
+
+
+@dataclasses.dataclass(frozen=True)
 class TranslationDataConfig(common.DataConfig):
     """Sentence pairs (TSV pairs, line-aligned files, TFDS or synthetic) and their vectorization.
 
     Attributes:
+        train: Training pairs (source `files`): one TSV file, one aligned-files path containing
+            `{language}`, or `{source: PATH, target: PATH}` naming the two aligned files separately.
+        validation: Validation pairs, in the same forms; null carves `validation_fraction` of train.
+        test: Test pairs, in the same forms; null skips the test split.
         file_format: `tsv`: `source<TAB>target[<TAB>anything]` per line (Tatoeba/ManyThings);
             `aligned`: one file per language and split, line i of one translating line i of the other,
             each split given as one path containing `{language}` (e.g. `train.{language}.gz`);
@@ -30,17 +50,28 @@ class TranslationDataConfig(common.DataConfig):
         source_language: Language code of the source side: fills `{language}` in aligned paths and
             names the TFDS feature; null takes it from a TFDS name such as `pt_to_en` or `de-en`.
         target_language: Language code of the target side, same rules.
-        source_vocabulary_size: Largest source vocabulary, including padding and out-of-vocabulary.
+        tokenizer: `words`: words and punctuation split by rules, the most frequent kept, the rest
+            out-of-vocabulary; `sentencepiece`: subwords of a SentencePiece model trained on the training
+            split (`data.sentencepiece`), which spell every word, so nothing is out-of-vocabulary.
+        sentencepiece: Training settings of the SentencePiece models (`tokenizer: sentencepiece`).
+        source_vocabulary_size: Largest source vocabulary, including padding and out-of-vocabulary (with
+            SentencePiece: the most pieces, reserved ones included; a small corpus may yield fewer).
         target_vocabulary_size: Largest target vocabulary, including padding, out-of-vocabulary,
-            start and end tokens.
+            start and end tokens (with SentencePiece: the most pieces, as for the source).
         max_source_length: Source tokens kept per sentence (the first ones).
         max_target_length: Target tokens kept per sentence (before the start/end token is added).
-        lowercase: Lower-case both sides (BLEU and chrF are then computed case-insensitively).
+        lowercase: Lower-case both sides (the model then never sees case, and outputs lower case).
         strip_punctuation: Remove punctuation; by default it is kept, split off as separate tokens
-            (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU.
+            (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU (`words` only:
+            SentencePiece keeps the text as it is).
     """
 
+    train: SplitFiles = None
+    validation: SplitFiles = None
+    test: SplitFiles = None
     file_format: Literal["auto", "tsv", "aligned"] = "auto"
+    tokenizer: Literal["words", "sentencepiece"] = "words"
+    sentencepiece: subwords.SentencepieceConfig = subwords.SentencepieceConfig()
     source_language: Optional[str] = None
     target_language: Optional[str] = None
     source_vocabulary_size: int = bounds.bounded(10000, minimum=3)
@@ -59,9 +90,14 @@ class TranslationDataConfig(common.DataConfig):
         if self.source_language is not None and self.source_language == self.target_language:
             raise errors.ConfigError(f"data.target_language: must differ from data.source_language "
                                      f"(both {self.source_language!r})")
+        self._check_sentencepiece()
         kind, _, name = self.source.partition(":")
         if kind == "files":
             self._check_file_layout()
+            if not self.cache and self.validation is None:
+                raise errors.ConfigError("data.validation: required with data.cache: false (the training pairs "
+                                         "are streamed from their files, never held, so no validation split "
+                                         "can be carved from them)")
         elif kind == "tfds" and None in (self.source_language, self.target_language):
             if tfds_language_pair(name) is None:
                 raise errors.ConfigError(f"data.source_language: required for {self.source!r}, whose name does "
@@ -69,28 +105,66 @@ class TranslationDataConfig(common.DataConfig):
                                          "data.target_language to its feature names)")
 
     def input_paths(self) -> dict[str, list[str]]:
-        """The split files; an aligned split's path names one file per language."""
-        paths = super().input_paths()
-        return {key: [path.replace(LANGUAGE_PLACEHOLDER, language)
-                      for path in items for language in (self.source_language, self.target_language)]
-                if any(LANGUAGE_PLACEHOLDER in path for path in items) else items
-                for key, items in paths.items()}
+        """The split files: an aligned split's path names one file per language; separate files one per side."""
+        if self.source != "files":
+            return {}
+        paths = {}
+        for name in ("train", "validation", "test"):
+            value = getattr(self, name)
+            if isinstance(value, ParallelFiles):
+                paths.update({f"data.{name}.{side}": [getattr(value, side)] for side in ("source", "target")
+                              if getattr(value, side) is not None})
+            elif value is not None and LANGUAGE_PLACEHOLDER in value:
+                paths[f"data.{name}"] = [value.replace(LANGUAGE_PLACEHOLDER, language)
+                                         for language in (self.source_language, self.target_language)]
+            elif value is not None:
+                paths[f"data.{name}"] = [value]
+        return paths
+
+    def _check_sentencepiece(self) -> None:
+        if self.tokenizer != "sentencepiece":
+            return
+        if self.strip_punctuation:
+            raise errors.ConfigError("data.strip_punctuation: only for data.tokenizer: words (SentencePiece "
+                                     "keeps the text as it is)")
+        if self.sentencepiece.shared and self.source_vocabulary_size != self.target_vocabulary_size:
+            raise errors.ConfigError(
+                f"data.target_vocabulary_size: must equal data.source_vocabulary_size with "
+                f"data.sentencepiece.shared: true (one model serves both sides; got "
+                f"{self.source_vocabulary_size} and {self.target_vocabulary_size})")
+        for key in ("source_vocabulary_size", "target_vocabulary_size"):
+            self.sentencepiece.check_vocabulary_size(getattr(self, key), f"data.{key}")
 
     def _check_file_layout(self) -> None:
+        paths = {split_name: getattr(self, split_name) for split_name in ("train", "validation", "test")}
+        first_path = next((path for path in paths.values() if isinstance(path, str)), "")
         aligned = self.file_format == "aligned" or (
-            self.file_format == "auto" and LANGUAGE_PLACEHOLDER in (self.train or ""))
-        for split_name in ("train", "validation", "test"):
-            path = getattr(self, split_name)
-            if path is not None and (LANGUAGE_PLACEHOLDER in path) != aligned:
+            self.file_format == "auto" and LANGUAGE_PLACEHOLDER in first_path)
+        needs_languages = False
+        for split_name, path in paths.items():
+            if isinstance(path, ParallelFiles):
+                self._check_parallel_files(split_name, path)
+            elif path is not None and (LANGUAGE_PLACEHOLDER in path) != aligned:
                 raise errors.ConfigError(
                     f"data.{split_name}: aligned files are given as one path containing '{LANGUAGE_PLACEHOLDER}' "
                     f"(e.g. train.{LANGUAGE_PLACEHOLDER}.gz) and TSV files without it; got {path!r} with "
                     f"data.file_format {self.file_format!r}")
-        if aligned:
+            else:
+                needs_languages = needs_languages or (path is not None and aligned)
+        if needs_languages:
             for key in ("source_language", "target_language"):
                 if getattr(self, key) is None:
                     raise errors.ConfigError(f"data.{key}: required for aligned files (it replaces "
                                              f"'{LANGUAGE_PLACEHOLDER}' in the paths), e.g. 'de'")
+
+    def _check_parallel_files(self, split_name: str, files: ParallelFiles) -> None:
+        for side in ("source", "target"):
+            if not getattr(files, side):
+                raise errors.ConfigError(f"data.{split_name}.{side}: required: the file of the {split_name} "
+                                         f"split's {side} sentences (or give data.{split_name} as one path)")
+        if self.file_format == "tsv":
+            raise errors.ConfigError(f"data.file_format: 'tsv' takes one file per split, but data.{split_name} "
+                                     "names source and target files; use 'auto' or 'aligned'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,4 +208,5 @@ class Seq2SeqModelConfig(common.RecurrentConfig):
 
 
 SCHEMA = common.TaskSchema(data=TranslationDataConfig, model=Seq2SeqModelConfig,
-                           monitor_choices=("val_loss", "val_accuracy"))
+                           monitor_choices=("val_loss", "val_accuracy", "val_bleu", "val_chrf"),
+                           scored_monitors=("val_bleu", "val_chrf"))

@@ -52,7 +52,7 @@ def count_batches(lengths: np.ndarray, batch_size: int, boundaries: list[int] | 
     return int(np.sum(-(-counts // batch_size)))
 
 
-def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_size: int,
+def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray | None, batch_size: int,
                    boundaries: list[int] | None, length_key: str = "token_ids", shuffle_buffer: int = 0,
                    seed: int | None = None, cache: bool = False) -> tf.data.Dataset:
     """Turns a dataset of (features dict of 1-D tensors, label) into padded batches.
@@ -60,7 +60,8 @@ def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_size:
     Args:
         dataset: Unbatched examples; `features[length_key]` is the sequence used for bucketing.
         lengths: Length of `features[length_key]` for every example, so that the number of batches
-            is known up front (exact progress bars and schedules) and buckets are assigned without a pass.
+            is known up front (exact progress bars and schedules) and buckets are assigned without a pass;
+            None for a stream read from files, whose batches are then not counted (streaming path).
         batch_size: Examples per batch.
         boundaries: Bucket boundaries from `bucket_boundaries`; None pads each batch to its longest
             example without bucketing.
@@ -73,6 +74,9 @@ def batch_examples(dataset: tf.data.Dataset, *, lengths: np.ndarray, batch_size:
     Returns:
         A prefetched dataset of (features dict of padded [batch, time] tensors, labels).
     """
+    if lengths is None:  # a stream of unknown length: batched as it comes, never counted or cached
+        return _streaming_batches(dataset, batch_size=batch_size, boundaries=boundaries, length_key=length_key,
+                                  shuffle_buffer=shuffle_buffer, seed=seed).prefetch(tf.data.AUTOTUNE)
     lengths = np.asarray(lengths)
     if cache and len(lengths):
         dataset = _in_memory_batches(dataset, lengths=lengths, batch_size=batch_size, boundaries=boundaries,

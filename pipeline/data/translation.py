@@ -7,8 +7,10 @@ standardization and detokenization, core TensorFlow ops that the exported SavedM
 """
 
 import dataclasses
+import functools
 import itertools
 import logging
+import os
 import typing
 
 import numpy as np
@@ -70,7 +72,11 @@ def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
     Raises:
         files.DataError: `path:line: reason` for a malformed line, or a missing file.
     """
-    sources, targets, skipped = [], [], 0
+    return _collect(iter_tsv_pairs(path, on_bad_rows=on_bad_rows), path)
+
+
+def iter_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> typing.Iterator[typing.Optional[tuple[str, str]]]:
+    """`read_tsv_pairs` one line at a time: (source, target) per pair, None per skipped malformed line."""
     width = None  # (fields, line) of the first well-formed pair
     for line in text_files.read_lines(path):
         text = line.text.rstrip("\r\n")
@@ -88,13 +94,10 @@ def read_tsv_pairs(path: str, *, on_bad_rows: str = "error") -> Pairs:
             problem = f"empty {'source' if not fields[0].strip() else 'target'} sentence"
         else:
             width = width or (len(fields), line.number)
-            sources.append(fields[0].strip())
-            targets.append(fields[1].strip())
+            yield fields[0].strip(), fields[1].strip()
             continue
         _bad_pair(path, line.number, problem, on_bad_rows)
-        skipped += 1
-    _log_skipped(path, skipped)
-    return Pairs(sources=sources, targets=targets, origin=path, skipped_rows=skipped)
+        yield None
 
 
 def read_aligned_pairs(source_path: str, target_path: str, *, on_bad_rows: str = "error") -> Pairs:
@@ -107,7 +110,13 @@ def read_aligned_pairs(source_path: str, target_path: str, *, on_bad_rows: str =
         files.DataError: The files have different numbers of lines (the message names both files and
             both counts), a file is missing, or a line pair is malformed under `on_bad_rows="error"`.
     """
-    sources, targets, skipped = [], [], 0
+    return _collect(iter_aligned_pairs(source_path, target_path, on_bad_rows=on_bad_rows),
+                    f"{source_path} -> {target_path}")
+
+
+def iter_aligned_pairs(source_path: str, target_path: str, *,
+                       on_bad_rows: str = "error") -> typing.Iterator[typing.Optional[tuple[str, str]]]:
+    """`read_aligned_pairs` one line pair at a time: (source, target), or None per skipped malformed pair."""
     source_count = target_count = 0
     for source_line, target_line in itertools.zip_longest(text_files.read_lines(source_path),
                                                           text_files.read_lines(target_path)):
@@ -121,16 +130,59 @@ def read_aligned_pairs(source_path: str, target_path: str, *, on_bad_rows: str =
         if bad:
             path, line, reason = bad[0]
             _bad_pair(path, line.number, f"{reason} (line pair {line.number} of the aligned files)", on_bad_rows)
-            skipped += 1
+            yield None
             continue
-        sources.append(source_line.text.strip())
-        targets.append(target_line.text.strip())
+        yield source_line.text.strip(), target_line.text.strip()
     if source_count != target_count:
         raise files.DataError(
             f"misaligned files: {source_path} has {source_count} lines but {target_path} has {target_count}; "
             "aligned files must have the same number of lines")
-    _log_skipped(f"{source_path} + {target_path}", skipped)
-    return Pairs(sources=sources, targets=targets, origin=f"{source_path} -> {target_path}", skipped_rows=skipped)
+
+
+def _collect(pairs: typing.Iterator[typing.Optional[tuple[str, str]]], origin: str) -> Pairs:
+    sources, targets, skipped = [], [], 0
+    for pair in pairs:
+        if pair is None:
+            skipped += 1
+            continue
+        sources.append(pair[0])
+        targets.append(pair[1])
+    _log_skipped(origin, skipped)
+    return Pairs(sources=sources, targets=targets, origin=origin, skipped_rows=skipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedPairs:
+    """A training split read from its files on every pass and never held in memory (`data.cache: false`).
+
+    Attributes:
+        pairs: Iterator factory: every call reads the files again from the start, (source, target) per
+            pair or None per skipped malformed one (`data.on_bad_rows: skip`; logged at the end of a pass).
+        origin: Where the pairs come from, for messages.
+        skipped_rows: 0: skips are counted per pass, in the log.
+    """
+
+    pairs: typing.Callable[[], typing.Iterator[typing.Optional[tuple[str, str]]]]
+    origin: str
+    skipped_rows: int = 0
+
+    def read(self) -> typing.Iterator[tuple[str, str]]:
+        """One pass over the well-formed pairs."""
+        skipped = 0
+        for pair in self.pairs():
+            if pair is None:
+                skipped += 1
+            else:
+                yield pair
+        _log_skipped(self.origin, skipped)
+
+    @property
+    def sources(self) -> typing.Iterator[str]:
+        return (source for source, _ in self.read())
+
+    @property
+    def targets(self) -> typing.Iterator[str]:
+        return (target for _, target in self.read())
 
 
 def _log_skipped(origin: str, skipped: int) -> None:
@@ -159,10 +211,16 @@ def load_splits(data_config: config_lib.TranslationDataConfig, seed: int) -> Par
     """
     splits = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
                                      generate=_generate)
-    splits_lib.require_training_examples(splits, data_config.source, "sentence pairs")
-    splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
+    if isinstance(splits.get("train"), StreamedPairs):
+        if next(splits["train"].read(), None) is None:
+            raise files.DataError(f"{data_config.source}: the training split has no sentence pairs")
+        logger.info("train: sentence pairs streamed from %s (data.cache: false)", splits["train"].origin)
+    else:
+        splits_lib.require_training_examples(splits, data_config.source, "sentence pairs")
+        splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
-        logger.info("%s: %d sentence pairs from %s", split_name, len(split.sources), split.origin)
+        if isinstance(split, Pairs):
+            logger.info("%s: %d sentence pairs from %s", split_name, len(split.sources), split.origin)
     return ParallelSplits(splits=splits)
 
 
@@ -171,13 +229,28 @@ def _file_splits(data_config) -> dict[str, Pairs]:
     placeholder = config_lib.LANGUAGE_PLACEHOLDER
     result = {}
     for split_name, path in sources_lib.split_paths(data_config).items():
-        if placeholder in path:
-            result[split_name] = read_aligned_pairs(path.replace(placeholder, source_language),
-                                                    path.replace(placeholder, target_language),
-                                                    on_bad_rows=data_config.on_bad_rows)
+        if isinstance(path, config_lib.ParallelFiles):
+            origin = f"{path.source} -> {path.target}"
+            pairs = functools.partial(iter_aligned_pairs, _existing(path.source, f"data.{split_name}.source"),
+                                      _existing(path.target, f"data.{split_name}.target"),
+                                      on_bad_rows=data_config.on_bad_rows)
+        elif placeholder in path:
+            source_path, target_path = path.replace(placeholder, source_language), path.replace(placeholder,
+                                                                                                target_language)
+            origin = f"{source_path} -> {target_path}"
+            pairs = functools.partial(iter_aligned_pairs, source_path, target_path, on_bad_rows=data_config.on_bad_rows)
         else:
-            result[split_name] = read_tsv_pairs(path, on_bad_rows=data_config.on_bad_rows)
+            origin, pairs = path, functools.partial(iter_tsv_pairs, path, on_bad_rows=data_config.on_bad_rows)
+        streamed = split_name == "train" and not data_config.cache
+        result[split_name] = StreamedPairs(pairs, origin) if streamed else _collect(pairs(), origin)
     return result
+
+
+def _existing(path: str, key: str) -> str:
+    """`path`, or a DataError naming the config key of the missing side."""
+    if not os.path.exists(path):
+        raise files.DataError(f"{key}: file not found: {path}")
+    return path
 
 
 def _generate(count: int, seed: int, origin: str) -> Pairs:
@@ -220,7 +293,8 @@ def _take(split: Pairs, rows: np.ndarray, origin: str, skipped: int) -> Pairs:
 # === tf.data ===
 
 
-def pair_dataset(split: Pairs, encode_source: typing.Callable[[tf.Tensor], tf.RaggedTensor],
+def pair_dataset(split: typing.Union[Pairs, StreamedPairs],
+                 encode_source: typing.Callable[[tf.Tensor], tf.RaggedTensor],
                  encode_target: typing.Callable[[tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:
     """Vectorizes pairs in batches into (features, labels) examples of 1-D int32 tensors.
 
@@ -229,18 +303,23 @@ def pair_dataset(split: Pairs, encode_source: typing.Callable[[tf.Tensor], tf.Ra
     Labels: target ids + [END].
 
     Args:
-        split: The pairs.
+        split: The pairs; `StreamedPairs` are read from their files on every pass.
         encode_source: Raw strings [batch] -> ragged source ids [batch, (time)].
         encode_target: Raw strings [batch] -> ragged target ids [batch, (time)] without start/end tokens.
     """
+    if isinstance(split, StreamedPairs):
+        pairs = tf.data.Dataset.from_generator(split.read, output_signature=(tf.TensorSpec([], tf.string),) * 2)
+    else:
+        sources = tf.constant(split.sources, dtype=tf.string) if split.sources else tf.zeros([0], tf.string)
+        targets = tf.constant(split.targets, dtype=tf.string) if split.targets else tf.zeros([0], tf.string)
+        pairs = tf.data.Dataset.from_tensor_slices((sources, targets))
+
     def vectorize(sources, targets):
         decoder_token_ids, labels = sequence_text.teacher_forcing(encode_target(targets))  # (batch, (time))
         return ({"encoder_token_ids": encode_source(sources), "decoder_token_ids": decoder_token_ids,
                  "source_text": sources, "target_text": targets}, labels)
 
-    sources = tf.constant(split.sources, dtype=tf.string) if split.sources else tf.zeros([0], tf.string)
-    targets = tf.constant(split.targets, dtype=tf.string) if split.targets else tf.zeros([0], tf.string)
-    dataset = tf.data.Dataset.from_tensor_slices((sources, targets)).batch(1024).map(vectorize).unbatch()
+    dataset = pairs.batch(1024).map(vectorize).unbatch()
     # Unbatched ragged rows become plain tensors so that they can be padded and bucketed.
     return dataset.map(lambda features, labels: (
         {key: tf.convert_to_tensor(value) for key, value in features.items()}, tf.convert_to_tensor(labels)))

@@ -40,13 +40,14 @@ PREPROCESSING_DIR = "vocab"
 
 @dataclasses.dataclass
 class Preprocessing:
-    """State fitted on the training split: named lists of strings (vocabularies, label names).
+    """State fitted on the training split: named lists of strings (vocabularies, label names) and binary
+    models (a SentencePiece model).
 
-    Subclasses are dataclasses whose fields are all lists (or tuples) of strings; each field is saved
-    as a JSON list under `<run_dir>/vocab/`, named by `FILES` (field name -> file name; `<field>.json`
-    for fields it does not name). Lookup tables built from the lists belong in cached properties: they
-    are built once, when the value is made, and the export tracks the very objects the serving
-    functions use.
+    Subclasses are dataclasses whose fields are lists (or tuples) of strings or `bytes`. A list is saved as
+    a JSON list, a `bytes` field as a file holding exactly those bytes, each under `<run_dir>/vocab/`,
+    named by `FILES` (field name -> file name; `<field>.json` or `<field>.bin` for fields it does not
+    name). Lookup tables and tokenizers built from the fields belong in cached properties: they are built
+    once, when the value is made, and the export tracks the very objects the serving functions use.
     """
 
     FILES: typing.ClassVar[dict[str, str]] = {}
@@ -60,18 +61,22 @@ class Preprocessing:
 
     @classmethod
     def file_name(cls, field_name: str) -> str:
-        return cls.FILES.get(field_name, f"{field_name}.json")
+        binary = _is_binary(next(field for field in dataclasses.fields(cls) if field.name == field_name))
+        return cls.FILES.get(field_name, f"{field_name}.bin" if binary else f"{field_name}.json")
 
     def save(self, directory: str) -> None:
         """Writes every field (each file atomically)."""
         for field in dataclasses.fields(self):
-            text_lib.save_vocabulary(list(getattr(self, field.name)), directory, self.file_name(field.name))
+            value = getattr(self, field.name)
+            if _is_binary(field):
+                _write_bytes(bytes(value), directory, self.file_name(field.name))
+            else:
+                text_lib.save_vocabulary(list(value), directory, self.file_name(field.name))
 
     @classmethod
     def load(cls, directory: str) -> "Preprocessing":
         """Reads what `save` wrote; a missing file is a FileNotFoundError naming it."""
-        return cls(**{field.name: _as_field_type(field, text_lib.load_vocabulary(directory,
-                                                                                 cls.file_name(field.name)))
+        return cls(**{field.name: _read_field(field, directory, cls.file_name(field.name))
                       for field in dataclasses.fields(cls)})
 
     @classmethod
@@ -97,8 +102,40 @@ class LookupTable(functools.cached_property):
         self.__doc__ = f"String -> id over `{vocabulary_field}`."
 
 
-def _as_field_type(field: dataclasses.Field, values: list):
-    return tuple(values) if typing.get_origin(field.type) is tuple or field.type is tuple else list(values)
+def _is_binary(field: dataclasses.Field) -> bool:
+    return field.type is bytes or field.type == "bytes"
+
+
+def _read_field(field: dataclasses.Field, directory: str, file_name: str):
+    if not _is_binary(field):
+        values = text_lib.load_vocabulary(directory, file_name)
+        return tuple(values) if typing.get_origin(field.type) is tuple or field.type is tuple else list(values)
+    path = os.path.join(directory, file_name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: preprocessing file not found; was this run directory trained?")
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+def _write_bytes(value: bytes, directory: str, file_name: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, file_name)
+    with open(f"{path}.tmp", "wb") as stream:
+        stream.write(value)
+    os.replace(f"{path}.tmp", path)
+
+
+@dataclasses.dataclass
+class ValidationScores:
+    """One pass of a task's validation scorer.
+
+    Attributes:
+        scores: Score name without the `val_` prefix -> value, e.g. {"bleu": 31.2, "chrf": 55.0}.
+        samples: A few examples as readable strings (e.g. source, reference, hypothesis), for TensorBoard.
+    """
+
+    scores: dict[str, float]
+    samples: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 class Splits(typing.Protocol):
@@ -211,6 +248,17 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: Preprocessing) -> dict:
         """Scores one split: a JSON-ready dict of metrics (floats are logged as the split's headline)."""
+
+    def validation_scores(self, model: keras.Model, dataset: tf.data.Dataset,
+                          preprocessing: Preprocessing) -> typing.Optional[ValidationScores]:
+        """Scores of the task's own kind (BLEU, CIDEr-D, span F1) on validation batches, during training.
+
+        Called every `train.validation_every` epochs with a subset of the validation split; its scores join
+        the epoch's metrics as `val_<name>`, so that `train.monitor` may pick the best checkpoint by them.
+        Each name must be in `schema.scored_monitors` (as `val_<name>`). None by default: no scorer.
+        """
+        del model, dataset, preprocessing
+        return None
 
     # === Serving ===
 

@@ -409,6 +409,23 @@ class CaptioningTask(generation.GenerativeTask):
                              list(zip(decoded[mode], baseline, references))[:_EVALUATION_SAMPLES]]
         return report
 
+    def validation_scores(self, model, dataset: tf.data.Dataset,
+                          preprocessing: CaptioningPreprocessing) -> base.ValidationScores:
+        """CIDEr-D of greedy captions (each image once, against all its references), for `val_cider`."""
+        decoder = self.traced_decoder(model, preprocessing, "greedy")
+        captions, references = [], []
+        for features, _ in dataset:
+            first = tf.equal(features["caption_index"], 0)
+            if not bool(tf.reduce_any(first)):
+                continue
+            captions.extend(generation.strings(decoder(tf.boolean_mask(features[self.image_key], first))))
+            references.extend(text.split(REFERENCE_SEPARATOR) for text in
+                              generation.strings(tf.boolean_mask(features["references"], first)))
+        scores = metrics_lib.captioning_scores(captions, references)
+        samples = [{"caption": caption, "references": " / ".join(items)}
+                   for caption, items in list(zip(captions, references))[:_EVALUATION_SAMPLES]]
+        return base.ValidationScores({"cider": scores["cider"]}, samples)
+
     def _training_neighbours(self, model) -> tuple[np.ndarray, list[str]]:
         """Pooled encoder features and the consensus caption of every training image."""
         store = self.stores["train"]

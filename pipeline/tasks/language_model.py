@@ -7,6 +7,7 @@ explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the mod
 """
 
 import dataclasses
+import functools
 import logging
 import math
 import typing
@@ -20,6 +21,7 @@ from pipeline import decoding
 from pipeline import losses
 from pipeline import progress
 from pipeline.data import language_model as text_stream
+from pipeline.data import subwords
 from pipeline.data import synthetic
 from pipeline.data import text as text_lib
 from pipeline.models import recurrent_language_model
@@ -57,13 +59,40 @@ class LanguageModelPreprocessing(base.Preprocessing):
     lookup = base.LookupTable("vocabulary")
 
 
+@dataclasses.dataclass
+class SubwordLanguageModelPreprocessing(base.Preprocessing):
+    """The SentencePiece model of `data.level: sentencepiece`, trained on the training lines. Its ids are the
+    model's: 0 padding, 1 unknown, 2 the line break, 3 unused, then the pieces."""
+
+    model: bytes
+
+    FILES = {"model": "sentencepiece.model"}
+
+    @functools.cached_property
+    def tokenizer(self):
+        """Strings -> ids and back, in the graph (TF Text)."""
+        return subwords.tokenizer(self.model)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        pieces = subwords.pieces(self.model)
+        return list(text_stream.RESERVED) + pieces[len(text_stream.RESERVED):]
+
+
 class LanguageModelTask(generation.GenerativeTask):
     """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures."""
 
-    preprocessing_class = LanguageModelPreprocessing
     schema = config_lib.language_model.SCHEMA
     serving_input = "prompt"
     compiles_serving = False
+
+    @property
+    def preprocessing_class(self) -> type[base.Preprocessing]:
+        return SubwordLanguageModelPreprocessing if self.uses_subwords else LanguageModelPreprocessing
+
+    @property
+    def uses_subwords(self) -> bool:
+        return self.data_config.level == "sentencepiece"
 
     @property
     def max_decode_length(self) -> int:
@@ -83,8 +112,19 @@ class LanguageModelTask(generation.GenerativeTask):
         """Raw strings [batch] -> tokens [batch, (time)] at the configured level."""
         return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase)
 
-    def fit_preprocessing(self, splits: text_stream.TextSplits) -> LanguageModelPreprocessing:
-        """Builds the vocabulary from the training text only."""
+    def fit_preprocessing(self, splits: text_stream.TextSplits) -> base.Preprocessing:
+        """Builds the vocabulary (or trains the SentencePiece model) from the training text only."""
+        if self.uses_subwords:
+            settings = self.data_config.sentencepiece
+            lines = (line.lower() if self.data_config.lowercase else line
+                     for line in splits.splits["train"].text.split("\n"))
+            sample = subwords.sample_sentences(lines, settings.input_sentence_size, self.config.runtime.seed)
+            preprocessing = SubwordLanguageModelPreprocessing(subwords.train_model(
+                sample, vocabulary_size=self.data_config.vocabulary_size, model_type=settings.model_type,
+                character_coverage=settings.character_coverage, byte_fallback=settings.byte_fallback,
+                seed=self.config.runtime.seed))
+            logger.info("SentencePiece %s: %d pieces", settings.model_type, len(preprocessing.vocabulary))
+            return preprocessing
         token_batches = ([token.decode("utf-8") for token in self.tokenize(lines).flat_values.numpy()]
                          for lines in text_stream.line_batches(splits.splits["train"].text))
         preprocessing = LanguageModelPreprocessing(text_lib.build_vocabulary(
@@ -92,10 +132,17 @@ class LanguageModelTask(generation.GenerativeTask):
         logger.info("vocabulary: %d %s tokens", len(preprocessing.vocabulary), self.data_config.level)
         return preprocessing
 
-    def token_ids(self, preprocessing: LanguageModelPreprocessing, text: str) -> np.ndarray:
+    def ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Raw strings [batch] -> token ids int32 [batch, (time)], line breaks included (core TF / TF Text ops)."""
+        if self.uses_subwords:
+            if self.data_config.lowercase:
+                texts = tf.strings.lower(texts, encoding="utf-8")
+            return subwords.tokenize_lines(preprocessing.tokenizer, texts, text_stream.NEWLINE_ID)
+        return tf.cast(preprocessing.lookup(self.tokenize(texts)), tf.int32)
+
+    def token_ids(self, preprocessing: base.Preprocessing, text: str) -> np.ndarray:
         """A whole text -> its token ids int32 [tokens] (line breaks included)."""
-        pieces = [preprocessing.lookup(self.tokenize(lines).flat_values).numpy()
-                  for lines in text_stream.line_batches(text)]
+        pieces = [self.ids(preprocessing, lines).flat_values.numpy() for lines in text_stream.line_batches(text)]
         return np.concatenate(pieces).astype(np.int32) if pieces else np.zeros([0], np.int32)
 
     def datasets(self, splits: text_stream.TextSplits,
@@ -122,8 +169,9 @@ class LanguageModelTask(generation.GenerativeTask):
     def sample_inputs(self, splits: text_stream.TextSplits) -> list[str]:
         """Prompts for the export self-check and the demo: empty, validation line openings, demo prompts."""
         lines = [line for line in splits.splits["validation"].text.split("\n") if line.strip()]
-        words_or_characters = 3 if self.data_config.level == "word" else 12
-        openings = [(" ".join(line.split()[:words_or_characters]) if self.data_config.level == "word"
+        by_words = self.data_config.level != "char"
+        words_or_characters = 3 if by_words else 12
+        openings = [(" ".join(line.split()[:words_or_characters]) if by_words
                      else line[:words_or_characters]) for line in lines[:_PROMPT_SAMPLES]]
         demos = (synthetic.language_model_demo_prompts()
                  if self.data_config.source == "synthetic:language_model" else [])
@@ -243,9 +291,9 @@ class LanguageModelTask(generation.GenerativeTask):
 
     # === Generation ===
 
-    def numeric_inputs(self, preprocessing: LanguageModelPreprocessing, prompts: tf.Tensor) -> tf.RaggedTensor:
+    def numeric_inputs(self, preprocessing: base.Preprocessing, prompts: tf.Tensor) -> tf.RaggedTensor:
         """Raw prompts [batch] -> ids [batch, (time)]: a line break (the start of text), then the prompt."""
-        ids = tf.cast(preprocessing.lookup(self.tokenize(prompts)), tf.int32)
+        ids = self.ids(preprocessing, prompts)
         starts = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(prompts)[0], 1], text_stream.NEWLINE_ID))
         return tf.concat([starts, ids], axis=1)
 
@@ -273,8 +321,12 @@ class LanguageModelTask(generation.GenerativeTask):
 
         return self.search(step_function, state, start_tokens, mode, temperature=temperature, seed=seed)
 
-    def detokenize(self, preprocessing: LanguageModelPreprocessing, token_ids: tf.Tensor,
+    def detokenize(self, preprocessing: base.Preprocessing, token_ids: tf.Tensor,
                    lengths: typing.Optional[tf.Tensor] = None) -> tf.Tensor:
+        if self.uses_subwords:
+            ragged = (tf.RaggedTensor.from_tensor(token_ids, lengths=lengths) if lengths is not None
+                      else tf.RaggedTensor.from_tensor(token_ids, padding=text_stream.PADDING_ID))
+            return subwords.detokenize_lines(preprocessing.tokenizer, ragged, text_stream.NEWLINE_ID)
         tokens = tf.gather(tf.constant(preprocessing.vocabulary, dtype=tf.string), token_ids)  # (batch, time)
         ragged = (tf.RaggedTensor.from_tensor(tokens, lengths=lengths) if lengths is not None
                   else tf.RaggedTensor.from_tensor(tokens, padding=""))
@@ -285,6 +337,12 @@ class LanguageModelTask(generation.GenerativeTask):
         """`text` (prompt + continuation) and `continuation` string [batch], and `score` float32 [batch] (the
         continuation's log-probability; length-normalized for beam)."""
         continuation = self.detokenize(preprocessing, result.token_ids, result.lengths)
+        if self.uses_subwords:  # detokenized together, so that the pieces decide the space between them
+            generated = tf.RaggedTensor.from_tensor(result.token_ids, lengths=result.lengths)
+            text = subwords.detokenize_lines(preprocessing.tokenizer,
+                                             tf.concat([self.ids(preprocessing, prompts), generated], axis=1),
+                                             text_stream.NEWLINE_ID)
+            return {"text": text, "continuation": continuation, "score": result.scores}
         return {"text": self._join(prompts, continuation), "continuation": continuation, "score": result.scores}
 
     def _join(self, prompts: tf.Tensor, continuations: tf.Tensor) -> tf.Tensor:

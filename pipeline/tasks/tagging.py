@@ -181,6 +181,14 @@ class TaggingTask(base.Task):
             written.append(plots.tagging_table(rows, os.path.join(directory, "tagging_examples.png")))
         return written
 
+    def validation_scores(self, model: keras.Model, dataset: tf.data.Dataset,
+                          preprocessing: TaggingPreprocessing) -> typing.Optional[base.ValidationScores]:
+        """Span F1 (BIO/BIOES tags), for `val_span_f1`; None for tag sets without spans (POS tags)."""
+        report = self.evaluate(model, dataset, preprocessing)
+        if "spans" not in report:
+            return None
+        return base.ValidationScores({"span_f1": report["spans"]["f1"]})
+
     # === Serving ===
 
     def serving_functions(self, model: keras.Model,

@@ -50,6 +50,11 @@ def task_exports(tiny_sentiment_run, tmp_path_factory) -> dict:
         "tiny_tagging": _train_tiny("tagging", exports_dir, directory, "data.synthetic_examples=200"),
         "tiny_translation": _train_tiny("translation", exports_dir, directory, "data.synthetic_examples=200",
                                         "model.beam_size=2"),
+        "tiny_translation_subwords": _train_tiny(
+            "translation", exports_dir, directory, "data.synthetic_examples=200", "model.beam_size=2",
+            "name=tiny_translation_subwords", f"runtime.run_dir={directory / 'translation_subwords'}",
+            "data.tokenizer=sentencepiece", "data.lowercase=false", "data.sentencepiece.byte_fallback=false",
+            "data.source_vocabulary_size=60", "data.target_vocabulary_size=24"),
         "exports_dir": str(exports_dir),
     }
 
@@ -112,6 +117,16 @@ def test_translation_modes_match_the_export_run_in_process(connect, task_exports
 
     signature = "serving_default" if mode == "default" else mode
     expected = _in_process(task_exports["tiny_translation"], DATES, signature)
+    assert [row["translation"] for row in rows] == [row["translation"] for row in expected]
+    assert all(isinstance(row["translation"], str) and np.isfinite(row["score"]) for row in rows)
+
+
+@pytest.mark.parametrize("mode", ["default", "greedy"])
+def test_a_subword_export_runs_its_tf_text_ops_in_the_server(connect, task_exports, mode):
+    rows = connect("tiny_translation_subwords").translate(DATES + ["Zoë, 42!"], mode=mode)
+
+    signature = "serving_default" if mode == "default" else mode
+    expected = _in_process(task_exports["tiny_translation_subwords"], DATES + ["Zoë, 42!"], signature)
     assert [row["translation"] for row in rows] == [row["translation"] for row in expected]
     assert all(isinstance(row["translation"], str) and np.isfinite(row["score"]) for row in rows)
 
