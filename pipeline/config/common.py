@@ -27,8 +27,8 @@ class RuntimeConfig:
         run_dir: Run directory; null uses `runs/<name>`.
         seed: Seeds Python, NumPy, TensorFlow, shuffling and the validation split.
         deterministic: Make TensorFlow ops deterministic (same seed, same weights).
-        jit_compile: Compile the training step with XLA (slower on CPU; see README).
-        mixed_precision: Keras dtype policy (bfloat16 is slower on most CPUs; see README).
+        jit_compile: Compile the training step with XLA (slower on CPU; see docs/performance.md).
+        mixed_precision: Keras dtype policy (bfloat16 is slower on most CPUs; see docs/performance.md).
         distribution: `tf.distribute` strategy: `none` (one device), `mirrored` (every GPU of this
             machine), `multi_worker` (several machines, each described by its `TF_CONFIG` environment
             variable) or `tpu`. `train.batch_size` stays the global batch, split across the replicas.
@@ -113,7 +113,7 @@ class ExportConfig:
         jit_compile: Also write XLA-compiled signatures (`serving_default_xla`, and for generative tasks
             `greedy_xla` and `beam_xla`): the numeric core between tokenization and detokenization is
             compiled with XLA; string processing stays outside. TF Serving needs
-            `--xla_cpu_compilation_enabled=true` to run them on a CPU (see README).
+            `--xla_cpu_compilation_enabled=true` to run them on a CPU (see docs/serving.md).
     """
 
     dir: str = "exports"
