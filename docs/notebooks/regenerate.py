@@ -31,7 +31,7 @@ SOURCES = REPOSITORY / "notebooks"
 EXECUTED = pathlib.Path(__file__).resolve().parent
 # The key under which an executed copy's metadata holds its metrics and run time.
 METADATA_KEY = "pipeline"
-# Lines TensorFlow's C++ runtime writes to stderr while it starts (CUDA probes, oneDNN notes): noise to a reader.
+# Lines TensorFlow writes while it starts (CUDA probes, oneDNN notes) and saves a model: noise to a reader.
 _RUNTIME_LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl|INFO:tensorflow:Assets written)")
 
 
@@ -86,11 +86,11 @@ def execute(notebook: nbformat.NotebookNode, working_directory: pathlib.Path,
 
 
 def drop_runtime_logs(notebook: nbformat.NotebookNode) -> None:
-    """Removes TensorFlow's start-up log lines from the stderr outputs, and outputs left empty."""
+    """Removes TensorFlow's start-up and SavedModel log lines from the stream outputs, and outputs left empty."""
     for cell in notebook.cells:
         kept = []
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            if output.get("output_type") == "stream":
                 output["text"] = "".join(line for line in output["text"].splitlines(keepends=True)
                                          if not _RUNTIME_LOG_LINE.match(line) and line.strip())
                 if not output["text"]:
