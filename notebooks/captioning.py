@@ -33,7 +33,7 @@ CONFIG = "configs/tiny/captioning.yaml"  # real data: "configs/captioning_flickr
 #                                          or "configs/captioning_coco_tfds.yaml" (TFDS, downloads)
 # `--set`-style overrides. These trade examples for epochs on the tiny config (fewer images to encode and
 # decode, better captions); empty the list when CONFIG is a real config.
-OVERRIDES = ["data.synthetic_examples=1000", "train.epochs=8"]
+OVERRIDES = ["data.synthetic_examples=600", "train.epochs=8"]
 FIGURES = None  # folder for the figures; None: <run_dir>/figures
 
 # %% [markdown]
@@ -112,7 +112,7 @@ display.Image(plots.training_curves(os.path.join(run_dir, run_files.HISTORY),
 # Two baselines frame the scores. A *constant* caption, the most frequent one in training, shows what
 # ignoring the image gets. *Nearest neighbour* retrieval, computed by the evaluation, gives each test image the
 # caption of the training image whose pooled encoder features are most similar. It borrows the trained
-# encoder, and with only 48 one-shape captions most test images have a training twin, so on this toy data it
+# encoder, and with only 48 one-shape captions many test images have a training twin, so on this toy data it
 # is a strong baseline. It can only return captions it has seen, where the decoder composes its captions
 # word by word.
 
@@ -161,7 +161,7 @@ for row in predict.predict_rows(predict.load_export(export_path), images):
 # `serving/server.py` speaks TensorFlow Serving's REST and gRPC APIs over the export folder;
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
-# %%
+# %% tags=["serve"]
 with launcher.ServerProcess.for_export(export_path) as server:
     rest = server.rest_client()
     print(rest.status())

@@ -158,7 +158,7 @@ display.Image(plots.generated_text_table(prompts, continuations,
 # `serving/server.py` speaks TensorFlow Serving's REST and gRPC APIs over the export folder;
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
-# %%
+# %% tags=["serve"]
 with launcher.ServerProcess.for_export(export_path) as server:
     rest = server.rest_client()
     print(rest.status())
@@ -171,5 +171,5 @@ for mode, rows in served.items():
 # ## Things to try
 # - `train.carry_state=false`: every window starts from a zero state, so a line cut by a window boundary
 #   loses its beginning.
-# - `model.cell=simple_rnn`: compare the perplexity; the plain cell keeps less of the line.
+# - `model.cell=simple_rnn` or `model.cell=lstm`: compare the perplexity and the counts in the samples.
 # - Real text: `configs/lm_char.yaml` trains on English image descriptions.

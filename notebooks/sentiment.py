@@ -36,7 +36,7 @@ CONFIG = "configs/tiny/sentiment.yaml"  # real data: "configs/sentiment_imdb_fil
 #                                         or "configs/sentiment_imdb.yaml" (TFDS imdb_reviews, downloads)
 # `--set`-style overrides. These grow the tiny config (sized for quick tests) until it learns the task;
 # empty the list when CONFIG is a real config.
-OVERRIDES = ["data.synthetic_examples=2000", "train.epochs=6", "model.units=32", "model.embedding_dim=24",
+OVERRIDES = ["data.synthetic_examples=1500", "train.epochs=6", "model.units=32", "model.embedding_dim=24",
              "model.pooling=max"]
 FIGURES = None  # folder for the figures; None: <run_dir>/figures
 
@@ -102,7 +102,8 @@ for text, label in list(zip(train_split.texts, train_split.labels))[:6]:
 # 3. **Pooling.** Many-to-one needs one vector per review. `last` takes the final state h_T and leaves it to
 #    the GRU to carry the opinion across up to 40 filler words. `max` (used here) takes, for each unit, the
 #    largest value it reached at any step: a unit that fires on the opinion clause keeps its value however
-#    long the filler. Try `model.pooling=last` with the same epochs and watch it learn much more slowly.
+#    long the filler. With `model.pooling=last` and the same settings, the model is still at chance after six
+#    epochs.
 # 4. **Dense softmax.** Turns the pooled vector into one probability per class.
 #
 # Training minimizes the cross-entropy of the true class. The gradient of that loss flows back through the
@@ -172,7 +173,7 @@ for text, row in zip(texts, predict.predict_rows(predict.load_export(export_path
 # `serving/server.py` speaks TensorFlow Serving's REST and gRPC APIs over the export folder;
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself.
 
-# %%
+# %% tags=["serve"]
 with launcher.ServerProcess.for_export(export_path) as server:
     rest = server.rest_client()
     print(rest.status())
@@ -182,8 +183,8 @@ for text, row in zip(texts, served):
 
 # %% [markdown]
 # ## Things to try
-# - `model.pooling=last`: the final state alone must carry the opinion across the filler; it needs more
-#   epochs, and the plain `model.cell=simple_rnn` struggles with it most.
+# - `model.pooling=last`: the final state alone must carry the opinion across the filler; see how many
+#   epochs it needs, and compare `model.cell=lstm` and `model.cell=simple_rnn`.
 # - Fewer examples (`data.synthetic_examples=500`): the model memorizes the training reviews, and the gap
 #   between the training and validation curves opens.
 # - A real corpus: set `CONFIG` to `configs/sentiment_imdb_files.yaml` and empty `OVERRIDES`. Real reviews

@@ -146,7 +146,7 @@ display.Image(plots.tagging_table(table, os.path.join(figures_dir, "tagging_pred
 # `serving/client.py` works unchanged against it or TensorFlow Serving itself. The same words change tags
 # with their neighbours: *book* and *train* in the first sentence, *train* in the second.
 
-# %%
+# %% tags=["serve"]
 sentences = ["we book the old train", "the duck can train the dog"]
 with launcher.ServerProcess.for_export(export_path) as server:
     rest = server.rest_client()
@@ -157,7 +157,7 @@ for row in served:
 
 # %% [markdown]
 # ## Things to try
-# - `model.bidirectional=false`: the tagger loses the right context. Here the deciding word comes first,
-#   so it still learns; on real text the drop is clear.
+# - `model.bidirectional=false`: the tagger loses the right context. Here the deciding word (a determiner or
+#   a pronoun) comes before the ambiguous one, so left context is enough; on real text both sides matter.
 # - A real treebank: set `CONFIG` to `configs/tagging_ud_en_ewt.yaml`. The README's notebook section shows a
 #   shrunk run reaching about 0.92 UPOS accuracy in two epochs.

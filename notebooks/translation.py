@@ -32,7 +32,7 @@ CONFIG = "configs/tiny/translation.yaml"  # real data: "configs/translation_mult
 #                                           or "configs/translation_ted_tfds.yaml" (TFDS, downloads)
 # `--set`-style overrides. These trade examples for epochs on the tiny config, which learns the dates either
 # way; empty the list when CONFIG is a real config.
-OVERRIDES = ["data.synthetic_examples=1000", "train.epochs=6"]
+OVERRIDES = ["data.synthetic_examples=600", "train.epochs=8"]
 FIGURES = None  # folder for the figures; None: <run_dir>/figures
 
 # %% [markdown]
@@ -174,7 +174,7 @@ for signature in ("greedy", "beam"):
 # log-probability: near 0 for a confident model. Sampling at temperature 0.7 mostly agrees with greedy on a
 # task this certain; higher temperatures let it wander.
 
-# %%
+# %% tags=["serve"]
 with launcher.ServerProcess.for_export(export_path) as server:
     rest = server.rest_client()
     print(rest.status())
