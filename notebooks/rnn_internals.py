@@ -55,6 +55,23 @@ from pipeline.diagnostics import vanishing_gradients
 figures_dir = FIGURES or os.path.join("runs", "diagnostics")
 
 # %% [markdown]
+# ## Backpropagation through time
+# A recurrent network applies the same cell at every step: h_t = f(W h_{t-1} + U x_t + b). To train it, the
+# framework unrolls the loop into one long feed-forward graph, one copy of the cell per time step with
+# shared weights, and runs ordinary backpropagation through it: backpropagation through time (BPTT). The
+# gradient of a loss at step T with respect to an earlier state is a product of one Jacobian per step in
+# between:
+#
+#     dL_T/dh_t = dL_T/dh_T · (dh_T/dh_{T-1}) · (dh_{T-1}/dh_{T-2}) ··· (dh_{t+1}/dh_t)
+#
+# For a plain tanh RNN each factor is diag(1 - h_k²) W. When these factors shrink vectors, the product
+# decays geometrically with the distance T - t and the early steps receive almost no learning signal
+# (*vanishing* gradients); when they stretch vectors, it grows geometrically and one update can throw the
+# weights far away (*exploding* gradients). The weight gradient sums the contributions of all steps, so
+# nothing fails loudly: the model just cannot learn dependencies longer than its gradients reach. The
+# experiments below measure both failures and the standard remedies, gated cells and gradient clipping.
+
+# %% [markdown]
 # ## Vanishing gradients
 # How much can the prediction at the last step T still teach the hidden state at step t? The plot shows
 # the norm of dL_T/dh_t against t for fresh one-layer language models reading the same random tokens.
@@ -127,3 +144,15 @@ print(f"{results['sequences']} sequences, {results['steps']} outputs, {results['
 for example in results["examples"]:
     print("inputs ", " ".join(str(bit) for bit in example["inputs"]))
     print("outputs", " ".join(f"{value:g}" for value in example["outputs"]))
+
+# %% [markdown]
+# ## What to take away
+# - BPTT is ordinary backpropagation on the unrolled network; the trouble is the product of one Jacobian
+#   per step, which shrinks or grows geometrically with the distance it covers.
+# - Vanishing gradients limit what a plain RNN can *learn* to remember, not what it could represent: the
+#   hand-wired network keeps a bit exactly, but gradient descent does not find such weights across many
+#   steps. LSTM and GRU add gates and an additive path for the state, along which gradients survive, and
+#   pass the long-range probe where the plain cell falls to chance.
+# - Exploding gradients are the opposite failure and have a cheap remedy: clip the gradient's norm.
+# - Truncated BPTT (the language model notebook) bounds the cost of long streams by cutting the unrolled
+#   graph into windows, and with it how far back any gradient reaches.

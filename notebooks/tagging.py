@@ -14,11 +14,17 @@
 # ---
 
 # %% [markdown]
-# # Sequence tagging: one tag per token
+# # Sequence tagging: a many-to-many recurrent network
 #
-# A bidirectional recurrent tagger with character features labels every token (part of speech, or BIO
-# spans for named entities). The tiny config uses generated sentences in which words such as *book* or
-# *train* are nouns after a determiner and verbs after a pronoun, so only the context tells.
+# The sentiment notebook's classifier is **many-to-one**: it reads a whole review and gives one label. A
+# tagger is **many-to-many** with aligned outputs: it gives one label per input token, so the output sequence
+# has exactly the input's length. Part-of-speech tagging (noun, verb, determiner, ...) and named-entity
+# recognition (BIO spans such as `B-PER I-PER O`) are both tagging.
+#
+# Tagging looks like a lookup ("*dog* is a noun"), but many words are ambiguous. The generated sentences used
+# here contain words such as *book*, *duck* or *train* that are nouns after a determiner ("the book") and
+# verbs after a pronoun ("we book"). A tagger that looks at one word at a time can only guess; the tag is in
+# the context. By default the notebook runs offline in well under a minute on 2 CPU cores.
 
 # %% tags=["parameters"]
 CONFIG = "configs/tiny/tagging.yaml"  # real data: "configs/tagging_ud_en_ewt.yaml" (../shared/data/ud_english_ewt)
@@ -28,10 +34,11 @@ FIGURES = None  # folder for the figures; None: <run_dir>/figures
 
 # %% [markdown]
 # ## Setup
-# Paths in configs are relative to the repository root, so the notebook runs from there (as the command
-# line does) when it was opened from `notebooks/`.
+# Paths in configs are relative to the working directory; the notebook moves to the repository root when it
+# was opened from `notebooks/`, as the command line would run there.
 
 # %%
+import collections
 import os
 import pathlib
 import sys
@@ -56,6 +63,7 @@ print(f"{config.name}: {config.task}, run directory {config.run_dir}")
 
 # %% [markdown]
 # ## Data
+# Each example is a sentence split into tokens and one tag per token.
 
 # %%
 task = tasks.create_task(config)
@@ -66,7 +74,40 @@ for tokens, tag_ids in list(zip(train_split.tokens, train_split.tag_ids))[:4]:
     print(" ".join(f"{token}/{splits.tag_names[tag]}" for token, tag in zip(tokens, tag_ids)))
 
 # %% [markdown]
+# ## How far one word at a time gets
+# The strongest tagger that ignores context gives every word the tag it most often had in training. Its
+# accuracy on the test split is the baseline to beat: right on the unambiguous words, wrong whenever an
+# ambiguous word has its rarer tag (most often the verb).
+
+# %%
+counts = collections.defaultdict(collections.Counter)
+for tokens, tag_ids in zip(train_split.tokens, train_split.tag_ids):
+    for token, tag in zip(tokens, tag_ids):
+        counts[token][tag] += 1
+test_split = splits.splits["test"]
+pairs = [(counts[token].most_common(1)[0][0] if counts[token] else 0, tag)
+         for tokens, tag_ids in zip(test_split.tokens, test_split.tag_ids) for token, tag in zip(tokens, tag_ids)]
+baseline_accuracy = sum(guess == tag for guess, tag in pairs) / len(pairs)
+print(f"most frequent tag per word: test accuracy {baseline_accuracy:.3f} over {len(pairs)} tokens")
+for word in ("book", "duck", "train"):
+    print(f"{word:>6} in training:", {splits.tag_names[tag]: count for tag, count in counts[word].items()})
+
+# %% [markdown]
+# ## The model
+# - **Word embeddings** give every known word a trained vector. A **character encoder** (a small
+#   convolution over each word's letters; `model.char_encoder=bilstm` makes it a recurrent network) builds a
+#   second vector from the spelling, so a word never
+#   seen in training still gets a useful description: suffixes such as *-ing* or *-ly* say a lot about the tag.
+# - A **bidirectional** recurrent layer runs one GRU left to right and another right to left, and joins their
+#   states at each position. The tag of token *t* can then depend on the words before it ("we" → verb) and
+#   after it. A left-to-right network alone could not use the right context.
+# - A **dense softmax at every position** turns each state into a distribution over tags. The loss is the
+#   cross-entropy summed over real tokens: padding added to make sentences of a batch the same length is
+#   masked out of the recurrent layers, the loss and the accuracy.
+
+# %% [markdown]
 # ## Train
+# The curves show loss and token accuracy per epoch on the training and validation splits.
 
 # %%
 run_dir = training.train(config)
@@ -76,11 +117,14 @@ display.Image(plots.training_curves(os.path.join(run_dir, run_files.HISTORY),
 
 # %% [markdown]
 # ## Evaluate
-# Token accuracy, accuracy on words outside the training vocabulary, and per-tag scores.
+# Token accuracy, macro-F1 over the tags, and accuracy on words outside the training vocabulary (`oov_*`,
+# absent when the test split has none). Compare the accuracy with the one-word-at-a-time baseline above:
+# the baseline's errors are all ambiguous words, and what the tagger fixes of them is what context buys.
 
 # %%
 split_name, metrics = run_files.held_out_metrics(run_dir)
-print({key: value for key, value in metrics.items() if isinstance(value, (int, float))})
+print({key: round(value, 4) for key, value in metrics.items() if isinstance(value, (int, float))})
+print(f"{split_name}: accuracy {metrics['accuracy']:.3f} (most frequent tag per word: {baseline_accuracy:.3f})")
 
 # %% [markdown]
 # ## Export and predict
@@ -99,9 +143,10 @@ display.Image(plots.tagging_table(table, os.path.join(figures_dir, "tagging_pred
 # %% [markdown]
 # ## Serve
 # `serving/server.py` speaks TensorFlow Serving's REST and gRPC APIs over the export folder;
-# `serving/client.py` works unchanged against it or TensorFlow Serving itself.
+# `serving/client.py` works unchanged against it or TensorFlow Serving itself. The same words change tags
+# with their neighbours: *book* and *train* in the first sentence, *train* in the second.
 
-# %%
+# %% tags=["serve"]
 sentences = ["we book the old train", "the duck can train the dog"]
 with launcher.ServerProcess.for_export(export_path) as server:
     rest = server.rest_client()
@@ -109,3 +154,10 @@ with launcher.ServerProcess.for_export(export_path) as server:
     served = rest.tag(sentences)
 for row in served:
     print(" ".join(f"{token}/{tag}" for token, tag in zip(row["tokens"], row["tags"])))
+
+# %% [markdown]
+# ## Things to try
+# - `model.bidirectional=false`: the tagger loses the right context. Here the deciding word (a determiner or
+#   a pronoun) comes before the ambiguous one, so left context is enough; on real text both sides matter.
+# - A real treebank: set `CONFIG` to `configs/tagging_ud_en_ewt.yaml`. The README's notebook section shows a
+#   shrunk run reaching about 0.92 UPOS accuracy in two epochs.
