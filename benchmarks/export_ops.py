@@ -36,20 +36,9 @@ def _arguments() -> argparse.Namespace:
 
 def export_ops(export_path: str) -> set[str]:
     """Op names used by the SavedModel's graphs and function library (every meta graph)."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    from pipeline import graph_ops
 
-    saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(export_path, "saved_model.pb"), "rb") as stream:
-        saved_model.ParseFromString(stream.read())
-    ops = set()
-    for meta_graph in saved_model.meta_graphs:
-        library = meta_graph.graph_def.library
-        functions = {function.signature.name for function in library.function}
-        ops |= {node.op for node in meta_graph.graph_def.node}
-        for function in library.function:
-            ops |= {node.op for node in function.node_def}
-        ops -= functions
-    return ops
+    return graph_ops.saved_model_ops(export_path)
 
 
 def tiny_exports(directory: str) -> dict[str, str]:
