@@ -74,22 +74,50 @@ def test_variable_length_inputs_are_padded_when_asked_and_batched_apart_otherwis
         scheduler.stop()
 
 
+class BlockingModel(RecordingModel):
+    """A RecordingModel whose calls wait until `release` is set, so a test decides when the worker is free."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, inputs, output_names):
+        self.started.set()
+        assert self.release.wait(timeout=30), "the test never released the model"
+        return super().run(inputs, output_names)
+
+
+def _wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)
+
+
 def test_a_task_over_max_batch_size_and_a_full_queue_are_refused():
     scheduler = batching.BatchScheduler(batching.BatchingParameters(
         max_batch_size=2, batch_timeout_micros=2_000_000, num_batch_threads=1, max_enqueued_batches=1))
-    model = RecordingModel()
+    model = BlockingModel()
 
     with pytest.raises(status.ServingError, match="Task size 3 is larger than maximum input batch size 2"):
         scheduler.submit(("key",), model.run, {"x": np.ones(3, np.float32)}, ["y"])
-    waiting = threading.Thread(target=scheduler.submit, args=(("key",), model.run, {"x": np.ones(2, np.float32)}, ["y"]))
-    waiting.start()
-    while not scheduler._queues or not scheduler._queues[("key",)].rows:
-        time.sleep(0.001)
-    with pytest.raises(status.ServingError, match="queue to which this task was submitted is full") as raised:
-        scheduler.submit(("key",), model.run, {"x": np.ones(1, np.float32)}, ["y"])
-    assert raised.value.code == "UNAVAILABLE"
-    waiting.join()
-    scheduler.stop()
+    submitters = [threading.Thread(target=scheduler.submit, args=(("key",), model.run, {"x": np.ones(2, np.float32)},
+                                                                  ["y"])) for _ in range(2)]
+    submitters[0].start()
+    assert model.started.wait(timeout=30)  # the only worker is busy with the first full batch
+    submitters[1].start()
+    _wait_until(lambda: scheduler._queues[("key",)].rows == 2, "the second batch to be queued")
+    try:
+        with pytest.raises(status.ServingError, match="queue to which this task was submitted is full") as raised:
+            scheduler.submit(("key",), model.run, {"x": np.ones(1, np.float32)}, ["y"])
+        assert raised.value.code == "UNAVAILABLE"
+    finally:
+        model.release.set()
+        for submitter in submitters:
+            submitter.join(timeout=30)
+        scheduler.stop()
+    assert model.batch_sizes == [2, 2]
 
 
 def test_batching_parameters_file_reads_tf_servings_text_format():
