@@ -31,9 +31,12 @@ from pipeline import compat
 from pipeline import config as config_lib
 from pipeline import cudnn
 from pipeline import distribution
+from pipeline import fine_tuning
+from pipeline import layerwise_optimizers
 from pipeline import reports
 from pipeline import run_files
 from pipeline import run_state
+from pipeline import schedules
 from pipeline import tasks as tasks_lib
 from pipeline.data import batching
 from pipeline import validation_scoring
@@ -119,23 +122,41 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def make_optimizer(train: config_lib.TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    """Builds the optimizer with gradient clipping and the learning-rate schedule."""
+def make_optimizer(train: config_lib.TrainConfig, total_steps: int,
+                   layerwise: typing.Optional[dict] = None) -> keras.optimizers.Optimizer:
+    """Builds the optimizer with gradient clipping and the learning-rate schedule.
+
+    Args:
+        train: The run's train block.
+        total_steps: Training steps of the whole run (the schedule spans them).
+        layerwise: Per-variable settings of a `layerwise_optimizers` optimizer
+            (`fine_tuning.optimizer_settings`); None builds the plain Keras optimizer.
+    """
     learning_rate: typing.Any = train.learning_rate
     if train.learning_rate_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(train.learning_rate, max(total_steps, 1))
+    elif train.learning_rate_schedule == "slanted_triangular":
+        shape = {"warmup_fraction": train.warmup_fraction, "ratio": train.slanted_triangular_ratio}
+        learning_rate = schedules.SlantedTriangular(train.learning_rate, max(total_steps, 1),
+                                                    **{key: value for key, value in shape.items() if value is not None})
     optimizers = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
         "rmsprop": keras.optimizers.RMSprop,
         "sgd": keras.optimizers.SGD,
     }
+    if layerwise is not None:
+        optimizers = layerwise_optimizers.OPTIMIZERS
     averaging = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
-    return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm, **averaging)
+    return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm, **averaging,
+                                       **(layerwise or {}))
 
 
 def compile_model(model: keras.Model, task: tasks_lib.Task, config: config_lib.RunConfig, total_steps: int) -> None:
-    model.compile(optimizer=make_optimizer(config.train, total_steps), loss=task.loss(),
+    # `fit` trains `total_steps` in `train.epochs` equal epochs.
+    layerwise = fine_tuning.optimizer_settings(config.train, task, model,
+                                               steps_per_epoch=max(total_steps // config.train.epochs, 1))
+    model.compile(optimizer=make_optimizer(config.train, total_steps, layerwise), loss=task.loss(),
                   metrics=task.metrics(), jit_compile=config.runtime.jit_compile)
 
 
@@ -345,7 +366,8 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
         with distribution.keras_fit_workarounds(model, strategy):
             model.fit(train_dataset, validation_data=validation_dataset, epochs=config.train.epochs,
                       initial_epoch=state.epochs_done, steps_per_epoch=batches_per_epoch,
-                      callbacks=(task.training_callbacks(model) + list(callbacks)
+                      callbacks=(fine_tuning.callbacks(config.train, task, model)
+                                 + task.training_callbacks(model) + list(callbacks)
                                  + make_callbacks(config, run_dir, scorer) + profiling),
                       shuffle=False, verbose=_fit_verbosity())  # the dataset shuffles itself (seeded)
         if model.stop_training:  # early stopping (or the NaN guard) ended fit before train.epochs

@@ -32,6 +32,9 @@ LAYER_OF_PART = {
     "tasks": "tasks",
     "training": "training",
     "checkpoints": "training",  # the checkpoint callback training uses
+    "fine_tuning": "training",  # layer groups, discriminative learning rates, gradual unfreezing
+    "layerwise_optimizers": "training",  # the optimizers training builds for per-variable learning rates
+    "schedules": "training",  # learning-rate schedules of train.learning_rate_schedule
     "export": "export",
     "predict": "predict",
     "cudnn": "cudnn",

@@ -65,7 +65,21 @@ class TrainConfig:
             the N replicas gets `batch_size / N` of them, so results match one device's.
         optimizer: Optimizer name.
         learning_rate: Peak step size.
-        learning_rate_schedule: `constant`, or `cosine` decay to zero over all training steps.
+        learning_rate_schedule: `constant`; `cosine` decay to zero over all training steps; or
+            `slanted_triangular` (ULMFiT): a linear rise from `learning_rate / slanted_triangular_ratio` to
+            `learning_rate` over the first `warmup_fraction` of all training steps, then a linear decay back
+            to `learning_rate / slanted_triangular_ratio` at the end of training.
+        warmup_fraction: Share of all training steps the `slanted_triangular` schedule rises over; null uses
+            ULMFiT's 0.1. Only with that schedule.
+        slanted_triangular_ratio: How many times smaller than `learning_rate` the `slanted_triangular`
+            schedule starts and ends; null uses ULMFiT's 32. Only with that schedule.
+        discriminative_lr: Discriminative fine-tuning (ULMFiT): the model's layer groups (the task's
+            `layer_groups`: embedding, each recurrent layer, the layers above), counted from the top, train
+            with `learning_rate / discriminative_lr**k` (k = 0 for the top group); ULMFiT uses 2.6. null
+            trains every group with `learning_rate`. Sentiment and tagging only.
+        gradual_unfreezing: Gradual unfreezing (ULMFiT): epoch 1 trains only the top layer group, epoch 2 the
+            top two, and so on until every group trains; frozen groups are left exactly as they are
+            (weight decay and weight averaging included). Sentiment and tagging only.
         clipnorm: Clip each gradient to this L2 norm; null disables clipping.
         early_stopping_patience: Epochs without improvement of `monitor` before stopping; 0 disables.
         monitor: Validation metric that picks the best checkpoint and drives early stopping; one of the
@@ -85,7 +99,11 @@ class TrainConfig:
     batch_size: int = bounds.bounded(32, minimum=1)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     learning_rate: float = bounds.bounded(1e-3, exclusive_minimum=0)
-    learning_rate_schedule: Literal["constant", "cosine"] = "constant"
+    learning_rate_schedule: Literal["constant", "cosine", "slanted_triangular"] = "constant"
+    warmup_fraction: Optional[float] = bounds.bounded(None, exclusive_minimum=0, exclusive_maximum=1)
+    slanted_triangular_ratio: Optional[float] = bounds.bounded(None, minimum=1)
+    discriminative_lr: Optional[float] = bounds.bounded(None, minimum=1)
+    gradual_unfreezing: bool = False
     clipnorm: Optional[float] = bounds.bounded(1.0, exclusive_minimum=0)
     early_stopping_patience: int = bounds.bounded(3, minimum=0)
     monitor: str = "val_accuracy"
@@ -96,6 +114,16 @@ class TrainConfig:
 
     def __post_init__(self):
         bounds.check(self, "train")
+        for name in ("warmup_fraction", "slanted_triangular_ratio"):
+            if getattr(self, name) is not None and self.learning_rate_schedule != "slanted_triangular":
+                raise errors.ConfigError(f"train.{name}: only used with train.learning_rate_schedule: "
+                                         f"slanted_triangular (the schedule is {self.learning_rate_schedule!r})")
+
+    def layer_group_keys(self) -> list[str]:
+        """The keys set here that need the task's layer groups (`discriminative_lr`, `gradual_unfreezing`)."""
+        settings = {"train.discriminative_lr": self.discriminative_lr is not None,
+                    "train.gradual_unfreezing": self.gradual_unfreezing}
+        return [key for key, is_set in settings.items() if is_set]
 
     def check_with_runtime(self, runtime: RuntimeConfig) -> None:
         """Raises ConfigError when these settings cannot run under `runtime`; every runtime suits them here."""
@@ -272,6 +300,8 @@ class TaskSchema:
         train: The task's train block: `TrainConfig`, or a subclass for a task with train keys of its own.
         scored_monitors: Those of `monitor_choices` that the task's validation scorer computes (not Keras
             metrics); monitoring one needs `train.validation_every >= 1`.
+        has_layer_groups: Whether the task's `layer_groups` names its model's layer groups, which
+            `train.discriminative_lr` and `train.gradual_unfreezing` need.
     """
 
     data: type[DataConfig]
@@ -279,3 +309,4 @@ class TaskSchema:
     monitor_choices: tuple[str, ...]
     train: type[TrainConfig] = TrainConfig
     scored_monitors: tuple[str, ...] = ()
+    has_layer_groups: bool = False

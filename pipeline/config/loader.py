@@ -90,7 +90,8 @@ def from_tree(tree: dict, schemas: Optional[Schemas] = None) -> common.RunConfig
     """Builds a `RunConfig` from a plain dict, picking the task's blocks from `schemas` (default `SCHEMAS`)."""
     if not isinstance(tree, dict):
         raise errors.ConfigError(f"config: expected a mapping, found {type(tree).__name__}")
-    schema = _task_schema(tree.get("task"), schemas_lib.SCHEMAS if schemas is None else schemas)
+    schemas = schemas_lib.SCHEMAS if schemas is None else schemas
+    schema = _task_schema(tree.get("task"), schemas)
     blocks = {"data": schema.data, "model": schema.model, "train": schema.train}
     # The train block is built even when absent, so a task's own train class supplies its defaults.
     config = _build_dataclass(common.RunConfig, {**tree, "train": tree.get("train", {})}, "", blocks)
@@ -99,6 +100,11 @@ def from_tree(tree: dict, schemas: Optional[Schemas] = None) -> common.RunConfig
     if config.train.monitor in schema.scored_monitors and not config.train.validation_every:
         raise errors.ConfigError(f"train.validation_every: must be >= 1 with train.monitor "
                                  f"{config.train.monitor!r}, which the validation scorer computes (got 0)")
+    if config.train.layer_group_keys() and not schema.has_layer_groups:
+        grouped = sorted(name for name, task_schema in schemas.items() if task_schema.has_layer_groups)
+        raise errors.ConfigError(f"{config.train.layer_group_keys()[0]}: the {config.task} task has no layer "
+                                 f"groups to fine-tune (tasks that have: {', '.join(grouped) or 'none'}); "
+                                 "leave it unset")
     return config
 
 

@@ -59,4 +59,4 @@ class SentimentModelConfig(common.RecurrentConfig):
 
 
 SCHEMA = common.TaskSchema(data=TextClassificationDataConfig, model=SentimentModelConfig,
-                           monitor_choices=("val_accuracy", "val_loss"))
+                           monitor_choices=("val_accuracy", "val_loss"), has_layer_groups=True)

@@ -57,4 +57,4 @@ class TaggerModelConfig(common.RecurrentConfig):
 
 SCHEMA = common.TaskSchema(data=TaggingDataConfig, model=TaggerModelConfig,
                            monitor_choices=("val_accuracy", "val_loss", "val_span_f1"),
-                           scored_monitors=("val_span_f1",))
+                           scored_monitors=("val_span_f1",), has_layer_groups=True)

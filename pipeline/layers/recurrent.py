@@ -110,3 +110,22 @@ class RecurrentStack(keras.layers.Layer):
             "return_sequences": self.return_sequences,
         })
         return config
+
+
+def encoder_layer_groups(model: keras.Model, embedding_layers: list, stack: RecurrentStack) -> dict[str, list]:
+    """Layer groups of a model built around a `RecurrentStack`, bottom to top (the units of ULMFiT fine-tuning).
+
+    Args:
+        model: A functional model whose top-level layers include `embedding_layers` and `stack`.
+        embedding_layers: The layers below the stack that have weights (token embedding, character encoder).
+        stack: The model's recurrent stack.
+
+    Returns:
+        `embedding`: `embedding_layers`; `recurrent_<i>`: layer i of the stack (both directions of a
+        bidirectional one); `head`: every other top-level layer with weights (pooling, attention, output).
+    """
+    groups = {"embedding": list(embedding_layers)}
+    groups.update({f"recurrent_{index}": [layer] for index, layer in enumerate(stack.recurrent_layers)})
+    placed = {id(layer) for layers in groups.values() for layer in layers} | {id(stack)}
+    groups["head"] = [layer for layer in model.layers if id(layer) not in placed and layer.weights]
+    return groups

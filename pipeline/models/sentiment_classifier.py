@@ -41,3 +41,8 @@ def build_sentiment_classifier(model_config: config_lib.SentimentModelConfig, *,
     probabilities = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
                                        name="probabilities")(features)
     return keras.Model({"token_ids": token_ids}, probabilities, name="sentiment_classifier")
+
+
+def layer_groups(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+    """Bottom to top: `embedding` (token embedding), `recurrent_<i>` per recurrent layer, `head` (pooling, output)."""
+    return recurrent.encoder_layer_groups(model, [model.get_layer("token_embedding")], model.get_layer("encoder"))

@@ -39,3 +39,11 @@ def build_sequence_tagger(model_config: config_lib.TaggerModelConfig, *, vocabul
     probabilities = keras.layers.Dense(num_tags, activation="softmax", dtype="float32",
                                        name="tag_probabilities")(features)
     return keras.Model({"token_ids": token_ids, "char_ids": char_ids}, probabilities, name="sequence_tagger")
+
+
+def layer_groups(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+    """Bottom to top: `embedding` (token embedding and character encoder), `recurrent_<i>` per recurrent layer,
+    `head` (the output layer)."""
+    names = {layer.name for layer in model.layers}
+    embedding = [model.get_layer(name) for name in ("token_embedding", "char_encoder") if name in names]
+    return recurrent.encoder_layer_groups(model, embedding, model.get_layer("encoder"))

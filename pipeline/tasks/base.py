@@ -239,6 +239,17 @@ class Task(abc.ABC):
         del model
         return []
 
+    def layer_groups(self, model: keras.Model) -> typing.Optional[dict[str, list[keras.layers.Layer]]]:
+        """The model's layer groups for fine-tuning, bottom to top: group name -> its Keras layers.
+
+        `train.discriminative_lr` gives each group its own learning rate and `train.gradual_unfreezing`
+        unfreezes one group per epoch from the top; every trainable weight of the model has to be in
+        exactly one group. A task that has groups also sets `schema.has_layer_groups`, so that a config
+        asking for them is checked when it loads. None by default: no groups.
+        """
+        del model
+        return None
+
     def cudnn_reasons(self) -> list[str]:
         """Config settings of this task that keep recurrent layers off cuDNN kernels on a GPU; none by default."""
         return []

@@ -107,6 +107,9 @@ class SentimentTask(base.Task):
             self.config.model, vocabulary_size=len(preprocessing.vocabulary),
             num_classes=len(preprocessing.label_names))
 
+    def layer_groups(self, model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+        return sentiment_classifier.layer_groups(model)
+
     # === Evaluation ===
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: SentimentPreprocessing) -> dict:

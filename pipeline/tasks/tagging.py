@@ -106,6 +106,9 @@ class TaggingTask(base.Task):
             self.config.model, vocabulary_size=len(preprocessing.words),
             char_vocabulary_size=len(preprocessing.characters), num_tags=len(preprocessing.tag_names))
 
+    def layer_groups(self, model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+        return sequence_tagger.layer_groups(model)
+
     def cudnn_reasons(self) -> list[str]:
         if self.config.model.char_encoder == "bilstm":
             return ["model.char_encoder: bilstm runs an LSTM over every word's characters, padding words "
