@@ -107,6 +107,10 @@ class SentimentTask(base.Task):
             self.config.model, vocabulary_size=len(preprocessing.vocabulary),
             num_classes=len(preprocessing.label_names))
 
+    def text_encoder(self, model: keras.Model, preprocessing: SentimentPreprocessing) -> base.TextEncoder:
+        return base.TextEncoder(model.get_layer("token_embedding"), preprocessing.vocabulary,
+                                model.get_layer("encoder").recurrent_layers, lowercase=self.data_config.lowercase)
+
     # === Evaluation ===
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: SentimentPreprocessing) -> dict:

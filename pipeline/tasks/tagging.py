@@ -106,6 +106,10 @@ class TaggingTask(base.Task):
             self.config.model, vocabulary_size=len(preprocessing.words),
             char_vocabulary_size=len(preprocessing.characters), num_tags=len(preprocessing.tag_names))
 
+    def text_encoder(self, model: keras.Model, preprocessing: TaggingPreprocessing) -> base.TextEncoder:
+        return base.TextEncoder(model.get_layer("token_embedding"), preprocessing.words,
+                                model.get_layer("encoder").recurrent_layers, lowercase=self.data_config.lowercase)
+
     def cudnn_reasons(self) -> list[str]:
         if self.config.model.char_encoder == "bilstm":
             return ["model.char_encoder: bilstm runs an LSTM over every word's characters, padding words "
