@@ -32,6 +32,7 @@ LAYER_OF_PART = {
     "tasks": "tasks",
     "training": "training",
     "checkpoints": "training",  # the checkpoint callback training uses
+    "warm_start": "training",  # a fresh run's initial weights from another run or word vectors
     "export": "export",
     "predict": "predict",
     "cudnn": "cudnn",
