@@ -11,6 +11,7 @@ Run directory layout (DESIGN.md section 3):
     figures/                    learning curves and the task's figures (pipeline.reports)
     profile/                    profiler trace of a few training steps (`train --profile`)
     model.keras                 the best model, written when training ends
+    initialization.json         what a warm start copied from where (`warm_start`), for a run that had one
     metrics.json                evaluation of every split
 """
 
@@ -40,6 +41,7 @@ from pipeline import schedules
 from pipeline import tasks as tasks_lib
 from pipeline.data import batching
 from pipeline import validation_scoring
+from pipeline import warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +350,8 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
     `callbacks` (the caller's own) run after the task's and before the run's checkpoints and logs.
     """
     model = task.build_model(preprocessing)
+    if not state.epochs_done:  # a resumed run restores its own checkpoint instead
+        warm_start.initialize(model, task, preprocessing, run_dir)
     warn_if_cudnn_ineligible(task, model)
     batches_per_epoch = config.train.steps_per_epoch or len(datasets["train"])
     compile_model(model, task, config, batches_per_epoch * config.train.epochs)

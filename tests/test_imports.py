@@ -35,6 +35,7 @@ LAYER_OF_PART = {
     "fine_tuning": "training",  # layer groups, discriminative learning rates, gradual unfreezing
     "layerwise_optimizers": "training",  # the optimizers training builds for per-variable learning rates
     "schedules": "training",  # learning-rate schedules of train.learning_rate_schedule
+    "warm_start": "training",  # a fresh run's initial weights from another run or word vectors
     "export": "export",
     "predict": "predict",
     "cudnn": "cudnn",

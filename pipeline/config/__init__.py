@@ -4,8 +4,9 @@ A run is described by one `RunConfig`. Its `data`, `model` and `train` blocks de
 by the top-level `task:` key through `SCHEMAS` (or a caller's own mapping of task name to `TaskSchema`).
 
 Modules: `errors` (ConfigError, did-you-mean), `bounds` (numeric bounds declared on their fields, one
-check), `common` (the blocks every task shares, RunConfig, TaskSchema), one module per task's blocks,
-`schemas` (the tasks defined here) and `loader` (reading, merging, building and writing).
+check), `common` (the blocks every task shares, RunConfig, TaskSchema), `warm_start` (the model keys that
+start an encoder from trained weights), one module per task's blocks, `schemas` (the tasks defined here)
+and `loader` (reading, merging, building and writing).
 """
 
 from pipeline.config.captioning import CaptionerModelConfig, CaptioningDataConfig, ImageEncoderConfig
@@ -19,3 +20,4 @@ from pipeline.config.sentiment import SentimentModelConfig, TextClassificationDa
 from pipeline.config.tagging import TaggerModelConfig, TaggingDataConfig
 from pipeline.config.translation import (LANGUAGE_PLACEHOLDER, ParallelFiles, Seq2SeqModelConfig,
                                          TranslationDataConfig, tfds_language_pair)
+from pipeline.config.warm_start import PretrainedEmbeddingsConfig, RecurrentEncoderConfig

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Literal, Optional, Union
 
-from pipeline.config import bounds, common, errors
+from pipeline.config import bounds, common, errors, warm_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class TextClassificationDataConfig(common.DataConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class SentimentModelConfig(common.RecurrentConfig):
+class SentimentModelConfig(warm_start.RecurrentEncoderConfig):
     """Many-to-one classifier: embedding, recurrent stack, pooling over time, softmax.
 
     Attributes:

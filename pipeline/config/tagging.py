@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Literal
 
-from pipeline.config import bounds, common
+from pipeline.config import bounds, common, warm_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TaggingDataConfig(common.DataConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TaggerModelConfig(common.RecurrentConfig):
+class TaggerModelConfig(warm_start.RecurrentEncoderConfig):
     """Many-to-many tagger: word embedding (+ character encoder) -> recurrent stack -> softmax per token.
 
     Attributes:

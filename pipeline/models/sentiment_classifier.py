@@ -15,7 +15,8 @@ def build_sentiment_classifier(model_config: config_lib.SentimentModelConfig, *,
     Token id 0 is padding: the embedding masks it, so padding never changes the prediction.
 
     Args:
-        model_config: Cell, sizes, pooling and dropout.
+        model_config: Cell, sizes, pooling, dropout, and whether the embedding trains
+            (`pretrained_embeddings.trainable`).
         vocabulary_size: Number of token ids, padding and out-of-vocabulary included.
         num_classes: Number of output classes (2 or more).
 
@@ -26,6 +27,7 @@ def build_sentiment_classifier(model_config: config_lib.SentimentModelConfig, *,
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     words = token_dropout.TokenDropout(model_config.word_dropout, name="word_dropout")(token_ids)
     features = keras.layers.Embedding(vocabulary_size, model_config.embedding_dim, mask_zero=True,
+                                      trainable=model_config.pretrained_embeddings.trainable,
                                       name="token_embedding")(words)  # (batch, time, embedding_dim)
     features = keras.layers.Dropout(model_config.dropout, name="embedding_dropout")(features)
     features = recurrent.RecurrentStack(

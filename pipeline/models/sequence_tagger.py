@@ -23,6 +23,7 @@ def build_sequence_tagger(model_config: config_lib.TaggerModelConfig, *, vocabul
     char_ids = keras.Input(shape=(None, None), dtype="int32", name="char_ids")
     words = token_dropout.TokenDropout(model_config.word_dropout, name="word_dropout")(token_ids)
     features = keras.layers.Embedding(vocabulary_size, model_config.embedding_dim, mask_zero=True,
+                                      trainable=model_config.pretrained_embeddings.trainable,
                                       name="token_embedding")(words)  # (batch, time, embedding_dim)
     if model_config.char_encoder != "none":
         word_shapes = characters.CharacterEncoder(

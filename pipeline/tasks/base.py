@@ -16,6 +16,8 @@ signatures. The framework never names a task: it asks the task object. The order
 Optional members serve error analysis and reports: `read_labelled_file` (`evaluate --data FILE`),
 `predictions` (`evaluate --predictions FILE`, sample predictions in TensorBoard) and `figures` (the task's
 own pictures in `<run_dir>/figures/`, beside the learning curves the framework draws for every task).
+`text_encoder` names the token embedding and recurrent layers of the task's model, so that another run can
+start from them and they from another run or from pretrained word vectors (`pipeline.warm_start`).
 
 Preprocessing state (vocabularies, label names) is one explicit value, a `Preprocessing`, returned by
 `fit_preprocessing` or `load_preprocessing` and handed to every later step; a task object holds no state
@@ -123,6 +125,29 @@ def _write_bytes(value: bytes, directory: str, file_name: str) -> None:
     with open(f"{path}.tmp", "wb") as stream:
         stream.write(value)
     os.replace(f"{path}.tmp", path)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoder:
+    """The token embedding and the recurrent stack of a model, as `Task.text_encoder` names them.
+
+    The first recurrent layer reads the embedding's features first (then any others, e.g. a tagger's
+    character features); every later layer reads the previous layer's output, a bidirectional layer's as
+    [forward, backward].
+
+    Attributes:
+        embedding: The `keras.layers.Embedding` of the tokens.
+        vocabulary: The token of each embedding row, in row order; row 0 is padding (""), row 1 the
+            out-of-vocabulary token.
+        recurrent_layers: The recurrent layers from the bottom up: each a Keras `SimpleRNN`, `LSTM` or `GRU`,
+            or a `keras.layers.Bidirectional` of one.
+        lowercase: Whether the vocabulary's words are lower-cased text.
+    """
+
+    embedding: keras.layers.Embedding
+    vocabulary: typing.Sequence[str]
+    recurrent_layers: typing.Sequence[keras.layers.Layer]
+    lowercase: bool = False
 
 
 @dataclasses.dataclass
@@ -253,6 +278,15 @@ class Task(abc.ABC):
     def cudnn_reasons(self) -> list[str]:
         """Config settings of this task that keep recurrent layers off cuDNN kernels on a GPU; none by default."""
         return []
+
+    def text_encoder(self, model: keras.Model, preprocessing: Preprocessing) -> typing.Optional[TextEncoder]:
+        """The token embedding and recurrent layers of `model`, which a warm start copies from and into.
+
+        None by default: this task has no encoder to share (it can neither start another run's model nor
+        be started from one).
+        """
+        del model, preprocessing
+        return None
 
     # === Evaluation ===
 

@@ -183,6 +183,12 @@ class LanguageModelTask(generation.GenerativeTask):
         return recurrent_language_model.build_recurrent_language_model(
             self.model_config, vocabulary_size=len(preprocessing.vocabulary), stateful=self.train_config.carry_state)
 
+    def text_encoder(self, model: recurrent_language_model.RecurrentLanguageModel,
+                     preprocessing: base.Preprocessing) -> base.TextEncoder:
+        """The embedding and recurrent layers: what a classifier or tagger starts from after pretraining."""
+        return base.TextEncoder(model.embedding, preprocessing.vocabulary, model.recurrent_layers,
+                                lowercase=self.data_config.lowercase)
+
     def loss(self) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

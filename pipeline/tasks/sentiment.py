@@ -110,6 +110,10 @@ class SentimentTask(base.Task):
     def layer_groups(self, model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
         return sentiment_classifier.layer_groups(model)
 
+    def text_encoder(self, model: keras.Model, preprocessing: SentimentPreprocessing) -> base.TextEncoder:
+        return base.TextEncoder(model.get_layer("token_embedding"), preprocessing.vocabulary,
+                                model.get_layer("encoder").recurrent_layers, lowercase=self.data_config.lowercase)
+
     # === Evaluation ===
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset, preprocessing: SentimentPreprocessing) -> dict:

@@ -109,6 +109,10 @@ class TaggingTask(base.Task):
     def layer_groups(self, model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
         return sequence_tagger.layer_groups(model)
 
+    def text_encoder(self, model: keras.Model, preprocessing: TaggingPreprocessing) -> base.TextEncoder:
+        return base.TextEncoder(model.get_layer("token_embedding"), preprocessing.words,
+                                model.get_layer("encoder").recurrent_layers, lowercase=self.data_config.lowercase)
+
     def cudnn_reasons(self) -> list[str]:
         if self.config.model.char_encoder == "bilstm":
             return ["model.char_encoder: bilstm runs an LSTM over every word's characters, padding words "
