@@ -18,6 +18,11 @@ class TextClassificationDataConfig(common.DataConfig):
         labels: Class names in class-index order; integer labels in files index this list. Null
             collects them from the training split (sorted; numerically when all are integers).
         vocabulary_size: Largest vocabulary, including the padding and out-of-vocabulary tokens.
+        vocabulary_file: Take the vocabulary from this file instead of counting the training split: a JSON
+            list (a run's `vocab/vocabulary.json`) or one token per line, most important first; its first
+            `vocabulary_size` tokens are kept. With `model.initialize_from`, the source run's vocabulary
+            (e.g. a language model's, counted on far more text) keeps every word it learned, words the
+            labelled training split never shows included (ULMFiT's recipe). null counts the training split.
         max_sequence_length: Tokens kept per text (the first ones).
         lowercase: Lower-case text before splitting.
         strip_punctuation: Remove ASCII punctuation (and `<br />` tags) before splitting.
@@ -29,18 +34,28 @@ class TextClassificationDataConfig(common.DataConfig):
     label_column: Union[str, int] = "label"
     labels: Optional[tuple[str, ...]] = None
     vocabulary_size: int = bounds.bounded(20000, minimum=3)
+    vocabulary_file: Optional[str] = None
     max_sequence_length: int = bounds.bounded(256, minimum=1)
     lowercase: bool = True
     strip_punctuation: bool = True
 
     def __post_init__(self):
         super().__post_init__()
+        if self.vocabulary_file is not None and not self.vocabulary_file.strip():
+            raise errors.ConfigError("data.vocabulary_file: must be null or a file path (got an empty string)")
         if self.labels is None:
             return
         if len(self.labels) < 2:
             raise errors.ConfigError(f"data.labels: needs at least 2 classes (got {list(self.labels)})")
         if len(set(self.labels)) != len(self.labels):
             raise errors.ConfigError(f"data.labels: class names must be unique (got {list(self.labels)})")
+
+    def input_paths(self) -> dict[str, list[str]]:
+        """The data files, and the vocabulary file when set."""
+        paths = dict(super().input_paths())
+        if self.vocabulary_file is not None:
+            paths["data.vocabulary_file"] = [self.vocabulary_file]
+        return paths
 
 
 @dataclasses.dataclass(frozen=True)

@@ -113,6 +113,46 @@ def build_vocabulary(sequences: typing.Iterable[typing.Iterable[str]], size: int
     return list(reserved) + [item for item, _ in counts.most_common(max(size - len(reserved), 0))]
 
 
+def read_vocabulary_file(path: str, size: int, reserved: typing.Sequence[str] = ("", "[UNK]")) -> tuple[list[str], int]:
+    """A vocabulary given as a file: the reserved tokens, then the file's first `size - len(reserved)` others.
+
+    The file is a JSON list (a run's `vocab/vocabulary.json`) or a text file with one token per line. Tokens
+    that whitespace splitting can never produce (empty, or holding whitespace, such as a language model's
+    line-break token) and the reserved tokens are passed over.
+
+    Returns:
+        (the vocabulary, how many of the file's tokens were passed over).
+
+    Raises:
+        ValueError: The file holds a token twice, or no usable token; the message names the file (and line).
+    """
+    with open(path, encoding="utf-8") as stream:
+        content = stream.read()
+    if path.endswith(".json"):
+        tokens = json.loads(content)
+        if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+            raise ValueError(f"{path}: expected a JSON list of strings")
+        numbered = list(enumerate(tokens, start=1))
+    else:
+        numbered = list(enumerate(content.split("\n"), start=1))
+        if numbered and numbered[-1][1] == "":
+            numbered.pop()
+    vocabulary, seen, passed_over = list(reserved), {}, 0
+    for position, token in numbered:
+        if token in reserved or not token or any(character.isspace() for character in token):
+            passed_over += 1
+            continue
+        if token in seen:
+            where = "entry" if path.endswith(".json") else "line"
+            raise ValueError(f"{path}: {where} {position} repeats the token {token!r} of {where} {seen[token]}")
+        seen[token] = position
+        if len(vocabulary) < size:
+            vocabulary.append(token)
+    if len(vocabulary) == len(reserved):
+        raise ValueError(f"{path}: no usable token (every one is reserved, empty or holds whitespace)")
+    return vocabulary, passed_over
+
+
 def string_lookup(vocabulary: list[str]) -> keras.layers.StringLookup:
     """String -> id for a vocabulary starting with "" (padding, id 0) and "[UNK]" (id 1), built for export."""
     lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token=vocabulary[0], oov_token=vocabulary[1])

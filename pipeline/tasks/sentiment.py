@@ -58,16 +58,28 @@ class SentimentTask(base.Task):
                                     strip_punctuation=self.data_config.strip_punctuation)
 
     def fit_preprocessing(self, splits: sentiment_data.LabeledSplits) -> SentimentPreprocessing:
-        """Builds the vocabulary from the training split only, and fixes the class names."""
-        train_texts = tf.data.Dataset.from_tensor_slices(
-            tf.constant(splits.splits["train"].texts, dtype=tf.string))
-        standardized = train_texts.batch(_ADAPT_BATCH_SIZE).map(self.standardize)
-        vectorizer = text_lib.fit_vectorizer(standardized, self.data_config.vocabulary_size)
-        preprocessing = SentimentPreprocessing(vocabulary=vectorizer.get_vocabulary(),
-                                               label_names=tuple(splits.label_names))
+        """Builds the vocabulary from the training split only (or reads `data.vocabulary_file`), and fixes the
+        class names."""
+        if self.data_config.vocabulary_file is not None:
+            vocabulary = self._vocabulary_from_file(self.data_config.vocabulary_file)
+        else:
+            train_texts = tf.data.Dataset.from_tensor_slices(
+                tf.constant(splits.splits["train"].texts, dtype=tf.string))
+            standardized = train_texts.batch(_ADAPT_BATCH_SIZE).map(self.standardize)
+            vocabulary = text_lib.fit_vectorizer(standardized, self.data_config.vocabulary_size).get_vocabulary()
+        preprocessing = SentimentPreprocessing(vocabulary=vocabulary, label_names=tuple(splits.label_names))
         logger.info("vocabulary: %d tokens; classes: %s", len(preprocessing.vocabulary),
                     list(preprocessing.label_names))
         return preprocessing
+
+    def _vocabulary_from_file(self, path: str) -> list[str]:
+        try:
+            vocabulary, passed_over = text_lib.read_vocabulary_file(path, self.data_config.vocabulary_size)
+        except ValueError as error:
+            raise config_lib.ConfigError(f"data.vocabulary_file: {error}") from None
+        logger.info("vocabulary: the first %d tokens of %s (%d reserved, empty or holding whitespace passed over)",
+                    len(vocabulary), path, passed_over)
+        return vocabulary
 
     def encode(self, preprocessing: SentimentPreprocessing, texts: tf.Tensor) -> tf.Tensor:
         """Raw strings [batch] -> int32 token ids [batch, time], right-padded (the serving path)."""

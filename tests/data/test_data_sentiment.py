@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
 from pipeline import config as config_lib
+from pipeline import tasks as tasks_lib
 from pipeline.data import batching
 from pipeline.data import files
 from pipeline.data import sentiment
@@ -543,3 +545,15 @@ def test_tfds_download_failure_is_one_readable_data_error(tmp_path, monkeypatch)
     unknown = config_lib.from_tree({"name": "t", "task": "sentiment", "data": {"source": "tfds:no_such_set"}}).data
     with pytest.raises(files.DataError, match="tfds:no_such_set: not a TFDS data set"):
         sentiment.load_splits(unknown, seed=1)
+
+
+def test_the_sentiment_task_takes_its_vocabulary_from_data_vocabulary_file(tmp_path):
+    vocabulary_file = tmp_path / "vocabulary.txt"
+    vocabulary_file.write_text("great\nawful\nfilm\n", encoding="utf-8")
+    config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/sentiment.yaml")], [f"data.vocabulary_file={vocabulary_file}"])
+    task = tasks_lib.create_task(config)
+
+    preprocessing = task.fit_preprocessing(task.load_splits())
+
+    assert preprocessing.vocabulary == ["", "[UNK]", "great", "awful", "film"]
+    assert config.input_paths()["data.vocabulary_file"] == [str(vocabulary_file)]

@@ -195,3 +195,26 @@ def test_token_ids_work_inside_a_tf_function(vectorizer):
         tf.constant(["Great story!", ""]), lowercase=True, strip_punctuation=True), 5)
 
     np.testing.assert_array_equal(encode(tf.constant(["Great story!", ""])).numpy(), eager.numpy())
+
+
+def test_a_vocabulary_file_keeps_its_order_and_passes_over_reserved_and_whitespace_tokens(tmp_path):
+    json_file = tmp_path / "vocabulary.json"
+    json_file.write_text(json.dumps(["", "[UNK]", "\n", "the", "film", "a b", "good"]), encoding="utf-8")
+    lines_file = tmp_path / "vocabulary.txt"
+    lines_file.write_text("the\nfilm\n\ngood\nbad\n", encoding="utf-8")
+
+    assert text_lib.read_vocabulary_file(str(json_file), 5) == (["", "[UNK]", "the", "film", "good"], 4)
+    assert text_lib.read_vocabulary_file(str(lines_file), 4) == (["", "[UNK]", "the", "film"], 1)
+
+
+def test_a_vocabulary_file_with_a_repeated_or_no_usable_token_is_refused_with_its_line(tmp_path):
+    repeated = tmp_path / "repeated.txt"
+    repeated.write_text("the\nfilm\nthe\n", encoding="utf-8")
+    empty = tmp_path / "empty.json"
+    empty.write_text('["", "[UNK]"]', encoding="utf-8")
+
+    with pytest.raises(ValueError, match=r"repeated.txt: line 3 repeats the token 'the' of line 1"):
+        text_lib.read_vocabulary_file(str(repeated), 10)
+    with pytest.raises(ValueError, match="empty.json: no usable token"):
+        text_lib.read_vocabulary_file(str(empty), 10)
+
