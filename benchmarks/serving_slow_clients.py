@@ -19,8 +19,10 @@ their own, default flags otherwise:
     (baseline) and while `--large-clients` clients each keep one `--large-mb` MB request in flight (230-word
     reviews, resent as soon as answered). Rounds alternate idle and loaded, and servers, so that every
     setting sees the same load from other work. Figures per setting: p50 and p99 of the one-text request,
-    loaded and idle, the loaded / idle ratio, and the big requests' throughput (rows answered per second
-    while loaded). Target: loaded p99 < 100 ms. The machine's load average (`os.getloadavg()`) is sampled
+    loaded and idle, the loaded / idle ratio, and the big requests' throughput: rows answered per second from
+    the big clients' start to their last answer (the one-text client sends during the first part of that
+    time), and rows per second of one big request alone on the idle server (once per round). Target: loaded
+    p99 < 100 ms. The machine's load average (`os.getloadavg()`) is sampled
     every few seconds during (b) and reported.
 """
 import argparse
@@ -212,6 +214,7 @@ class _Setting:
         self.large_seconds: list[float] = []
         self.large_rows = 0
         self.loaded_seconds = 0.0
+        self.alone_seconds: list[float] = []
 
 
 def measure_small_beside_large(settings: list[_Setting], text: str, arguments) -> dict:
@@ -224,6 +227,7 @@ def measure_small_beside_large(settings: list[_Setting], text: str, arguments) -
         for setting in settings:
             url = f"{setting.server.model_url}:predict"
             setting.latencies["idle"] += small_latencies(url, text, arguments.small_requests)
+            setting.alone_seconds.append(_large_alone_seconds(url, body))
             clients = LargeClients(url, body, arguments.large_clients)
             clients.start()
             time.sleep(2.0)  # the big bodies are sent and the first is running
@@ -235,11 +239,20 @@ def measure_small_beside_large(settings: list[_Setting], text: str, arguments) -
             setting.large_seconds += clients.seconds
             setting.large_rows += clients.answers.count(200) * texts_per_body
             setting.loaded_seconds += clients.elapsed_seconds
-    return {f"chunk_rows_{setting.chunk_rows}": _figures(setting) for setting in settings} | {
+    return {f"chunk_rows_{setting.chunk_rows}": _figures(setting, texts_per_body) for setting in settings} | {
         "large_request_mb": harness.rounded(len(body) / 1e6, 2), "large_request_texts": texts_per_body}
 
 
-def _figures(setting: _Setting) -> dict:
+def _large_alone_seconds(url: str, body: bytes) -> float:
+    """Seconds one big request takes on the otherwise idle server."""
+    import requests
+
+    started = time.perf_counter()
+    requests.post(url, data=body, timeout=300, headers={"Content-Type": "application/json"}).raise_for_status()
+    return time.perf_counter() - started
+
+
+def _figures(setting: _Setting, texts_per_body: int) -> dict:
     figures = {name: {"p50_ms": harness.rounded(1000 * float(np.percentile(values, 50)), 1),
                       "p99_ms": harness.rounded(1000 * float(np.percentile(values, 99)), 1),
                       "max_ms": harness.rounded(1000 * max(values), 1), "requests": len(values)}
@@ -253,6 +266,7 @@ def _figures(setting: _Setting) -> dict:
         "large_answer_seconds_median": harness.rounded(harness.median(setting.large_seconds), 1)
         if setting.large_seconds else None,
         "large_rows_per_second": harness.rounded(setting.large_rows / setting.loaded_seconds, 1),
+        "large_rows_per_second_alone": harness.rounded(texts_per_body / harness.median(setting.alone_seconds), 1),
         "target_met": figures["loaded"]["p99_ms"] < TARGET_P99_MS,
     }
 
@@ -316,6 +330,8 @@ def _part_b(base_path: str, text: str, arguments) -> dict:
         "large_rows_per_second_ratio": harness.rounded(
             figures["large_rows_per_second"] / baseline["large_rows_per_second"], 3)
         if baseline["large_rows_per_second"] else None,
+        "large_rows_per_second_alone_ratio": harness.rounded(
+            figures["large_rows_per_second_alone"] / baseline["large_rows_per_second_alone"], 3),
         "small_beside_large": beside, "server_flags_b": flags,
     }
 
