@@ -83,6 +83,15 @@ OWN_FLAGS = (
      "RESOURCE_EXHAUSTED (requests take at most about 4 times their bytes in memory; 0: no limit)"),
     ("large_request_bytes", int, 1 << 20, "REST bodies above this run in a pool of their own"),
     ("large_request_threads", int, 1, "threads for large REST requests"),
+    ("large_request_chunk_rows", int, 32,
+     "requests (REST and gRPC: predict, classify, regress) with more rows than this run as chunks of at most "
+     "this many rows, one chunk at a time, each first waiting while smaller requests run; the outputs are "
+     "joined back. Assumes rows are independent, as batching does: a signature whose inputs and outputs do "
+     "not all have a leading batch dimension, or a request whose inputs differ in rows, runs whole in one "
+     "turn (0: every request runs whole, at once)"),
+    ("large_request_max_small_passes", int, 8,
+     "smaller requests that may start ahead of a waiting chunk before it runs beside them (bounds how long "
+     "a large request waits)"),
 )
 
 

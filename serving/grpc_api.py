@@ -1,13 +1,15 @@
 """TF Serving's gRPC API (`PredictionService`, `ModelService`) on grpcio's server with the official stubs.
 
 Each call runs directly on one of the gRPC server's worker threads (no further hand-off, which matters for
-batch-1 latency); the client's deadline bounds it. A call holds its message's bytes in the server's
-in-flight budget while it runs and is refused at once with RESOURCE_EXHAUSTED when the budget is full.
-Failures abort the call with TF Serving's status code and message.
+batch-1 latency); the client's deadline bounds it (a request run in row chunks stops between chunks once
+it has passed). A call holds its message's bytes in the server's in-flight budget while it runs and is
+refused at once with RESOURCE_EXHAUSTED when the budget is full. Failures abort the call with TF Serving's
+status code and message.
 """
 
 import logging
 import math
+import time
 import typing
 
 import grpc
@@ -20,6 +22,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
 from serving import admission
+from serving import deadlines
 from serving import inference
 from serving import model_config
 from serving import model_manager
@@ -52,9 +55,12 @@ class _Runner:
 
     def run(self, context: grpc.ServicerContext, function: typing.Callable, request):
         reservation = admission.Reservation(self._budget)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
         try:
             reservation.take(request.ByteSize())
-            return function(request)
+            with deadlines.scope(deadline):
+                return function(request)
         except status.ServingError as error:
             context.abort(error.grpc_code, error.message)
         except Exception as error:  # noqa: BLE001 - answer with a status, never a dropped call

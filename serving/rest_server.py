@@ -7,7 +7,8 @@
   and its connection closed; work that has not started by then is skipped.
 - `Content-Encoding: gzip` bodies are inflated up to the same limit, as TF Serving does.
 - Requests above `large_request_bytes` run in a pool of their own, so large requests cannot take every
-  thread while small ones wait.
+  thread while small ones wait (and the model runs of requests with many rows go in row chunks behind
+  small ones: `serving/chunking.py`, which stops a timed-out request between chunks).
 """
 
 import asyncio
@@ -21,6 +22,7 @@ import zlib
 from aiohttp import web
 
 from serving import admission
+from serving import deadlines
 from serving import json_tensor
 from serving import rest_api
 from serving import status
@@ -184,7 +186,8 @@ def _run(api: rest_api.RestApi, method: str, path: str, body: bytes, gzipped: bo
                 reservation.take(len(body))
             except status.ServingError as error:
                 return error.http_status, json_tensor.dumps({"error": error.message})
-        return api.process(method, path, body, reserve=reservation.cover_memory)
+        with deadlines.scope(deadline):  # a request run in row chunks stops between chunks once it passes
+            return api.process(method, path, body, reserve=reservation.cover_memory)
     finally:
         reservation.release()
 

@@ -5,7 +5,7 @@
 
 Every flag of tensorflow_model_server parses (see flags.py), so command lines move between the two
 unchanged; `--host`, `--max_request_bytes`, `--max_request_elements`, `--max_bytes_in_flight` and the
-large-request pool's flags are this server's own. It binds 127.0.0.1 unless told otherwise.
+large-request flags (pool, row chunks) are this server's own. It binds 127.0.0.1 unless told otherwise.
 """
 
 import argparse
@@ -28,10 +28,12 @@ from aiohttp import web  # noqa: E402
 
 from serving import admission  # noqa: E402
 from serving import batching  # noqa: E402
+from serving import chunking  # noqa: E402
 from serving import flags as flags_lib  # noqa: E402
 from serving import grpc_api  # noqa: E402
 from serving import model_config  # noqa: E402
 from serving import model_manager  # noqa: E402
+from serving import priority  # noqa: E402
 from serving import rest_api  # noqa: E402
 from serving import rest_server  # noqa: E402
 from serving import servable as servable_lib  # noqa: E402
@@ -324,20 +326,30 @@ def main(argv: typing.Optional[list[str]] = None, prog: str = "serving/server.py
 
 
 def loader_for_flags(flags: argparse.Namespace) -> typing.Callable:
-    """How versions are loaded: a Servable, warmed up (--enable_model_warmup) and batched (--enable_batching).
+    """How versions are loaded: a Servable, warmed up (--enable_model_warmup), its large runs chunked
+    (--large_request_chunk_rows) and its requests batched (--enable_batching).
+
+    Batching wraps chunking: requests are merged first (a request above max_batch_size is refused, as in TF
+    Serving), and each call the batch threads make is then small or chunked by its rows, like a request.
+    One PriorityGate serves every model: they all share TensorFlow's thread pools.
 
     Raises:
-        ValueError: An unreadable --batching_parameters_file.
+        ValueError: An unreadable --batching_parameters_file, or --large_request_max_small_passes below 1.
     """
     scheduler = None
     if flags.enable_batching:
         scheduler = batching.BatchScheduler(batching.read_batching_parameters(flags.batching_parameters_file))
         logger.info("batching: %s", scheduler.parameters)
+    gate = None
+    if flags.large_request_chunk_rows > 0:
+        gate = priority.PriorityGate(flags.large_request_max_small_passes)
 
     def load(name: str, version: int, path: str):
         servable = servable_lib.Servable(name, version, path)
         if flags.enable_model_warmup:
             warmup_replay.replay(servable, max(1, flags.num_request_iterations_for_warmup))
+        if gate is not None:
+            servable = chunking.ChunkingServable(servable, gate, flags.large_request_chunk_rows)
         return batching.BatchingServable(servable, scheduler) if scheduler else servable
     return load
 
