@@ -52,3 +52,11 @@ def test_resolved_config_round_trips_with_a_list_of_files(tmp_path):
 
     assert config_lib.load_config([path]) == config
     assert config.data.train == ("a.txt.gz", "books/*.txt") and config.data.test == "t.txt"
+
+
+def test_column_keys_are_checked():
+    assert _error(data={"file_format": "tab"}).startswith("data.file_format: 'tab' is not one of")
+    assert _error(data={"text_column": -1}).startswith("data.text_column: must be a column name or a 0-based index")
+    assert _error(data={"file_format": "jsonl", "text_column": 3}).startswith("data.text_column: JSON Lines records")
+    config = config_lib.from_tree(_tree(data={"file_format": "tsv", "text_column": 3, "header": False}))
+    assert (config.data.file_format, config.data.text_column, config.data.header) == ("tsv", 3, False)

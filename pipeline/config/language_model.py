@@ -10,11 +10,17 @@ TextFiles = Union[str, tuple[str, ...], None]
 
 @dataclasses.dataclass(frozen=True)
 class LanguageModelDataConfig(common.DataConfig):
-    """Plain text (files, TFDS or synthetic) read as one stream of characters or words.
+    """Text (files, TFDS or synthetic) read as one stream of characters or words.
 
     Attributes:
         train: Training text: a file, a glob pattern (`books/*.txt.gz`) or a list of them, plain or gzip,
             read in order as one stream.
+        file_format: How files are read: `text` (every line is a line of the stream), or one column of a
+            `tsv` (unquoted), `csv` or `jsonl` file, each record one line of the stream (line breaks inside
+            a record become spaces). `auto` picks it per file from the extension, a trailing .gz ignored:
+            .tsv/.tab, .csv, .jsonl/.ndjson; .txt and any other extension are `text`.
+        text_column: Column name (or 0-based index; JSON Lines: key) of the text in tsv/csv/jsonl files.
+        header: TSV/CSV files start with a header row naming the columns.
         validation: Held-out text, same forms; null holds out the last `validation_fraction` of train.
         test: Test text, same forms; null skips the test split.
         level: `char` predicts the next character; `word` the next word (punctuation and line breaks are
@@ -31,6 +37,9 @@ class LanguageModelDataConfig(common.DataConfig):
     train: TextFiles = None
     validation: TextFiles = None
     test: TextFiles = None
+    file_format: Literal["auto", "text", "tsv", "csv", "jsonl"] = "auto"
+    text_column: Union[str, int] = "text"
+    header: bool = True
     level: Literal["char", "word", "sentencepiece"] = "char"
     sentencepiece: subwords.SentencepieceConfig = subwords.SentencepieceConfig()
     vocabulary_size: int = bounds.bounded(10000, minimum=4)
@@ -44,6 +53,12 @@ class LanguageModelDataConfig(common.DataConfig):
             if paths is not None and not (items and all(items)):
                 raise errors.ConfigError(f"data.{split_name}: expected a path, a glob pattern or a non-empty "
                                          f"list of them (got {paths!r})")
+        if isinstance(self.text_column, int) and self.text_column < 0:
+            raise errors.ConfigError(f"data.text_column: must be a column name or a 0-based index >= 0 "
+                                     f"(got {self.text_column})")
+        if self.file_format == "jsonl" and isinstance(self.text_column, int):
+            raise errors.ConfigError(f"data.text_column: JSON Lines records are objects, so the text column is "
+                                     f"a key name, not an index (got {self.text_column})")
         if self.level == "sentencepiece":
             if self.sentencepiece.shared:
                 raise errors.ConfigError("data.sentencepiece.shared: a language model has one SentencePiece "

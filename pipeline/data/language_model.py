@@ -14,6 +14,7 @@ a split's token ids into (inputs, next-token labels):
 import dataclasses
 import glob
 import logging
+import re
 import typing
 
 import numpy as np
@@ -37,6 +38,7 @@ RESERVED = (PADDING_TOKEN, UNKNOWN_TOKEN, NEWLINE_TOKEN)
 TFDS_TEXT_FEATURE = "text"
 
 _HORIZONTAL_SPACE = r"[^\S\n]+"  # whitespace other than line breaks
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,24 +86,67 @@ def expand_paths(patterns: typing.Union[str, typing.Sequence[str]], key: str) ->
     return paths
 
 
-def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error") -> TextSplit:
-    """Reads text files (plain or gzip) in order as one text; line endings (LF, CRLF, CR) become "\\n".
+TEXT_FORMAT = "text"
+
+
+def file_format_of(path: str, configured: str) -> str:
+    """The format a file is read in: `configured`, or for `auto` the one its extension names (a trailing
+    .gz ignored: .tsv/.tab, .csv, .jsonl/.ndjson), else plain `text` (.txt and any other extension)."""
+    if configured != "auto":
+        return configured
+    inferred = files.format_from_name(path)
+    return inferred if inferred in files.TEXT_FORMATS else TEXT_FORMAT
+
+
+def iter_lines(path: str, *, file_format: str = TEXT_FORMAT, text_column: typing.Union[str, int] = "text",
+               header: bool = True, on_bad_rows: str = "error") -> typing.Iterator[typing.Optional[str]]:
+    """The lines of the stream one file gives, without line endings: its lines (`text`), or one column of
+    its records (`tsv`, `csv`, `jsonl`), each record one line (line breaks inside it become spaces).
+
+    Yields None in place of each bad line or record skipped under `on_bad_rows="skip"` (counted by the
+    caller); under `"error"` the first one raises.
 
     Raises:
-        files.DataError: A missing file, or `path:line: invalid UTF-8 ...` under `on_bad_rows="error"`.
+        files.DataError: A missing file, an unknown column, or `path:line: reason` for a bad line or record.
+    """
+    if file_format != TEXT_FORMAT:
+        for text in files.iter_texts(path, file_format=file_format, text_column=text_column, header=header,
+                                     on_bad_rows=on_bad_rows):
+            yield None if text is None else _one_line(text)
+        return
+    for line in text_files.read_lines(path):
+        if line.decode_problem:
+            if on_bad_rows != "skip":
+                raise files.DataError(text_files.located(path, line.number, line.decode_problem))
+            yield None
+            continue
+        # A lone carriage return ends a line too (old Mac files); kept, it would join two lines.
+        yield from line.text.removesuffix("\n").removesuffix("\r").split("\r")
+
+
+def _one_line(text: str) -> str:
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error", file_format: str = "auto",
+              text_column: typing.Union[str, int] = "text", header: bool = True) -> TextSplit:
+    """Reads files (plain or gzip) in order as one text: see `iter_lines`; every line ends with "\n".
+
+    Raises:
+        files.DataError: A missing file, an unknown column, or `path:line: reason` for a bad line or record
+            under `on_bad_rows="error"`.
     """
     lines, skipped = [], 0
     for path in paths:
-        for line in text_files.read_lines(path):
-            if line.decode_problem:
-                if on_bad_rows != "skip":
-                    raise files.DataError(text_files.located(path, line.number, line.decode_problem))
+        for line in iter_lines(path, file_format=file_format_of(path, file_format), text_column=text_column,
+                               header=header, on_bad_rows=on_bad_rows):
+            if line is None:
                 skipped += 1
-                continue
-            # A lone carriage return ends a line too (old Mac files); kept, it would join two lines.
-            lines.append(line.text.removesuffix("\n").removesuffix("\r").replace("\r", "\n"))
+            else:
+                lines.append(line)
     if skipped:
-        logger.warning("%s: skipped %d lines with invalid UTF-8 (data.on_bad_rows: skip)", ", ".join(paths), skipped)
+        logger.warning("%s: skipped %d malformed lines or records (data.on_bad_rows: skip)", ", ".join(paths),
+                       skipped)
     text = "".join(line + "\n" for line in lines)
     return TextSplit(text=text, origin=", ".join(paths), skipped_rows=skipped)
 
@@ -145,8 +190,14 @@ def hold_out_tail(split: TextSplit, fraction: float) -> tuple[TextSplit, TextSpl
 def _file_splits(data_config) -> dict[str, TextSplit]:
     paths = {split_name: expand_paths(patterns, split_name)  # every pattern is checked before any file is read
              for split_name, patterns in sources_lib.split_paths(data_config).items()}
-    return {split_name: read_text(split_paths, on_bad_rows=data_config.on_bad_rows)
+    return {split_name: read_text(split_paths, **reading_settings(data_config))
             for split_name, split_paths in paths.items()}
+
+
+def reading_settings(data_config) -> dict:
+    """The keyword arguments of `read_text` and `iter_lines` the data block sets."""
+    return {"on_bad_rows": data_config.on_bad_rows, "file_format": data_config.file_format,
+            "text_column": data_config.text_column, "header": data_config.header}
 
 
 def _generate(lines: int, seed: int, origin: str) -> TextSplit:

@@ -248,9 +248,10 @@ class LanguageModelTask(generation.GenerativeTask):
     # === Error analysis and reports ===
 
     def read_labelled_file(self, path: str, splits: text_stream.TextSplits) -> text_stream.TextSplit:
-        """Plain text (a file or glob pattern, plain or gzip), read as `data.test` is."""
+        """Text (a file or glob pattern, plain or gzip), read as `data.test` is."""
         del splits
-        return text_stream.read_text(text_stream.expand_paths(path, "test"), on_bad_rows=self.data_config.on_bad_rows)
+        return text_stream.read_text(text_stream.expand_paths(path, "test"),
+                                     **text_stream.reading_settings(self.data_config))
 
     def predictions(self, model, preprocessing: LanguageModelPreprocessing,
                     split: text_stream.TextSplit) -> typing.Iterator[dict]:

@@ -60,6 +60,49 @@ def test_invalid_utf8_stops_with_file_and_line_or_is_skipped_and_counted(tmp_pat
     assert "\xff" not in splits.splits["train"].text and "bad" not in splits.splits["train"].text
 
 
+# === Columns of TSV, CSV and JSON Lines files ===
+
+
+def test_a_text_column_gives_one_line_per_record_from_each_format(tmp_path):
+    with gzip.open(tmp_path / "reviews.tsv.gz", "wt", encoding="utf-8") as stream:  # unquoted, as the IMDB files
+        stream.write('label\trating\tid\ttext\n0\t1\t7\tA "quoted" <br />review\n1\t9\t8\tSecond\n')
+    (tmp_path / "notes.jsonl").write_text('{"text": "two\\nlines", "id": 1}\n\n{"text": "last"}\n', encoding="utf-8")
+    (tmp_path / "table.csv").write_text('id,text\n1,"commas, and\r\nbreaks"\n', encoding="utf-8")
+    (tmp_path / "plain.txt").write_text("plain\tline\n", encoding="utf-8")
+
+    splits = text_stream.load_splits(_data_config(
+        train=[str(tmp_path / name) for name in ("reviews.tsv.gz", "notes.jsonl", "table.csv", "plain.txt")],
+        validation=str(tmp_path / "plain.txt")), seed=0)
+
+    assert splits.splits["train"].text == ('A "quoted" <br />review\nSecond\ntwo lines\nlast\ncommas, and breaks\n'
+                                           "plain\tline\n")
+
+
+def test_the_text_column_by_index_without_a_header_or_in_an_explicit_format(tmp_path):
+    (tmp_path / "rows.data").write_text("1\tfirst\n2\tsecond\n", encoding="utf-8")
+    path = str(tmp_path / "rows.data")
+
+    assert text_stream.read_text([path]).text == "1\tfirst\n2\tsecond\n"  # an unknown extension is plain text
+    assert text_stream.read_text([path], file_format="tsv", text_column=1, header=False).text == "first\nsecond\n"
+    with pytest.raises(files.DataError, match=r"rows.data: text_column is 'text', but without a header"):
+        text_stream.read_text([path], file_format="tsv", header=False)
+
+
+def test_bad_records_name_file_and_line_or_are_skipped_and_counted(tmp_path):
+    (tmp_path / "unsup.tsv").write_text("id\ttext\n1\tgood\n2\ttab\tinside\n3\tgood again\n", encoding="utf-8")
+    (tmp_path / "notes.jsonl").write_text('{"text": "fine"}\n{"text": 3}\n{"body": "x"}\n', encoding="utf-8")
+
+    with pytest.raises(files.DataError, match=r"unsup.tsv:3: 3 fields, but the header \(line 1\) has 2"):
+        text_stream.load_splits(_data_config(train=str(tmp_path / "unsup.tsv")), seed=0)
+    with pytest.raises(files.DataError, match=r"notes.jsonl:2: text must be a string"):
+        text_stream.read_text([str(tmp_path / "notes.jsonl")])
+    with pytest.raises(files.DataError, match=r"unsup.tsv:1: text_column 'body' is not a column"):
+        text_stream.read_text([str(tmp_path / "unsup.tsv")], text_column="body")
+    skipped = text_stream.read_text([str(tmp_path / "unsup.tsv"), str(tmp_path / "notes.jsonl")], on_bad_rows="skip")
+
+    assert skipped.text == "good\ngood again\nfine\n" and skipped.skipped_rows == 3
+
+
 def test_validation_is_the_tail_of_train_cut_at_a_line_start():
     split = text_stream.TextSplit("".join(f"line {index}\n" for index in range(100)), "corpus")
 
