@@ -32,6 +32,11 @@ class LanguageModelDataConfig(common.DataConfig):
         vocabulary_size: Largest vocabulary, including padding, out-of-vocabulary and line-break tokens;
             the most frequent training tokens are kept (SentencePiece: the most pieces).
         lowercase: Lower-case the text first.
+        strip_punctuation: `level: word` only: standardize as the sentiment task does (`<br />` tags
+            become spaces, apostrophes are removed, other ASCII punctuation becomes a space), then split
+            on whitespace, line breaks kept as tokens. With the same `lowercase`, the words are exactly
+            those a sentiment classifier reads, so its embedding and recurrent layers can start from this
+            model's. False splits punctuation off as tokens of its own.
     """
 
     train: TextFiles = None
@@ -44,6 +49,7 @@ class LanguageModelDataConfig(common.DataConfig):
     sentencepiece: subwords.SentencepieceConfig = subwords.SentencepieceConfig()
     vocabulary_size: int = bounds.bounded(10000, minimum=4)
     lowercase: bool = False
+    strip_punctuation: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -59,6 +65,9 @@ class LanguageModelDataConfig(common.DataConfig):
         if self.file_format == "jsonl" and isinstance(self.text_column, int):
             raise errors.ConfigError(f"data.text_column: JSON Lines records are objects, so the text column is "
                                      f"a key name, not an index (got {self.text_column})")
+        if self.strip_punctuation and self.level != "word":
+            raise errors.ConfigError(f"data.strip_punctuation: only for data.level: word (level is "
+                                     f"{self.level!r}); {self.level} tokens keep the punctuation")
         if self.level == "sentencepiece":
             if self.sentencepiece.shared:
                 raise errors.ConfigError("data.sentencepiece.shared: a language model has one SentencePiece "

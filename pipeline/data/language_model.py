@@ -28,6 +28,7 @@ from pipeline.data import sequence_text
 from pipeline.data import sources as sources_lib
 from pipeline.data import splits as splits_lib
 from pipeline.data import synthetic
+from pipeline.data import text as text_lib
 from pipeline.data import tfds_source
 
 logger = logging.getLogger(__name__)
@@ -221,11 +222,15 @@ def _tfds_splits(name: str, data_config) -> dict[str, TextSplit]:
 # === Tokens ===
 
 
-def tokenize(texts: tf.Tensor, *, level: str, lowercase: bool) -> tf.RaggedTensor:
-    """Raw strings [batch] -> tokens [batch, (time)]: characters, or words with punctuation and "\\n" split off.
+def tokenize(texts: tf.Tensor, *, level: str, lowercase: bool, strip_punctuation: bool = False) -> tf.RaggedTensor:
+    """Raw strings [batch] -> tokens [batch, (time)]: characters, or words with "\\n" split off.
 
-    Core TensorFlow ops only, so exports tokenize prompts exactly as training did.
+    Words have punctuation split off as tokens of their own, or, with `strip_punctuation`, are standardized
+    exactly as the sentiment task's texts (see `words_as_classified`). Core TensorFlow ops only, so exports
+    tokenize prompts exactly as training did.
     """
+    if level == "word" and strip_punctuation:
+        return words_as_classified(texts, lowercase=lowercase)
     if lowercase:
         texts = tf.strings.lower(texts, encoding="utf-8")
     if level == "char":
@@ -235,6 +240,23 @@ def tokenize(texts: tf.Tensor, *, level: str, lowercase: bool) -> tf.RaggedTenso
     texts = tf.strings.regex_replace(texts, _HORIZONTAL_SPACE, " ")
     tokens = tf.strings.split(texts, sep=" ")
     return tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+
+
+def words_as_classified(texts: tf.Tensor, *, lowercase: bool) -> tf.RaggedTensor:
+    """Raw strings [batch] -> the words the sentiment task reads, each line followed by a "\\n" token.
+
+    Every line is standardized by `text.standardize` (`<br />` tags, apostrophes and ASCII punctuation go)
+    and split on whitespace as the sentiment vectorizer splits it, so that, line breaks left out, the
+    tokens are exactly a sentiment classifier's.
+    """
+    lines = tf.strings.split(texts, sep="\n")  # (batch, (lines)); "a\nb\n" -> ["a", "b", ""]
+    words = tf.strings.split(text_lib.standardize(lines.flat_values, lowercase=lowercase, strip_punctuation=True))
+    line_number = tf.ragged.range(lines.row_lengths()).flat_values  # (lines,)
+    is_last = tf.equal(line_number, tf.gather(lines.row_lengths() - 1, lines.value_rowids()))
+    breaks = tf.RaggedTensor.from_row_lengths(  # (lines, (0 or 1)): a line break after every line but the last
+        tf.fill([tf.reduce_sum(1 - tf.cast(is_last, tf.int64))], NEWLINE_TOKEN), 1 - tf.cast(is_last, tf.int64))
+    tokens = tf.concat([words, breaks], axis=1)  # (lines, (words + break))
+    return tf.RaggedTensor.from_row_lengths(tokens, lines.row_lengths()).merge_dims(1, 2)
 
 
 def detokenize(tokens: tf.RaggedTensor, *, level: str) -> tf.Tensor:

@@ -110,7 +110,8 @@ class LanguageModelTask(generation.GenerativeTask):
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> tokens [batch, (time)] at the configured level."""
-        return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase)
+        return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase,
+                                    strip_punctuation=self.data_config.strip_punctuation)
 
     def fit_preprocessing(self, splits: text_stream.TextSplits) -> base.Preprocessing:
         """Builds the vocabulary (or trains the SentencePiece model) from the training text only."""
