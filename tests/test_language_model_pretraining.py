@@ -1,14 +1,28 @@
-"""Language-model pretraining for a classifier: the words the language model reads are the sentiment task's."""
+"""Language-model pretraining for a classifier: the words the language model reads are the sentiment task's, its
+vocabulary is sorted by frequency, and a sampled softmax trains it reproducibly (reruns, kill -9 and resume)
+while perplexity, generation and the export use the full softmax."""
 
+import collections
+import csv
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
 
+import h5py
+import numpy as np
 import pytest
 import tensorflow as tf
 
 import helpers
 from pipeline import config as config_lib
+from pipeline import export
+from pipeline import run_files
+from pipeline import run_state
 from pipeline import tasks
+from pipeline import training
 
 IMDB_TRAIN = helpers.SHARED_DATA / "imdb" / "imdb_train.tsv.gz"
 
@@ -96,3 +110,148 @@ def test_strip_punctuation_is_for_words_only():
     for level in ("char", "sentencepiece"):
         with pytest.raises(config_lib.ConfigError, match=r"^data.strip_punctuation: only for data.level: word"):
             config_lib.from_tree(config_lib.merge(tree, {"data": {"level": level}}))
+
+
+def test_the_word_vocabulary_is_sorted_by_frequency(tmp_path):
+    # The sampled softmax draws log-uniformly by id, which presumes that frequent words have small ids.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("b a b c a b\nc b d\n" * 5 + "e f e\n", encoding="utf-8")
+    task = tasks.create_task(config_lib.from_tree({
+        "name": "lm", "task": "language_model",
+        "data": {"source": "files", "train": str(corpus), "validation": str(corpus), "level": "word"}}))
+    vocabulary = task.fit_preprocessing(task.load_splits()).vocabulary
+    counts = collections.Counter(token.decode() for token in task.tokenize(
+        tf.constant([corpus.read_text(encoding="utf-8")])).flat_values.numpy())
+
+    assert vocabulary[:3] == ["", "[UNK]", "\n"]
+    assert vocabulary[3:] == ["b", "a", "c", "d", "e", "f"]
+    assert [counts[token] for token in vocabulary[3:]] == sorted((counts[token] for token in vocabulary[3:]),
+                                                                 reverse=True)
+
+
+# === Sampled softmax through the whole pipeline (configs/tiny/lm_imdb.yaml) ===
+
+# Imports the package, makes `fit` kill the process after the 3rd batch of the 2nd epoch, then runs the CLI.
+_KILLED_RUN = r"""
+import os, signal, sys
+
+import keras
+
+from pipeline import cli, training
+
+
+class DieMidEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+make_callbacks = training.make_callbacks
+training.make_callbacks = lambda *args, **kwargs: make_callbacks(*args, **kwargs) + [DieMidEpoch()]
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _train_arguments(directory, *extra: str) -> list[str]:
+    overrides = helpers.tiny_overrides(directory) + ["export.self_check=false", *extra]
+    return ["train", str(helpers.REPOSITORY / "configs/tiny/lm_imdb.yaml"),
+            *(item for override in overrides for item in ("--set", override))]
+
+
+def _weights(path) -> dict:
+    arrays = {}
+    with h5py.File(path, "r") as weights_file:
+        weights_file.visititems(lambda name, item: arrays.update(
+            {name: np.asarray(item)}) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def _outcome(directory) -> dict:
+    run_dir = directory / "run"
+    state = json.loads((run_dir / run_state.STATE_FILE).read_text())
+    state.pop("export_path")
+    return {"history": (run_dir / run_files.HISTORY).read_text(), "state": state,
+            "metrics": json.loads((run_dir / run_files.METRICS_FILE).read_text()),
+            "weights": _weights(run_dir / run_files.LAST_CHECKPOINT / state["weights"])}
+
+
+def _assert_same(outcome: dict, expected: dict) -> None:
+    for key in ("history", "state", "metrics"):
+        assert outcome[key] == expected[key], key
+    assert outcome["weights"].keys() == expected["weights"].keys()
+    for name, array in expected["weights"].items():
+        assert np.array_equal(outcome["weights"][name], array), name
+
+
+@pytest.fixture(scope="module")
+def sampled_runs(tmp_path_factory):
+    """Directories of: the run, the same run again, and one killed mid-epoch (not resumed yet)."""
+    root = tmp_path_factory.mktemp("sampled_softmax")
+    killed = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, *_train_arguments(root / "killed")],
+                              cwd=helpers.REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    try:
+        for name in ("run", "rerun"):  # meanwhile
+            config = config_lib.load_config(_train_arguments(root / name)[1:2],
+                                            _train_arguments(root / name)[3::2])
+            training.train(config)
+        _, errors = killed.communicate(timeout=600)
+        assert killed.returncode == -signal.SIGKILL, errors[-3000:]
+    finally:
+        killed.kill()  # no-op once it has ended
+    return root
+
+
+@pytest.mark.slow
+def test_sampled_softmax_trains_and_perplexity_is_the_full_softmax(sampled_runs):
+    run_dir = str(sampled_runs / "run" / "run")
+    config = run_files.load_run_config(run_dir)
+    task = tasks.create_task(config)
+    preprocessing = task.load_preprocessing(run_dir)
+    model = run_files.load_trained_model(run_dir)
+    with open(os.path.join(run_dir, run_files.HISTORY), newline="") as stream:
+        history = list(csv.DictReader(stream))
+
+    assert config.train.sampled_softmax == 8 and len(preprocessing.vocabulary) > 30
+    assert set(history[0]) == {"epoch", "loss", "val_loss", "val_accuracy", "val_perplexity"}
+    assert float(history[-1]["loss"]) < 0.5 * float(history[0]["loss"])
+    # The test perplexity is the full softmax's: recomputed here from the logits, state carried across batches.
+    log_likelihood, tokens, state = 0.0, 0, None
+    for features, labels in task.datasets(task.load_splits(), preprocessing)["test"]:
+        if state is None or int(state[0][0].shape[0]) != labels.shape[0]:
+            state = model.initial_state(labels.shape[0])
+        logits, state = model.run(features["token_ids"], state)
+        logits = logits.numpy().astype(np.float64)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        log_likelihood += np.take_along_axis(log_probabilities, labels.numpy()[..., None], axis=-1).sum()
+        tokens += labels.numpy().size
+    test = json.loads((sampled_runs / "run" / "run" / run_files.METRICS_FILE).read_text())["test"]
+    assert test["tokens"] == tokens
+    assert test["perplexity"] == pytest.approx(np.exp(-log_likelihood / tokens), rel=1e-5)
+    assert test["perplexity"] < test["uniform_perplexity"] / 5
+
+
+@pytest.mark.slow
+def test_sampled_softmax_runs_are_bit_identical_and_resume_exactly_after_kill_9(sampled_runs):
+    expected = _outcome(sampled_runs / "run")
+    _assert_same(_outcome(sampled_runs / "rerun"), expected)
+    assert run_state.load(str(sampled_runs / "killed" / "run")).epochs_done == 1
+
+    training.train(config_lib.load_config(_train_arguments(sampled_runs / "killed")[1:2],
+                                          _train_arguments(sampled_runs / "killed")[3::2]))
+
+    _assert_same(_outcome(sampled_runs / "killed"), expected)
+
+
+@pytest.mark.slow
+def test_the_export_of_a_sampled_softmax_model_generates_with_the_full_softmax(sampled_runs):
+    loaded = tf.saved_model.load(export.export_run(str(sampled_runs / "run" / "run")))
+
+    assert sorted(loaded.signatures) == ["beam", "greedy", "sample", "serving_default"]
+    outputs = loaded.signatures["greedy"](prompt=tf.constant(["tom has five apples", ""]))
+    assert [text.decode().startswith("tom has five apples") for text in outputs["text"].numpy()] == [True, False]
+    assert all(score <= 0 for score in outputs["score"].numpy())

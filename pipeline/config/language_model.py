@@ -116,13 +116,31 @@ class LanguageModelTrainConfig(common.TrainConfig):
             rows read in consecutive chunks, each row's final recurrent state starts the same row of the
             next batch (reset at every epoch), and gradients stop at chunk boundaries. False trains on
             independent, shuffled chunks of `tbptt_steps` tokens, each from a zero state.
+        sampled_softmax: Classes sampled per training step for a sampled softmax (drawn log-uniformly over
+            the vocabulary, which is sorted by frequency; seeded, so reruns and resumed runs draw the same),
+            in place of the full softmax over the vocabulary: training costs O(this) instead of O(vocabulary)
+            per token, and the training `loss` is an estimate. Validation, test, perplexity and generation
+            always use the full softmax. Must be below `data.vocabulary_size`; 0 trains on the full softmax.
     """
 
     monitor: str = "val_loss"
     tbptt_steps: int = bounds.bounded(100, minimum=1)
     carry_state: bool = True
+    sampled_softmax: int = bounds.bounded(0, minimum=0)
+
+    def check_with_data(self, data: common.DataConfig) -> None:
+        vocabulary_size = getattr(data, "vocabulary_size", None)
+        if self.sampled_softmax and vocabulary_size is not None and self.sampled_softmax >= vocabulary_size - 1:
+            raise errors.ConfigError(
+                f"train.sampled_softmax: must be below the vocabulary's {vocabulary_size - 1} non-padding tokens "
+                f"(data.vocabulary_size: {vocabulary_size}; got {self.sampled_softmax}); 0 trains on the full "
+                "softmax")
 
     def check_with_runtime(self, runtime: common.RuntimeConfig) -> None:
+        if runtime.jit_compile and self.sampled_softmax:
+            raise errors.ConfigError("train.sampled_softmax: not with runtime.jit_compile (XLA cannot compile "
+                                     "the removal of sampled classes that are a position's own label); set one "
+                                     "of them off")
         if runtime.distribution != "none" and self.carry_state:
             raise errors.ConfigError(
                 f"train.carry_state: not supported with runtime.distribution: {runtime.distribution} "

@@ -181,8 +181,21 @@ class LanguageModelTask(generation.GenerativeTask):
     # === Model ===
 
     def build_model(self, preprocessing: LanguageModelPreprocessing) -> recurrent_language_model.RecurrentLanguageModel:
+        """The model; with `train.sampled_softmax`, trained on a sampled softmax over this vocabulary.
+
+        Raises:
+            config_lib.ConfigError: `train.sampled_softmax` is not below the fitted vocabulary's size (a
+                small corpus may fill fewer than `data.vocabulary_size` entries).
+        """
+        vocabulary_size, sampled = len(preprocessing.vocabulary), self.train_config.sampled_softmax
+        if sampled >= vocabulary_size - 1:
+            raise config_lib.ConfigError(
+                f"train.sampled_softmax: {sampled} classes cannot be sampled from the {vocabulary_size - 1} "
+                "non-padding tokens of the vocabulary fitted on the training text; lower it, or set 0 (the full "
+                "softmax costs little on so small a vocabulary)")
         return recurrent_language_model.build_recurrent_language_model(
-            self.model_config, vocabulary_size=len(preprocessing.vocabulary), stateful=self.train_config.carry_state)
+            self.model_config, vocabulary_size=vocabulary_size, stateful=self.train_config.carry_state,
+            sampled_softmax=sampled)
 
     def loss(self) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
