@@ -255,3 +255,41 @@ def test_the_export_of_a_sampled_softmax_model_generates_with_the_full_softmax(s
     outputs = loaded.signatures["greedy"](prompt=tf.constant(["tom has five apples", ""]))
     assert [text.decode().startswith("tom has five apples") for text in outputs["text"].numpy()] == [True, False]
     assert all(score <= 0 for score in outputs["score"].numpy())
+
+
+# === Streaming from the files (data.cache: false) ===
+
+
+def _streamed_config(tmp_path, name: str, *, epochs: int, carry_state: bool = True) -> config_lib.RunConfig:
+    reviews = tmp_path / "reviews.tsv.gz"
+    if not reviews.exists():
+        lines = [f"{name} has {count} apples. At the school {name} gives one to Anna!<br />Now {name} has "
+                 f"{count - 1} apples." for name, count in zip(["Tom", "Lena", "Maria"] * 100, [5, 4, 3, 2] * 75)]
+        with gzip.open(reviews, "wt", encoding="utf-8") as stream:
+            stream.write("id\ttext\n" + "".join(f"{index}\t{line}\n" for index, line in enumerate(lines)))
+        (tmp_path / "valid.txt").write_text("\n".join(lines[:12]) + "\n", encoding="utf-8")
+    return config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/lm_imdb.yaml")], [
+        f"runtime.run_dir={tmp_path / name}", "export.on_train_end=false", "data.source=files",
+        f"data.train={reviews}", f"data.validation={tmp_path / 'valid.txt'}", "data.cache=false",
+        "data.shuffle_buffer=50", "train.steps_per_epoch=10", f"train.epochs={epochs}",
+        f"train.carry_state={str(carry_state).lower()}"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("carry_state", [True, False])
+def test_a_streamed_run_learns_and_resumes_on_the_batches_the_uninterrupted_run_saw(tmp_path, carry_state):
+    whole = training.train(_streamed_config(tmp_path, "whole", epochs=2, carry_state=carry_state))
+    training.train(_streamed_config(tmp_path, "parts", epochs=1, carry_state=carry_state))
+    parts = training.train(_streamed_config(tmp_path, "parts", epochs=2, carry_state=carry_state))  # resumes
+
+    with open(os.path.join(whole, run_files.HISTORY), newline="") as stream:
+        history = list(csv.DictReader(stream))
+    assert float(history[-1]["val_loss"]) < float(history[0]["val_loss"])
+    assert (tmp_path / "parts" / run_files.HISTORY).read_text() == (tmp_path / "whole" / run_files.HISTORY).read_text()
+    expected = _weights(tmp_path / "whole" / run_files.BEST_WEIGHTS)
+    resumed = _weights(tmp_path / "parts" / run_files.BEST_WEIGHTS)
+    assert resumed.keys() == expected.keys()
+    assert all(np.array_equal(resumed[name], array) for name, array in expected.items())
+    assert json.loads((tmp_path / "whole" / run_files.METRICS_FILE).read_text())["validation"]["perplexity"] == \
+        json.loads((tmp_path / "parts" / run_files.METRICS_FILE).read_text())["validation"]["perplexity"]
+    del parts

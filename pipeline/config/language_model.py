@@ -32,6 +32,10 @@ class LanguageModelDataConfig(common.DataConfig):
         vocabulary_size: Largest vocabulary, including padding, out-of-vocabulary and line-break tokens;
             the most frequent training tokens are kept (SentencePiece: the most pieces).
         lowercase: Lower-case the text first.
+        cache: Read the training files once and hold their token ids in memory. False streams them (source
+            `files`): every pass reads and tokenizes the files again, the vocabulary is counted in one pass,
+            and memory stays bounded whatever their size; `data.validation` and `train.steps_per_epoch` are
+            then required, and `shuffle_buffer` bounds the shuffling of `train.carry_state: false` windows.
         strip_punctuation: `level: word` only: standardize as the sentiment task does (`<br />` tags
             become spaces, apostrophes are removed, other ASCII punctuation becomes a space), then split
             on whitespace, line breaks kept as tokens. With the same `lowercase`, the words are exactly
@@ -49,6 +53,7 @@ class LanguageModelDataConfig(common.DataConfig):
     sentencepiece: subwords.SentencepieceConfig = subwords.SentencepieceConfig()
     vocabulary_size: int = bounds.bounded(10000, minimum=4)
     lowercase: bool = False
+    cache: bool = True
     strip_punctuation: bool = False
 
     def __post_init__(self):
@@ -59,6 +64,10 @@ class LanguageModelDataConfig(common.DataConfig):
             if paths is not None and not (items and all(items)):
                 raise errors.ConfigError(f"data.{split_name}: expected a path, a glob pattern or a non-empty "
                                          f"list of them (got {paths!r})")
+        if self.source == "files" and not self.cache and self.validation is None:
+            raise errors.ConfigError("data.validation: required with data.cache: false (the training text is "
+                                     "streamed from its files, never held, so no validation part can be held "
+                                     "out of it)")
         if isinstance(self.text_column, int) and self.text_column < 0:
             raise errors.ConfigError(f"data.text_column: must be a column name or a 0-based index >= 0 "
                                      f"(got {self.text_column})")
@@ -129,6 +138,9 @@ class LanguageModelTrainConfig(common.TrainConfig):
     sampled_softmax: int = bounds.bounded(0, minimum=0)
 
     def check_with_data(self, data: common.DataConfig) -> None:
+        if data.source == "files" and not data.cache and self.steps_per_epoch is None:
+            raise errors.ConfigError("train.steps_per_epoch: required with data.cache: false (a streamed "
+                                     "training text has no length known in advance)")
         vocabulary_size = getattr(data, "vocabulary_size", None)
         if self.sampled_softmax and vocabulary_size is not None and self.sampled_softmax >= vocabulary_size - 1:
             raise errors.ConfigError(

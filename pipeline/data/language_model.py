@@ -1,18 +1,23 @@
 """Plain text for language modelling: files, TFDS or synthetic text read as one token stream, and its batches.
 
-Readers return raw text (one string per split). `tokenize` and `detokenize` are core TensorFlow ops, so the
-exported SavedModel splits prompts and joins generations exactly as training did. Two batch layouts turn
-a split's token ids into (inputs, next-token labels):
+Readers return raw text (one string per split), or, for a training split streamed from its files
+(`data.cache: false`), a `StreamedText` that reads them again on every pass. `tokenize` and `detokenize`
+are core TensorFlow ops, so the exported SavedModel splits prompts and joins generations exactly as
+training did. Two batch layouts turn a split's token ids into (inputs, next-token labels):
 
 - `stream_batches` (truncated backpropagation through time): the stream is cut into `rows` equal parts,
   one per batch row, and each part is read in consecutive chunks, so row i of batch k+1 continues row i of
   batch k. A model that carries its recurrent state across batches sees the text without breaks.
+  Streamed: `streamed_stream_batches`, each row a stream of whole lines of its own.
 - `window_batches` (independent sequences): the stream is cut into windows of `steps` tokens that are
-  batched (and, for training, shuffled) independently; each starts from a zero state.
+  batched (and, for training, shuffled) independently; each starts from a zero state. Streamed:
+  `streamed_window_batches`, shuffled through a bounded buffer.
 """
 
 import dataclasses
+import functools
 import glob
+import itertools
 import logging
 import re
 import typing
@@ -58,6 +63,35 @@ class TextSplit:
 
     def __len__(self) -> int:
         return len(self.text)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedText:
+    """A training split read from its files on every pass and never held in memory (`data.cache: false`).
+
+    Attributes:
+        lines: Iterator factory: every call reads the files again from the start, yielding each line
+            (without its line break), or None for each bad line or record skipped under
+            `data.on_bad_rows: skip` (counted per pass, in the log).
+        origin: Where the text comes from, for messages.
+        skipped_rows: 0: skips are counted per pass, in the log.
+    """
+
+    lines: typing.Callable[[], typing.Iterator[typing.Optional[str]]]
+    origin: str
+    skipped_rows: int = 0
+
+    def read(self) -> typing.Iterator[str]:
+        """One pass over the lines."""
+        skipped = 0
+        for line in self.lines():
+            if line is None:
+                skipped += 1
+            else:
+                yield line
+        if skipped:
+            logger.warning("%s: skipped %d malformed lines or records in this pass (data.on_bad_rows: skip)",
+                           self.origin, skipped)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,12 +194,18 @@ def load_splits(data_config: config_lib.LanguageModelDataConfig, seed: int) -> T
     """
     splits = sources_lib.load_splits(data_config, seed, read_files=_file_splits, read_tfds=_tfds_splits,
                                      generate=_generate)
-    if not splits.get("train") or not splits["train"].text.strip():
+    if isinstance(splits.get("train"), StreamedText):
+        if not any(line.strip() for line in itertools.islice(splits["train"].read(), 10000)):
+            raise files.DataError(f"{splits['train'].origin}: the training text is empty (or starts with "
+                                  "10000 empty lines)")
+        logger.info("train: streamed from %s (data.cache: false)", splits["train"].origin)
+    elif not splits.get("train") or not splits["train"].text.strip():
         raise files.DataError(f"{data_config.source}: the training text is empty")
     if "validation" not in splits:
         splits["train"], splits["validation"] = hold_out_tail(splits["train"], data_config.validation_fraction)
     for split_name, split in splits.items():
-        logger.info("%s: %d characters from %s", split_name, len(split.text), split.origin)
+        if isinstance(split, TextSplit):
+            logger.info("%s: %d characters from %s", split_name, len(split.text), split.origin)
     return TextSplits(splits=splits)
 
 
@@ -188,11 +228,27 @@ def hold_out_tail(split: TextSplit, fraction: float) -> tuple[TextSplit, TextSpl
             TextSplit(split.text[cut:], f"{split.origin} (last {fraction:.0%} held out for validation)"))
 
 
-def _file_splits(data_config) -> dict[str, TextSplit]:
+def _file_splits(data_config) -> dict[str, typing.Union[TextSplit, StreamedText]]:
     paths = {split_name: expand_paths(patterns, split_name)  # every pattern is checked before any file is read
              for split_name, patterns in sources_lib.split_paths(data_config).items()}
-    return {split_name: read_text(split_paths, **reading_settings(data_config))
-            for split_name, split_paths in paths.items()}
+    result = {}
+    for split_name, split_paths in paths.items():
+        if split_name == "train" and not data_config.cache:
+            for path in split_paths:
+                text_files.open_text(path).close()  # a missing file fails now, not in the first training step
+            result[split_name] = StreamedText(functools.partial(iter_file_lines, split_paths,
+                                                                **reading_settings(data_config)),
+                                              ", ".join(split_paths))
+        else:
+            result[split_name] = read_text(split_paths, **reading_settings(data_config))
+    return result
+
+
+def iter_file_lines(paths: typing.Sequence[str], *, file_format: str = "auto", **settings
+                    ) -> typing.Iterator[typing.Optional[str]]:
+    """The lines of several files in order (see `iter_lines`), each file's format resolved from `file_format`."""
+    for path in paths:
+        yield from iter_lines(path, file_format=file_format_of(path, file_format), **settings)
 
 
 def reading_settings(data_config) -> dict:
@@ -326,3 +382,76 @@ def window_batches(token_ids: np.ndarray, *, batch_size: int, steps: int, shuffl
     if shuffle_buffer:
         dataset = batching.shuffle_each_pass(dataset, buffer_size=shuffle_buffer, seed=seed)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# === Streamed layouts (`data.cache: false`) ===
+
+
+def streamed_stream_batches(documents: typing.Iterable[np.ndarray], *, batch_size: int, steps: int
+                            ) -> typing.Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Truncated-BPTT batches from a stream of documents (lines), holding only a few documents per row.
+
+    Every batch row is a stream of whole documents of its own: each document goes, in order, to the row
+    with the fewest tokens waiting (the lowest row on ties), so rows stay within about one document of each
+    other and memory stays bounded, whatever the corpus size. Row i of batch k+1 continues row i of batch k,
+    as in `stream_batches`. At the end of the documents, the tokens waiting (fewer than `steps + 1` in some
+    row) are not trained on; their count is logged.
+
+    Args:
+        documents: Token ids int32 [tokens] per document, line break included, in stream order.
+        batch_size: Rows per batch.
+        steps: Tokens per row per batch.
+
+    Yields:
+        (inputs int32 [batch_size, steps], labels int32 [batch_size, steps]: the same tokens one later).
+    """
+    rows = [np.zeros([0], np.int32) for _ in range(batch_size)]
+    waiting = np.zeros(batch_size, np.int64)
+    for document in documents:
+        row = int(np.argmin(waiting))
+        rows[row] = np.concatenate([rows[row], document])
+        waiting[row] += len(document)
+        while waiting.min() > steps:
+            yield (np.stack([tokens[:steps] for tokens in rows]), np.stack([tokens[1:steps + 1] for tokens in rows]))
+            rows = [tokens[steps:] for tokens in rows]
+            waiting -= steps
+    if waiting.sum():
+        logger.info("streamed pass ends: the last %d tokens (fewer than %d in some row) are not trained on",
+                    int(waiting.sum()), steps + 1)
+
+
+def streamed_windows(documents: typing.Iterable[np.ndarray], *, steps: int) -> typing.Iterator[np.ndarray]:
+    """Windows of `steps + 1` tokens tiling the documents laid end to end (each window's last token is the
+    next window's first), as `window_batches` cuts them; the last tokens short of a window are left out."""
+    waiting = np.zeros([0], np.int32)
+    for document in documents:
+        waiting = np.concatenate([waiting, document])
+        while len(waiting) > steps:
+            yield waiting[:steps + 1]
+            waiting = waiting[steps:]
+
+
+def streamed_batches(documents: typing.Callable[[], typing.Iterator[np.ndarray]], *, batch_size: int, steps: int,
+                     carry_state: bool, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
+    """A training split's batches, read from its documents on every pass (never held whole).
+
+    With `carry_state`, the layout of `streamed_stream_batches`, in stream order; else independent windows
+    (`streamed_windows`) shuffled through a buffer of `shuffle_buffer` windows, in a new order on every
+    pass that depends only on the seed and the pass (see `batching.shuffle_each_pass`).
+
+    Args:
+        documents: Iterator factory: every call yields the token ids of every document again, in order.
+
+    Returns:
+        Dataset of ({"token_ids": int32 [batch, steps]}, labels int32 [batch, steps]) of unknown length.
+    """
+    if carry_state:
+        dataset = tf.data.Dataset.from_generator(
+            lambda: streamed_stream_batches(documents(), batch_size=batch_size, steps=steps),
+            output_signature=(tf.TensorSpec([batch_size, steps], tf.int32),) * 2)
+        return dataset.map(lambda inputs, labels: ({"token_ids": inputs}, labels)).prefetch(tf.data.AUTOTUNE)
+    windows = tf.data.Dataset.from_generator(lambda: streamed_windows(documents(), steps=steps),
+                                             output_signature=tf.TensorSpec([steps + 1], tf.int32))
+    windows = batching.shuffle_each_pass(windows, buffer_size=shuffle_buffer, seed=seed)
+    return windows.batch(batch_size).map(
+        lambda window: ({"token_ids": window[:, :-1]}, window[:, 1:])).prefetch(tf.data.AUTOTUNE)

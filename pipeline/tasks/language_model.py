@@ -8,6 +8,7 @@ explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the mod
 
 import dataclasses
 import functools
+import itertools
 import logging
 import math
 import typing
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 _NEVER = -1e9  # logit given to padding and out-of-vocabulary tokens during generation
 _PROMPT_SAMPLES = 3
+_LINES_PER_BATCH = 1024  # lines of a streamed split tokenized together
 
 
 # === Callback ===
@@ -79,6 +81,21 @@ class SubwordLanguageModelPreprocessing(base.Preprocessing):
         return list(text_stream.RESERVED) + pieces[len(text_stream.RESERVED):]
 
 
+def _lines(split) -> typing.Iterator[str]:
+    """A split's lines: read from the files when streamed, else split from its text."""
+    return split.read() if isinstance(split, text_stream.StreamedText) else iter(split.text.split("\n"))
+
+
+def _line_batches(split) -> typing.Iterator[tf.Tensor]:
+    """A split's lines as string batches, each line with its line break (see `text_stream.line_batches`)."""
+    if not isinstance(split, text_stream.StreamedText):
+        yield from text_stream.line_batches(split.text)
+        return
+    lines = split.read()
+    while batch := list(itertools.islice(lines, _LINES_PER_BATCH)):
+        yield tf.constant([line + "\n" for line in batch], dtype=tf.string)
+
+
 class LanguageModelTask(generation.GenerativeTask):
     """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures."""
 
@@ -105,20 +122,25 @@ class LanguageModelTask(generation.GenerativeTask):
 
     # === Data ===
 
-    def load_splits(self) -> text_stream.TextSplits:
-        return text_stream.load_splits(self.data_config, seed=self.config.runtime.seed)
-
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> tokens [batch, (time)] at the configured level."""
         return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase,
                                     strip_punctuation=self.data_config.strip_punctuation)
 
+    def load_splits(self) -> text_stream.TextSplits:
+        """The splits; with `data.cache: false` and files, the training text streams from its files."""
+        return text_stream.load_splits(self.data_config, seed=self.config.runtime.seed)
+
     def fit_preprocessing(self, splits: text_stream.TextSplits) -> base.Preprocessing:
-        """Builds the vocabulary (or trains the SentencePiece model) from the training text only."""
+        """Builds the vocabulary (or trains the SentencePiece model) from the training text only.
+
+        A streamed training split is read once: words or characters are counted as they come (memory grows
+        with the distinct tokens only); SentencePiece trains on a seeded sample of its lines.
+        """
+        train = splits.splits["train"]
         if self.uses_subwords:
             settings = self.data_config.sentencepiece
-            lines = (line.lower() if self.data_config.lowercase else line
-                     for line in splits.splits["train"].text.split("\n"))
+            lines = (line.lower() if self.data_config.lowercase else line for line in _lines(train))
             sample = subwords.sample_sentences(lines, settings.input_sentence_size, self.config.runtime.seed)
             preprocessing = SubwordLanguageModelPreprocessing(subwords.train_model(
                 sample, vocabulary_size=self.data_config.vocabulary_size, model_type=settings.model_type,
@@ -127,7 +149,7 @@ class LanguageModelTask(generation.GenerativeTask):
             logger.info("SentencePiece %s: %d pieces", settings.model_type, len(preprocessing.vocabulary))
             return preprocessing
         token_batches = ([token.decode("utf-8") for token in self.tokenize(lines).flat_values.numpy()]
-                         for lines in text_stream.line_batches(splits.splits["train"].text))
+                         for lines in _line_batches(train))
         preprocessing = LanguageModelPreprocessing(text_lib.build_vocabulary(
             token_batches, self.data_config.vocabulary_size, text_stream.RESERVED))
         logger.info("vocabulary: %d %s tokens", len(preprocessing.vocabulary), self.data_config.level)
@@ -146,11 +168,25 @@ class LanguageModelTask(generation.GenerativeTask):
         pieces = [self.ids(preprocessing, lines).flat_values.numpy() for lines in text_stream.line_batches(text)]
         return np.concatenate(pieces).astype(np.int32) if pieces else np.zeros([0], np.int32)
 
+    def documents(self, preprocessing: base.Preprocessing, split: text_stream.StreamedText
+                  ) -> typing.Iterator[np.ndarray]:
+        """One pass over a streamed split: the token ids int32 [tokens] of each line, its line break included."""
+        for lines in _line_batches(split):
+            ids = self.ids(preprocessing, lines)
+            yield from np.split(ids.flat_values.numpy().astype(np.int32), ids.row_limits().numpy()[:-1])
+
     def datasets(self, splits: text_stream.TextSplits,
                  preprocessing: LanguageModelPreprocessing) -> dict[str, tf.data.Dataset]:
-        """Batches per split in the layout of `train.carry_state` (training windows shuffled, seeded)."""
+        """Batches per split in the layout of `train.carry_state` (training windows shuffled, seeded); a
+        streamed training split is tokenized as it is read, on every pass."""
         result = {}
         for split_name, split in splits.splits.items():
+            if isinstance(split, text_stream.StreamedText):
+                result[split_name] = text_stream.streamed_batches(
+                    functools.partial(self.documents, preprocessing, split), batch_size=self.train_config.batch_size,
+                    steps=self.train_config.tbptt_steps, carry_state=self.train_config.carry_state,
+                    shuffle_buffer=self.data_config.shuffle_buffer, seed=self.config.runtime.seed)
+                continue
             token_ids = self.token_ids(preprocessing, split.text)
             if len(token_ids) < 2:
                 raise ValueError(f"{split.origin}: the {split_name} text has fewer than 2 tokens")

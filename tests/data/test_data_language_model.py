@@ -200,3 +200,89 @@ def test_windows_tile_the_stream_and_shuffle_with_the_seed():
     first_rows = [batches[0][0]["token_ids"].numpy()[:, 0].tolist() for batches in shuffled]
     assert first_rows[0] == first_rows[1] and sorted(first_rows[0]) == [1, 11, 21, 31]
     assert first_rows[0] != first_rows[2] or first_rows[0] != [1, 11, 21, 31]
+
+
+# === Streamed layouts (data.cache: false) ===
+
+
+def _documents(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Documents of 1-29 ids counting up, each starting 2 above the previous one's end (so breaks show)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 30, size=count)
+    starts = np.cumsum([3] + [int(length) + 1 for length in lengths[:-1]])
+    return [np.arange(start, start + length, dtype=np.int32) for start, length in zip(starts, lengths)]
+
+
+def test_each_streamed_row_reads_whole_documents_in_order_and_continues_from_batch_to_batch():
+    documents = _documents(200)
+
+    batches = list(text_stream.streamed_stream_batches(iter(documents), batch_size=4, steps=10))
+
+    inputs = np.concatenate([batch[0] for batch in batches], axis=1)  # (rows, time): each row's stream
+    labels = np.concatenate([batch[1] for batch in batches], axis=1)
+    np.testing.assert_array_equal(labels[:, :-1], inputs[:, 1:])  # row i of batch k+1 continues row i of batch k
+    starts = {int(document[0]): index for index, document in enumerate(documents)}
+    for row in inputs:
+        # The row is documents laid end to end, each whole (ids count up inside a document), in stream order.
+        breaks = np.flatnonzero(np.diff(row) != 1) + 1
+        pieces = np.split(row, breaks)
+        order = [starts[int(piece[0])] for piece in pieces]
+        assert order == sorted(order)
+        assert all(np.array_equal(piece, documents[index]) for piece, index in zip(pieces[1:-1], order[1:-1]))
+    trained = inputs.size + len(batches[-1][0])  # every input, and each row's last label
+    assert sum(len(document) for document in documents) - trained < 4 * (10 + 30)  # only the tail is left
+
+
+def test_streamed_rows_stay_within_a_document_of_each_other_so_memory_stays_bounded():
+    waiting = []
+    original = np.concatenate
+
+    def recording_concatenate(arrays, *args, **kwargs):
+        result = original(arrays, *args, **kwargs)
+        waiting.append(len(result))
+        return result
+
+    documents = (np.arange(int(length), dtype=np.int32) + 3
+                 for length in np.random.default_rng(0).integers(1, 50, size=5000))
+    try:
+        np.concatenate = recording_concatenate
+        count = sum(1 for _ in text_stream.streamed_stream_batches(documents, batch_size=8, steps=16))
+    finally:
+        np.concatenate = original
+
+    assert count > 500 and max(waiting) <= 16 + 2 * 50  # never more than a chunk and about two documents
+
+
+def test_streamed_windows_are_the_in_memory_windows_and_shuffle_with_the_seed():
+    documents = _documents(50)
+    stream = np.concatenate(documents)
+
+    windows = np.stack(list(text_stream.streamed_windows(iter(documents), steps=10)))
+    in_memory = next(iter(text_stream.window_batches(stream, batch_size=1000, steps=10)))
+
+    np.testing.assert_array_equal(windows[:, :-1], in_memory[0]["token_ids"].numpy())
+    np.testing.assert_array_equal(windows[:, 1:], in_memory[1].numpy())
+    passes = [[batch[0]["token_ids"].numpy()[:, 0].tolist() for batch in text_stream.streamed_batches(
+        lambda: iter(documents), batch_size=8, steps=10, carry_state=False, shuffle_buffer=20, seed=seed)]
+        for seed in (1, 1, 2)]
+    assert passes[0] == passes[1] != passes[2]
+    assert sorted(sum(passes[0], [])) == sorted(windows[:, 0].tolist())
+
+
+def test_a_streamed_training_split_is_read_again_on_every_pass_and_counts_its_skips(tmp_path, caplog):
+    (tmp_path / "train.jsonl").write_text('{"text": "one"}\n{"text": 2}\n{"text": "three"}\n', encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("held out\n", encoding="utf-8")
+    config = config_lib.from_tree({"name": "t", "task": "language_model", "train": {"steps_per_epoch": 5}, "data": {
+        "train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "valid.txt"), "cache": False,
+        "on_bad_rows": "skip"}}).data
+
+    splits = text_stream.load_splits(config, seed=0)
+
+    train = splits.splits["train"]
+    assert isinstance(train, text_stream.StreamedText) and splits.splits["validation"].text == "held out\n"
+    assert list(train.read()) == ["one", "three"] == list(train.read())
+    assert "skipped 1 malformed lines or records in this pass" in caplog.text
+    with pytest.raises(config_lib.ConfigError, match=r"^data.validation: required with data.cache: false"):
+        _data_config(train=str(tmp_path / "train.jsonl"), cache=False)
+    with pytest.raises(config_lib.ConfigError, match=r"^train.steps_per_epoch: required with data.cache: false"):
+        _data_config(train=str(tmp_path / "train.jsonl"), validation=str(tmp_path / "valid.txt"), cache=False)
