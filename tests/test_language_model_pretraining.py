@@ -293,3 +293,25 @@ def test_a_streamed_run_learns_and_resumes_on_the_batches_the_uninterrupted_run_
     assert json.loads((tmp_path / "whole" / run_files.METRICS_FILE).read_text())["validation"]["perplexity"] == \
         json.loads((tmp_path / "parts" / run_files.METRICS_FILE).read_text())["validation"]["perplexity"]
     del parts
+
+
+def test_predictions_on_long_lines_over_a_large_vocabulary_bound_the_logits_of_a_batch(tmp_path, monkeypatch):
+    from pipeline.tasks import language_model as language_model_task
+
+    lines = [" ".join(["word"] * length) for length in (3, 40, 2, 2, 25, 1)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = tasks.create_task(config_lib.from_tree({
+        "name": "lm", "task": "language_model", "model": {"units": 4, "embedding_dim": 4},
+        "data": {"source": "files", "train": str(corpus), "validation": str(corpus), "level": "word"}}))
+    splits = task.load_splits()
+    preprocessing = task.fit_preprocessing(splits)
+    vocabulary_size = len(preprocessing.vocabulary)  # "", "[UNK]", "\n", "word"
+    monkeypatch.setattr(language_model_task, "_PREDICTION_LOGITS", 30 * vocabulary_size)
+
+    batches = list(task._prediction_batches(preprocessing, lines, vocabulary_size))
+    rows = list(task.predictions(task.build_model(preprocessing), preprocessing, splits.splits["validation"]))
+
+    assert [len(batch) for batch, _ in batches] == [1, 1, 2, 1, 1]  # a line alone when it is over the bound
+    assert all(len(ids) * max(map(len, ids)) <= 30 or len(ids) == 1 for _, ids in batches)
+    assert [row["text"] for row in rows] == lines and [row["tokens"] for row in rows] == [4, 41, 3, 3, 26, 2]

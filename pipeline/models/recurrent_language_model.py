@@ -90,7 +90,7 @@ class RecurrentLanguageModel(keras.Model):
         super().__init__(**kwargs)
         if cell not in recurrent.CELLS:
             raise ValueError(f"cell: {cell!r} is not one of {sorted(recurrent.CELLS)}")
-        if not 0 <= sampled_softmax < vocabulary_size - 1:
+        if sampled_softmax < 0 or (sampled_softmax and sampled_softmax >= vocabulary_size - 1):
             raise ValueError(f"sampled_softmax: {sampled_softmax} classes cannot be sampled from the "
                              f"{vocabulary_size - 1} non-padding classes; it must be fewer (0: full softmax)")
         self.vocabulary_size = vocabulary_size

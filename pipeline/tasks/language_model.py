@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 _NEVER = -1e9  # logit given to padding and out-of-vocabulary tokens during generation
 _PROMPT_SAMPLES = 3
 _LINES_PER_BATCH = 1024  # lines of a streamed split tokenized together
+_PREDICTION_LOGITS = 2 ** 26  # most logits (floats) of one batch of `predictions` (256 MB)
 
 
 # === Callback ===
@@ -322,12 +323,8 @@ class LanguageModelTask(generation.GenerativeTask):
             return tf.reduce_sum(per_token * mask, axis=1), tf.argmax(logits, axis=-1, output_type=tf.int32)
 
         separator = "" if self.data_config.level == "char" else " "
-        batch_size = self.train_config.batch_size
-        starts = range(0, len(lines), batch_size)
-        for start in progress.bar(starts, "predicting", total=len(starts)):
-            batch = lines[start:start + batch_size]
-            ids = [np.concatenate([[text_stream.NEWLINE_ID], self.token_ids(preprocessing, line + "\n")])
-                   for line in batch]  # a line break, the line's tokens, the line break that ends it
+        batches = self._prediction_batches(preprocessing, lines, len(preprocessing.vocabulary))
+        for batch, ids in progress.bar(batches, "predicting"):
             width = max(len(row) for row in ids)
             padded = np.zeros([len(ids), width], np.int32)
             for row, values in enumerate(ids):
@@ -339,6 +336,24 @@ class LanguageModelTask(generation.GenerativeTask):
                 guessed = [preprocessing.vocabulary[index] for index in guesses[row, :tokens - 1].numpy()]
                 yield {"text": line, "prediction": separator.join(guessed), "tokens": tokens,
                        "loss": round(loss, 6), "perplexity": round(math.exp(loss), 6)}
+
+    def _prediction_batches(self, preprocessing: base.Preprocessing, lines: list[str], vocabulary_size: int
+                            ) -> typing.Iterator[tuple[list[str], list[np.ndarray]]]:
+        """Lines, each with its ids (a line break, the line's tokens, the line break that ends it), in batches
+        of at most `train.batch_size` lines whose logits stay under `_PREDICTION_LOGITS` floats (long lines,
+        such as whole reviews, over a large vocabulary come a few at a time)."""
+        batch, ids = [], []
+        for line in lines:
+            line_ids = np.concatenate([[text_stream.NEWLINE_ID], self.token_ids(preprocessing, line + "\n")])
+            width = max([len(line_ids)] + [len(row) for row in ids])
+            if batch and (len(batch) == self.train_config.batch_size
+                          or (len(batch) + 1) * width * vocabulary_size > _PREDICTION_LOGITS):
+                yield batch, ids
+                batch, ids = [], []
+            batch.append(line)
+            ids.append(line_ids)
+        if batch:
+            yield batch, ids
 
     # === Generation ===
 
