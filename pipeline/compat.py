@@ -119,3 +119,15 @@ def mark_averaged_weights_in_model(swap_callback) -> None:
     Missing publicly: no way to tell the callback which weights a restored model holds.
     """
     swap_callback._ema_weights_in_model = True  # pylint: disable=protected-access
+
+
+def loss_tracker(model):
+    """The metric in which a compiled Keras model averages its training loss over an epoch (logged as `loss`).
+
+    Private: the attribute `_loss_tracker` of Keras' `Trainer`, which its own `train_step` and `test_step`
+    update.
+    Why: a custom `train_step` (the language model's sampled softmax) has to report its loss where `fit`,
+    `evaluate` and the epoch-start metric reset expect it; a tracker of its own would be logged twice.
+    Missing publicly: `Model.metrics` lists the tracker, but nothing names it as the loss's.
+    """
+    return model._loss_tracker  # pylint: disable=protected-access

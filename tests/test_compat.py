@@ -188,3 +188,20 @@ def test_mark_averaged_weights_in_model_makes_the_next_epoch_swap_them_back():
     assert not np.any(kernel.numpy()), _changed("SwapEMAWeights no longer swaps back at the epoch's start after "
                                                 "being told the averaged weights are in the model",
                                                 "mark_averaged_weights_in_model")
+
+
+def test_loss_tracker_is_the_metric_fit_and_evaluate_log_as_loss():
+    model = _tiny_dense_model()
+    model.compile(optimizer="sgd", loss="mse")
+    features, targets = np.ones((4, 3), "float32"), np.zeros((4, 1), "float32")
+
+    with _pinned("loss_tracker"):
+        tracker = compat.loss_tracker(model)
+    logged = model.evaluate(features, targets, verbose=0, return_dict=True)
+
+    assert tracker is not None and tracker.name == "loss", _changed("the loss tracker is gone or renamed",
+                                                                    "loss_tracker")
+    assert float(tracker.result()) == pytest.approx(logged["loss"]), _changed(
+        "evaluate no longer logs the loss tracker's mean as `loss`", "loss_tracker")
+    assert any(metric is tracker for metric in model.metrics), _changed(
+        "the loss tracker is no longer one of Model.metrics (reset at every epoch)", "loss_tracker")

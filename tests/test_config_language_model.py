@@ -52,3 +52,33 @@ def test_resolved_config_round_trips_with_a_list_of_files(tmp_path):
 
     assert config_lib.load_config([path]) == config
     assert config.data.train == ("a.txt.gz", "books/*.txt") and config.data.test == "t.txt"
+
+
+def test_column_keys_are_checked():
+    assert _error(data={"file_format": "tab"}).startswith("data.file_format: 'tab' is not one of")
+    assert _error(data={"text_column": -1}).startswith("data.text_column: must be a column name or a 0-based index")
+    assert _error(data={"file_format": "jsonl", "text_column": 3}).startswith("data.text_column: JSON Lines records")
+    config = config_lib.from_tree(_tree(data={"file_format": "tsv", "text_column": 3, "header": False}))
+    assert (config.data.file_format, config.data.text_column, config.data.header) == ("tsv", 3, False)
+
+
+def test_sampled_softmax_is_bounded_by_the_vocabulary_and_refuses_xla():
+    assert config_lib.from_tree(_tree()).train.sampled_softmax == 0
+    assert _error(train={"sampled_softmax": -1}) == "train.sampled_softmax: must be >= 0 (got -1)"
+    assert _error(data={"vocabulary_size": 100}, train={"sampled_softmax": 99}).startswith(
+        "train.sampled_softmax: must be below the vocabulary's 99 non-padding tokens (data.vocabulary_size: 100; "
+        "got 99)")
+    assert config_lib.from_tree(_tree(data={"vocabulary_size": 100}, train={"sampled_softmax": 98})).train.sampled_softmax == 98
+    assert _error(train={"sampled_softmax": 8}, runtime={"jit_compile": True, "deterministic": False}).startswith(
+        "train.sampled_softmax: not with runtime.jit_compile")
+
+
+def test_sampled_softmax_larger_than_the_fitted_vocabulary_fails_before_training():
+    from pipeline import tasks
+
+    config = config_lib.from_tree(_tree(data={"synthetic_examples": 50}, train={"sampled_softmax": 500}))
+    task = tasks.create_task(config)
+    preprocessing = task.fit_preprocessing(task.load_splits())  # a few dozen characters
+
+    with pytest.raises(config_lib.ConfigError, match=r"^train.sampled_softmax: 500 classes cannot be sampled from the"):
+        task.build_model(preprocessing)

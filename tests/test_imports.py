@@ -58,7 +58,7 @@ LAYER_OF_PART = {
 
 _FOUNDATION = {"config", "compat"}
 _BASICS = _FOUNDATION | {"data", "layers", "decoding", "metrics", "losses"}
-_MODEL_TIER = {"config", "layers", "metrics", "decoding"}
+_MODEL_TIER = {"config", "layers", "metrics", "decoding", "losses"}
 _TASK_TIER = _BASICS | {"models"}
 _TRAINING_TIER = _TASK_TIER | {"tasks", "run_files"}
 

@@ -128,6 +128,9 @@ class TrainConfig:
     def check_with_runtime(self, runtime: RuntimeConfig) -> None:
         """Raises ConfigError when these settings cannot run under `runtime`; every runtime suits them here."""
 
+    def check_with_data(self, data: "DataConfig") -> None:
+        """Raises ConfigError when these settings cannot train on `data`; any data block suits them here."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
@@ -274,6 +277,7 @@ class RunConfig:
             raise errors.ConfigError(f"data.source: {self.data.source!r} does not match task {self.task!r}; "
                                      f"use 'synthetic:{self.task}'")
         self.model.check_with_data(self.data)
+        self.train.check_with_data(self.data)
         self.train.check_with_runtime(self.runtime)
 
     @property

@@ -127,8 +127,8 @@ def _json_field(record: dict, key: str) -> object:
     return record[key]
 
 
-def _parse_json_line(line: text_files.Line, text_key: str, label_key: str) -> tuple[str, str]:
-    """Extracts the text and label from one JSON Lines record."""
+def _parse_json_line(line: text_files.Line, text_key: str, label_key: str | None) -> tuple[str, str]:
+    """Extracts the text and label ("" without a label key) from one JSON Lines record."""
     if line.decode_problem is not None:
         raise _BadRow(line.decode_problem)
     try:
@@ -138,12 +138,12 @@ def _parse_json_line(line: text_files.Line, text_key: str, label_key: str) -> tu
     if not isinstance(record, dict):
         raise _BadRow(f"expected a JSON object, found {_type_name(record)}")
     text = _json_text(_json_field(record, text_key))
-    label = _json_label(_json_field(record, label_key))
+    label = "" if label_key is None else _json_label(_json_field(record, label_key))
     return text, label
 
 
 def _jsonl_records(lines: collections.abc.Iterable[text_files.Line], text_key: str,
-                   label_key: str) -> collections.abc.Iterator[_Record]:
+                   label_key: str | None) -> collections.abc.Iterator[_Record]:
     """Parses a JSON Lines file; blank lines are ignored."""
     for line in lines:
         if not line.text.strip():
@@ -219,18 +219,18 @@ def _column_without_header(path: str, column: str | int, argument: str) -> int:
     return column
 
 
-def _parse_delimited_row(row: text_files.DelimitedRow, text_index: int, label_index: int,
+def _parse_delimited_row(row: text_files.DelimitedRow, text_index: int, label_index: int | None,
                          width: collections.abc.Callable[[text_files.DelimitedRow], str | None]) -> tuple[str, str]:
-    """Extracts the text and label fields from one CSV or TSV record."""
+    """Extracts the text and label ("" without a label column) fields from one CSV or TSV record."""
     if row.problem is not None:
         raise _BadRow(row.problem)
-    needed = max(text_index, label_index) + 1
+    needed = max(text_index, -1 if label_index is None else label_index) + 1
     if len(row.fields) < needed:
         raise _BadRow(f"expected at least {needed} fields, found {len(row.fields)}")
     problem = width(row)
     if problem is not None:
         raise _BadRow(problem)
-    return row.fields[text_index], _clean_label(row.fields[label_index])
+    return row.fields[text_index], "" if label_index is None else _clean_label(row.fields[label_index])
 
 
 def _header_row(path: str, rows: collections.abc.Iterator[text_files.DelimitedRow]) -> text_files.DelimitedRow | None:
@@ -242,9 +242,9 @@ def _header_row(path: str, rows: collections.abc.Iterator[text_files.DelimitedRo
 
 
 def _delimited_records(path: str, lines: collections.abc.Iterator[text_files.Line], file_format: str,
-                       text_column: str | int, label_column: str | int,
+                       text_column: str | int, label_column: str | int | None,
                        header: bool) -> collections.abc.Iterator[_Record]:
-    """Parses a CSV or TSV file."""
+    """Parses a CSV or TSV file (texts only when `label_column` is None)."""
     rows = text_files.delimited_rows(lines, file_format)
     reference = None
     if header:
@@ -252,10 +252,11 @@ def _delimited_records(path: str, lines: collections.abc.Iterator[text_files.Lin
         if reference is None:
             return
         text_index = _column_in_header(path, reference, text_column, "text_column")
-        label_index = _column_in_header(path, reference, label_column, "label_column")
+        label_index = None if label_column is None else _column_in_header(path, reference, label_column,
+                                                                          "label_column")
     else:
         text_index = _column_without_header(path, text_column, "text_column")
-        label_index = _column_without_header(path, label_column, "label_column")
+        label_index = None if label_column is None else _column_without_header(path, label_column, "label_column")
     for row in rows:
         if reference is None and row.problem is None:
             reference = row  # without a header, the first well-formed record sets the number of fields
@@ -267,6 +268,13 @@ def _delimited_records(path: str, lines: collections.abc.Iterator[text_files.Lin
 # Entry point ----------------------------------------------------------------
 
 
+def format_from_name(path: str) -> str | None:
+    """The format a file name implies (a trailing ``.gz`` ignored): ``csv``, ``tsv``, ``jsonl``,
+    ``label_text`` for ``.txt``, or None for any other extension."""
+    name = os.path.basename(path).lower().removesuffix(".gz")
+    return _FORMAT_BY_SUFFIX.get(os.path.splitext(name)[1])
+
+
 def resolve_format(path: str, file_format: str) -> str:
     """Returns the explicit format, or infers it from the file name for ``"auto"``."""
     if file_format != "auto":
@@ -274,10 +282,10 @@ def resolve_format(path: str, file_format: str) -> str:
             raise ValueError(f"file_format must be 'auto' or one of {', '.join(FILE_FORMATS)}; "
                              f"got {file_format!r}")
         return file_format
-    name = os.path.basename(path).lower().removesuffix(".gz")
-    suffix = os.path.splitext(name)[1]
-    if suffix in _FORMAT_BY_SUFFIX:
-        return _FORMAT_BY_SUFFIX[suffix]
+    inferred = format_from_name(path)
+    if inferred is not None:
+        return inferred
+    suffix = os.path.splitext(os.path.basename(path).lower().removesuffix(".gz"))[1]
     described = f"extension {suffix!r}" if suffix else "no extension"
     reason = (f"cannot infer the file format from the name ({described}); set the format "
               f"explicitly to one of: {', '.join(FILE_FORMATS)}")
@@ -292,13 +300,13 @@ def _json_key(column: str | int, argument: str) -> str:
     return column
 
 
-def _records(path: str, file_format: str, text_column: str | int, label_column: str | int,
+def _records(path: str, file_format: str, text_column: str | int, label_column: str | int | None,
              header: bool) -> collections.abc.Iterator[_Record]:
-    """Dispatches to the parser for a file format."""
+    """Dispatches to the parser for a file format (texts only when `label_column` is None)."""
     lines = text_files.read_lines(path)
     if file_format == "jsonl":
         return _jsonl_records(lines, _json_key(text_column, "text_column"),
-                              _json_key(label_column, "label_column"))
+                              None if label_column is None else _json_key(label_column, "label_column"))
     if file_format == "label_text":
         return _label_text_records(lines)
     return _delimited_records(path, lines, file_format, text_column, label_column, header)
@@ -362,3 +370,42 @@ def read_labeled_texts(path: str, *, file_format: str = "auto", text_column: str
         else:
             raise DataError(text_files.located(path, record.line, record.problem))
     return LabeledTexts(texts=texts, labels=labels, skipped_rows=skipped_rows, source=path)
+
+
+TEXT_FORMATS = ("csv", "tsv", "jsonl")
+"""Formats :func:`iter_texts` reads a column of."""
+
+
+def iter_texts(path: str, *, file_format: str, text_column: str | int = "text", header: bool = True,
+               on_bad_rows: str = "error") -> collections.abc.Iterator[str | None]:
+    """Yields one column of every record of a CSV, TSV or JSON Lines file, in file order, without labels.
+
+    Records are parsed exactly as :func:`read_labeled_texts` parses them (blank lines ignored, TSV unquoted,
+    records wider than the header refused), so the same bad-row rules apply.
+
+    Args:
+        path: The file to read; it may be gzip-compressed.
+        file_format: ``"csv"``, ``"tsv"`` or ``"jsonl"``.
+        text_column: Header name or 0-based index (CSV/TSV), or key (JSON Lines) of the text.
+        header: Whether the first CSV/TSV row names the columns.
+        on_bad_rows: ``"error"`` raises on the first bad record; ``"skip"`` yields None in its place,
+            so that the caller counts it.
+
+    Raises:
+        text_files.DataError: A missing file, an unknown column, or a bad record under ``"error"``; the
+            message names the file and the line on which the record starts.
+        ValueError: An invalid argument.
+    """
+    path = os.fspath(path)
+    if file_format not in TEXT_FORMATS:
+        raise ValueError(f"file_format must be one of {', '.join(TEXT_FORMATS)}; got {file_format!r}")
+    if on_bad_rows not in BAD_ROW_POLICIES:
+        raise ValueError(f"on_bad_rows must be one of {', '.join(BAD_ROW_POLICIES)}; got {on_bad_rows!r}")
+    _check_column_argument(text_column, "text_column")
+    for record in _records(path, file_format, text_column, None, header):
+        if record.problem is None:
+            yield record.text
+        elif on_bad_rows == "skip":
+            yield None
+        else:
+            raise DataError(text_files.located(path, record.line, record.problem))

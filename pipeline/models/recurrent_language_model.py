@@ -5,13 +5,19 @@ which `pipeline.decoding` drives; both give the same logits for the same prefix.
 model keeps each row's final recurrent state after a call and starts the same row of the next call from it
 (truncated backpropagation through time): the carried state is read as a constant, so gradients stop at
 the chunk boundary.
+
+With `sampled_softmax` set, `fit` trains on a sampled softmax (`losses.sampled_softmax_loss` over the
+output layer's hidden inputs, so the full logits are never computed); everything else, validation
+included, uses the full softmax.
 """
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from pipeline import compat
 from pipeline import config as config_lib
+from pipeline import losses
 from pipeline.layers import recurrent
 
 
@@ -69,6 +75,8 @@ class RecurrentLanguageModel(keras.Model):
         dropout: Dropout after the embedding, between recurrent layers and before the output layer.
         stateful: Carry each row's final state into the same row of the next call of the same batch size
             (see the module docstring); `reset_state()` forgets it.
+        sampled_softmax: Classes sampled per training step by `fit` (see the module docstring); 0 trains on
+            the full softmax.
 
     Example:
         >>> model = RecurrentLanguageModel(50, cell="gru", units=32)
@@ -78,10 +86,13 @@ class RecurrentLanguageModel(keras.Model):
     """
 
     def __init__(self, vocabulary_size, embedding_dim=64, cell="lstm", units=64, num_layers=1, dropout=0.0,
-                 stateful=False, **kwargs):
+                 stateful=False, sampled_softmax=0, **kwargs):
         super().__init__(**kwargs)
         if cell not in recurrent.CELLS:
             raise ValueError(f"cell: {cell!r} is not one of {sorted(recurrent.CELLS)}")
+        if sampled_softmax < 0 or (sampled_softmax and sampled_softmax >= vocabulary_size - 1):
+            raise ValueError(f"sampled_softmax: {sampled_softmax} classes cannot be sampled from the "
+                             f"{vocabulary_size - 1} non-padding classes; it must be fewer (0: full softmax)")
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
         self.cell = cell
@@ -89,6 +100,7 @@ class RecurrentLanguageModel(keras.Model):
         self.num_layers = num_layers
         self.dropout = dropout
         self.stateful = stateful
+        self.sampled_softmax = sampled_softmax
         self.states_per_layer = 2 if cell == "lstm" else 1
         self._carried = _CarriedState([units] * (num_layers * self.states_per_layer))
 
@@ -102,6 +114,8 @@ class RecurrentLanguageModel(keras.Model):
                                  for index in range(1, num_layers)]
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         self.output_projection = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")
+        if sampled_softmax:  # its state is saved with the checkpoints' random generators
+            self.sampling_seed = keras.random.SeedGenerator(name="sampled_softmax_seed")
 
     def build(self, input_shape=None):
         self.embedding.build((None, None))
@@ -132,8 +146,8 @@ class RecurrentLanguageModel(keras.Model):
 
     # === Forward ===
 
-    def run(self, token_ids, initial_state=None, mask=None, training=False):
-        """Reads token_ids [batch, time] from `initial_state` (zeros when None).
+    def hidden_states(self, token_ids, initial_state=None, mask=None, training=False):
+        """Reads token_ids [batch, time] from `initial_state` (zeros when None) up to the output layer.
 
         Args:
             token_ids: int32 [batch, time].
@@ -142,7 +156,7 @@ class RecurrentLanguageModel(keras.Model):
             training: Dropout on or off.
 
         Returns:
-            (logits float32 [batch, time, vocabulary], final state).
+            (the output layer's inputs [batch, time, units] in the compute dtype, final state).
         """
         if initial_state is None:
             initial_state = self.initial_state(ops.shape(token_ids)[0])
@@ -154,18 +168,51 @@ class RecurrentLanguageModel(keras.Model):
             outputs, *layer_state = layer(outputs, initial_state=list(initial_state[index]), mask=mask,
                                           training=training)  # (batch, time, units)
             final_state.append(layer_state)
-        outputs = self.output_dropout(outputs, training=training)
+        return self.output_dropout(outputs, training=training), final_state
+
+    def run(self, token_ids, initial_state=None, mask=None, training=False):
+        """Like `hidden_states`, but returns (logits float32 [batch, time, vocabulary], final state)."""
+        outputs, final_state = self.hidden_states(token_ids, initial_state, mask=mask, training=training)
         return self.output_projection(outputs), final_state  # (batch, time, vocabulary)
 
-    def call(self, inputs, training=None):
-        token_ids = inputs["token_ids"]
+    def carried_hidden_states(self, token_ids, training=None):
+        """`hidden_states` from the carried state of a stateful model (which keeps the final state), else
+        from zeros."""
         if not self.stateful:
-            return self.run(token_ids, training=training)[0]
+            return self.hidden_states(token_ids, training=training)[0]
         batch_size = tf.shape(token_ids)[0]
         initial_state = self._nested(self._carried.read(batch_size, self.compute_dtype))
-        logits, final_state = self.run(token_ids, initial_state, training=training)
+        outputs, final_state = self.hidden_states(token_ids, initial_state, training=training)
         self._carried.write(self._flat(final_state), batch_size)
-        return logits
+        return outputs
+
+    def call(self, inputs, training=None):
+        return self.output_projection(self.carried_hidden_states(inputs["token_ids"], training=training))
+
+    # === Training ===
+
+    def train_step(self, data):
+        """Keras' training step, with the sampled softmax in place of the full one when it is configured."""
+        if not self.sampled_softmax:
+            return super().train_step(data)
+        features, labels, _ = keras.utils.unpack_x_y_sample_weight(data)  # no sample weights in a text stream
+        with tf.GradientTape() as tape:
+            hidden = self.carried_hidden_states(features["token_ids"], training=True)  # (batch, time, units)
+            loss = losses.sampled_softmax_loss(hidden, labels, self.output_projection.kernel,
+                                               self.output_projection.bias, num_sampled=self.sampled_softmax,
+                                               seed=self.sampling_seed)
+            # Replicas' gradients are summed, so each contributes its share of the mean (as Keras' own loss).
+            replica_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(replica_loss)  # mixed float16: the loss scale
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        tracker = compat.loss_tracker(self)
+        tracker.update_state(loss, sample_weight=tf.shape(labels)[0])
+        # The compiled metrics need full logits, which this step never computes; updating them with an empty
+        # batch changes nothing but builds them as Keras' own step would (validation then reports them).
+        no_logits = tf.zeros(tf.concat([[0], tf.shape(labels)[1:], [self.vocabulary_size]], axis=0))
+        self.compute_metrics(features, labels[:0], no_logits)
+        return {tracker.name: tracker.result()}
 
     # === Generation ===
 
@@ -209,15 +256,16 @@ class RecurrentLanguageModel(keras.Model):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "stateful": self.stateful,
+            "sampled_softmax": self.sampled_softmax,
         }
 
 
 def build_recurrent_language_model(model_config: config_lib.LanguageModelConfig, *, vocabulary_size: int,
-                                   stateful: bool = False) -> RecurrentLanguageModel:
+                                   stateful: bool = False, sampled_softmax: int = 0) -> RecurrentLanguageModel:
     """Builds the language model from its config block and the vocabulary size (built, uncompiled)."""
     model = RecurrentLanguageModel(
         vocabulary_size, embedding_dim=model_config.embedding_dim, cell=model_config.cell,
         units=model_config.units, num_layers=model_config.layers, dropout=model_config.dropout,
-        stateful=stateful, name="recurrent_language_model")
+        stateful=stateful, sampled_softmax=sampled_softmax, name="recurrent_language_model")
     model.build()
     return model

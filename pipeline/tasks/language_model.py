@@ -8,6 +8,7 @@ explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the mod
 
 import dataclasses
 import functools
+import itertools
 import logging
 import math
 import typing
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 _NEVER = -1e9  # logit given to padding and out-of-vocabulary tokens during generation
 _PROMPT_SAMPLES = 3
+_LINES_PER_BATCH = 1024  # lines of a streamed split tokenized together
+_PREDICTION_LOGITS = 2 ** 26  # most logits (floats) of one batch of `predictions` (256 MB)
 
 
 # === Callback ===
@@ -79,6 +82,21 @@ class SubwordLanguageModelPreprocessing(base.Preprocessing):
         return list(text_stream.RESERVED) + pieces[len(text_stream.RESERVED):]
 
 
+def _lines(split) -> typing.Iterator[str]:
+    """A split's lines: read from the files when streamed, else split from its text."""
+    return split.read() if isinstance(split, text_stream.StreamedText) else iter(split.text.split("\n"))
+
+
+def _line_batches(split) -> typing.Iterator[tf.Tensor]:
+    """A split's lines as string batches, each line with its line break (see `text_stream.line_batches`)."""
+    if not isinstance(split, text_stream.StreamedText):
+        yield from text_stream.line_batches(split.text)
+        return
+    lines = split.read()
+    while batch := list(itertools.islice(lines, _LINES_PER_BATCH)):
+        yield tf.constant([line + "\n" for line in batch], dtype=tf.string)
+
+
 class LanguageModelTask(generation.GenerativeTask):
     """Wires a language-model `RunConfig` to data, model, loss, evaluation and the serving signatures."""
 
@@ -105,19 +123,25 @@ class LanguageModelTask(generation.GenerativeTask):
 
     # === Data ===
 
-    def load_splits(self) -> text_stream.TextSplits:
-        return text_stream.load_splits(self.data_config, seed=self.config.runtime.seed)
-
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> tokens [batch, (time)] at the configured level."""
-        return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase)
+        return text_stream.tokenize(texts, level=self.data_config.level, lowercase=self.data_config.lowercase,
+                                    strip_punctuation=self.data_config.strip_punctuation)
+
+    def load_splits(self) -> text_stream.TextSplits:
+        """The splits; with `data.cache: false` and files, the training text streams from its files."""
+        return text_stream.load_splits(self.data_config, seed=self.config.runtime.seed)
 
     def fit_preprocessing(self, splits: text_stream.TextSplits) -> base.Preprocessing:
-        """Builds the vocabulary (or trains the SentencePiece model) from the training text only."""
+        """Builds the vocabulary (or trains the SentencePiece model) from the training text only.
+
+        A streamed training split is read once: words or characters are counted as they come (memory grows
+        with the distinct tokens only); SentencePiece trains on a seeded sample of its lines.
+        """
+        train = splits.splits["train"]
         if self.uses_subwords:
             settings = self.data_config.sentencepiece
-            lines = (line.lower() if self.data_config.lowercase else line
-                     for line in splits.splits["train"].text.split("\n"))
+            lines = (line.lower() if self.data_config.lowercase else line for line in _lines(train))
             sample = subwords.sample_sentences(lines, settings.input_sentence_size, self.config.runtime.seed)
             preprocessing = SubwordLanguageModelPreprocessing(subwords.train_model(
                 sample, vocabulary_size=self.data_config.vocabulary_size, model_type=settings.model_type,
@@ -126,7 +150,7 @@ class LanguageModelTask(generation.GenerativeTask):
             logger.info("SentencePiece %s: %d pieces", settings.model_type, len(preprocessing.vocabulary))
             return preprocessing
         token_batches = ([token.decode("utf-8") for token in self.tokenize(lines).flat_values.numpy()]
-                         for lines in text_stream.line_batches(splits.splits["train"].text))
+                         for lines in _line_batches(train))
         preprocessing = LanguageModelPreprocessing(text_lib.build_vocabulary(
             token_batches, self.data_config.vocabulary_size, text_stream.RESERVED))
         logger.info("vocabulary: %d %s tokens", len(preprocessing.vocabulary), self.data_config.level)
@@ -145,11 +169,25 @@ class LanguageModelTask(generation.GenerativeTask):
         pieces = [self.ids(preprocessing, lines).flat_values.numpy() for lines in text_stream.line_batches(text)]
         return np.concatenate(pieces).astype(np.int32) if pieces else np.zeros([0], np.int32)
 
+    def documents(self, preprocessing: base.Preprocessing, split: text_stream.StreamedText
+                  ) -> typing.Iterator[np.ndarray]:
+        """One pass over a streamed split: the token ids int32 [tokens] of each line, its line break included."""
+        for lines in _line_batches(split):
+            ids = self.ids(preprocessing, lines)
+            yield from np.split(ids.flat_values.numpy().astype(np.int32), ids.row_limits().numpy()[:-1])
+
     def datasets(self, splits: text_stream.TextSplits,
                  preprocessing: LanguageModelPreprocessing) -> dict[str, tf.data.Dataset]:
-        """Batches per split in the layout of `train.carry_state` (training windows shuffled, seeded)."""
+        """Batches per split in the layout of `train.carry_state` (training windows shuffled, seeded); a
+        streamed training split is tokenized as it is read, on every pass."""
         result = {}
         for split_name, split in splits.splits.items():
+            if isinstance(split, text_stream.StreamedText):
+                result[split_name] = text_stream.streamed_batches(
+                    functools.partial(self.documents, preprocessing, split), batch_size=self.train_config.batch_size,
+                    steps=self.train_config.tbptt_steps, carry_state=self.train_config.carry_state,
+                    shuffle_buffer=self.data_config.shuffle_buffer, seed=self.config.runtime.seed)
+                continue
             token_ids = self.token_ids(preprocessing, split.text)
             if len(token_ids) < 2:
                 raise ValueError(f"{split.origin}: the {split_name} text has fewer than 2 tokens")
@@ -180,8 +218,21 @@ class LanguageModelTask(generation.GenerativeTask):
     # === Model ===
 
     def build_model(self, preprocessing: LanguageModelPreprocessing) -> recurrent_language_model.RecurrentLanguageModel:
+        """The model; with `train.sampled_softmax`, trained on a sampled softmax over this vocabulary.
+
+        Raises:
+            config_lib.ConfigError: `train.sampled_softmax` is not below the fitted vocabulary's size (a
+                small corpus may fill fewer than `data.vocabulary_size` entries).
+        """
+        vocabulary_size, sampled = len(preprocessing.vocabulary), self.train_config.sampled_softmax
+        if sampled >= vocabulary_size - 1:
+            raise config_lib.ConfigError(
+                f"train.sampled_softmax: {sampled} classes cannot be sampled from the {vocabulary_size - 1} "
+                "non-padding tokens of the vocabulary fitted on the training text; lower it, or set 0 (the full "
+                "softmax costs little on so small a vocabulary)")
         return recurrent_language_model.build_recurrent_language_model(
-            self.model_config, vocabulary_size=len(preprocessing.vocabulary), stateful=self.train_config.carry_state)
+            self.model_config, vocabulary_size=vocabulary_size, stateful=self.train_config.carry_state,
+            sampled_softmax=sampled)
 
     def text_encoder(self, model: recurrent_language_model.RecurrentLanguageModel,
                      preprocessing: base.Preprocessing) -> base.TextEncoder:
@@ -254,9 +305,10 @@ class LanguageModelTask(generation.GenerativeTask):
     # === Error analysis and reports ===
 
     def read_labelled_file(self, path: str, splits: text_stream.TextSplits) -> text_stream.TextSplit:
-        """Plain text (a file or glob pattern, plain or gzip), read as `data.test` is."""
+        """Text (a file or glob pattern, plain or gzip), read as `data.test` is."""
         del splits
-        return text_stream.read_text(text_stream.expand_paths(path, "test"), on_bad_rows=self.data_config.on_bad_rows)
+        return text_stream.read_text(text_stream.expand_paths(path, "test"),
+                                     **text_stream.reading_settings(self.data_config))
 
     def predictions(self, model, preprocessing: LanguageModelPreprocessing,
                     split: text_stream.TextSplit) -> typing.Iterator[dict]:
@@ -277,12 +329,8 @@ class LanguageModelTask(generation.GenerativeTask):
             return tf.reduce_sum(per_token * mask, axis=1), tf.argmax(logits, axis=-1, output_type=tf.int32)
 
         separator = "" if self.data_config.level == "char" else " "
-        batch_size = self.train_config.batch_size
-        starts = range(0, len(lines), batch_size)
-        for start in progress.bar(starts, "predicting", total=len(starts)):
-            batch = lines[start:start + batch_size]
-            ids = [np.concatenate([[text_stream.NEWLINE_ID], self.token_ids(preprocessing, line + "\n")])
-                   for line in batch]  # a line break, the line's tokens, the line break that ends it
+        batches = self._prediction_batches(preprocessing, lines, len(preprocessing.vocabulary))
+        for batch, ids in progress.bar(batches, "predicting"):
             width = max(len(row) for row in ids)
             padded = np.zeros([len(ids), width], np.int32)
             for row, values in enumerate(ids):
@@ -294,6 +342,24 @@ class LanguageModelTask(generation.GenerativeTask):
                 guessed = [preprocessing.vocabulary[index] for index in guesses[row, :tokens - 1].numpy()]
                 yield {"text": line, "prediction": separator.join(guessed), "tokens": tokens,
                        "loss": round(loss, 6), "perplexity": round(math.exp(loss), 6)}
+
+    def _prediction_batches(self, preprocessing: base.Preprocessing, lines: list[str], vocabulary_size: int
+                            ) -> typing.Iterator[tuple[list[str], list[np.ndarray]]]:
+        """Lines, each with its ids (a line break, the line's tokens, the line break that ends it), in batches
+        of at most `train.batch_size` lines whose logits stay under `_PREDICTION_LOGITS` floats (long lines,
+        such as whole reviews, over a large vocabulary come a few at a time)."""
+        batch, ids = [], []
+        for line in lines:
+            line_ids = np.concatenate([[text_stream.NEWLINE_ID], self.token_ids(preprocessing, line + "\n")])
+            width = max([len(line_ids)] + [len(row) for row in ids])
+            if batch and (len(batch) == self.train_config.batch_size
+                          or (len(batch) + 1) * width * vocabulary_size > _PREDICTION_LOGITS):
+                yield batch, ids
+                batch, ids = [], []
+            batch.append(line)
+            ids.append(line_ids)
+        if batch:
+            yield batch, ids
 
     # === Generation ===
 

@@ -60,6 +60,49 @@ def test_invalid_utf8_stops_with_file_and_line_or_is_skipped_and_counted(tmp_pat
     assert "\xff" not in splits.splits["train"].text and "bad" not in splits.splits["train"].text
 
 
+# === Columns of TSV, CSV and JSON Lines files ===
+
+
+def test_a_text_column_gives_one_line_per_record_from_each_format(tmp_path):
+    with gzip.open(tmp_path / "reviews.tsv.gz", "wt", encoding="utf-8") as stream:  # unquoted, as the IMDB files
+        stream.write('label\trating\tid\ttext\n0\t1\t7\tA "quoted" <br />review\n1\t9\t8\tSecond\n')
+    (tmp_path / "notes.jsonl").write_text('{"text": "two\\nlines", "id": 1}\n\n{"text": "last"}\n', encoding="utf-8")
+    (tmp_path / "table.csv").write_text('id,text\n1,"commas, and\r\nbreaks"\n', encoding="utf-8")
+    (tmp_path / "plain.txt").write_text("plain\tline\n", encoding="utf-8")
+
+    splits = text_stream.load_splits(_data_config(
+        train=[str(tmp_path / name) for name in ("reviews.tsv.gz", "notes.jsonl", "table.csv", "plain.txt")],
+        validation=str(tmp_path / "plain.txt")), seed=0)
+
+    assert splits.splits["train"].text == ('A "quoted" <br />review\nSecond\ntwo lines\nlast\ncommas, and breaks\n'
+                                           "plain\tline\n")
+
+
+def test_the_text_column_by_index_without_a_header_or_in_an_explicit_format(tmp_path):
+    (tmp_path / "rows.data").write_text("1\tfirst\n2\tsecond\n", encoding="utf-8")
+    path = str(tmp_path / "rows.data")
+
+    assert text_stream.read_text([path]).text == "1\tfirst\n2\tsecond\n"  # an unknown extension is plain text
+    assert text_stream.read_text([path], file_format="tsv", text_column=1, header=False).text == "first\nsecond\n"
+    with pytest.raises(files.DataError, match=r"rows.data: text_column is 'text', but without a header"):
+        text_stream.read_text([path], file_format="tsv", header=False)
+
+
+def test_bad_records_name_file_and_line_or_are_skipped_and_counted(tmp_path):
+    (tmp_path / "unsup.tsv").write_text("id\ttext\n1\tgood\n2\ttab\tinside\n3\tgood again\n", encoding="utf-8")
+    (tmp_path / "notes.jsonl").write_text('{"text": "fine"}\n{"text": 3}\n{"body": "x"}\n', encoding="utf-8")
+
+    with pytest.raises(files.DataError, match=r"unsup.tsv:3: 3 fields, but the header \(line 1\) has 2"):
+        text_stream.load_splits(_data_config(train=str(tmp_path / "unsup.tsv")), seed=0)
+    with pytest.raises(files.DataError, match=r"notes.jsonl:2: text must be a string"):
+        text_stream.read_text([str(tmp_path / "notes.jsonl")])
+    with pytest.raises(files.DataError, match=r"unsup.tsv:1: text_column 'body' is not a column"):
+        text_stream.read_text([str(tmp_path / "unsup.tsv")], text_column="body")
+    skipped = text_stream.read_text([str(tmp_path / "unsup.tsv"), str(tmp_path / "notes.jsonl")], on_bad_rows="skip")
+
+    assert skipped.text == "good\ngood again\nfine\n" and skipped.skipped_rows == 3
+
+
 def test_validation_is_the_tail_of_train_cut_at_a_line_start():
     split = text_stream.TextSplit("".join(f"line {index}\n" for index in range(100)), "corpus")
 
@@ -157,3 +200,89 @@ def test_windows_tile_the_stream_and_shuffle_with_the_seed():
     first_rows = [batches[0][0]["token_ids"].numpy()[:, 0].tolist() for batches in shuffled]
     assert first_rows[0] == first_rows[1] and sorted(first_rows[0]) == [1, 11, 21, 31]
     assert first_rows[0] != first_rows[2] or first_rows[0] != [1, 11, 21, 31]
+
+
+# === Streamed layouts (data.cache: false) ===
+
+
+def _documents(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Documents of 1-29 ids counting up, each starting 2 above the previous one's end (so breaks show)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 30, size=count)
+    starts = np.cumsum([3] + [int(length) + 1 for length in lengths[:-1]])
+    return [np.arange(start, start + length, dtype=np.int32) for start, length in zip(starts, lengths)]
+
+
+def test_each_streamed_row_reads_whole_documents_in_order_and_continues_from_batch_to_batch():
+    documents = _documents(200)
+
+    batches = list(text_stream.streamed_stream_batches(iter(documents), batch_size=4, steps=10))
+
+    inputs = np.concatenate([batch[0] for batch in batches], axis=1)  # (rows, time): each row's stream
+    labels = np.concatenate([batch[1] for batch in batches], axis=1)
+    np.testing.assert_array_equal(labels[:, :-1], inputs[:, 1:])  # row i of batch k+1 continues row i of batch k
+    starts = {int(document[0]): index for index, document in enumerate(documents)}
+    for row in inputs:
+        # The row is documents laid end to end, each whole (ids count up inside a document), in stream order.
+        breaks = np.flatnonzero(np.diff(row) != 1) + 1
+        pieces = np.split(row, breaks)
+        order = [starts[int(piece[0])] for piece in pieces]
+        assert order == sorted(order)
+        assert all(np.array_equal(piece, documents[index]) for piece, index in zip(pieces[1:-1], order[1:-1]))
+    trained = inputs.size + len(batches[-1][0])  # every input, and each row's last label
+    assert sum(len(document) for document in documents) - trained < 4 * (10 + 30)  # only the tail is left
+
+
+def test_streamed_rows_stay_within_a_document_of_each_other_so_memory_stays_bounded():
+    waiting = []
+    original = np.concatenate
+
+    def recording_concatenate(arrays, *args, **kwargs):
+        result = original(arrays, *args, **kwargs)
+        waiting.append(len(result))
+        return result
+
+    documents = (np.arange(int(length), dtype=np.int32) + 3
+                 for length in np.random.default_rng(0).integers(1, 50, size=5000))
+    try:
+        np.concatenate = recording_concatenate
+        count = sum(1 for _ in text_stream.streamed_stream_batches(documents, batch_size=8, steps=16))
+    finally:
+        np.concatenate = original
+
+    assert count > 500 and max(waiting) <= 16 + 2 * 50  # never more than a chunk and about two documents
+
+
+def test_streamed_windows_are_the_in_memory_windows_and_shuffle_with_the_seed():
+    documents = _documents(50)
+    stream = np.concatenate(documents)
+
+    windows = np.stack(list(text_stream.streamed_windows(iter(documents), steps=10)))
+    in_memory = next(iter(text_stream.window_batches(stream, batch_size=1000, steps=10)))
+
+    np.testing.assert_array_equal(windows[:, :-1], in_memory[0]["token_ids"].numpy())
+    np.testing.assert_array_equal(windows[:, 1:], in_memory[1].numpy())
+    passes = [[batch[0]["token_ids"].numpy()[:, 0].tolist() for batch in text_stream.streamed_batches(
+        lambda: iter(documents), batch_size=8, steps=10, carry_state=False, shuffle_buffer=20, seed=seed)]
+        for seed in (1, 1, 2)]
+    assert passes[0] == passes[1] != passes[2]
+    assert sorted(sum(passes[0], [])) == sorted(windows[:, 0].tolist())
+
+
+def test_a_streamed_training_split_is_read_again_on_every_pass_and_counts_its_skips(tmp_path, caplog):
+    (tmp_path / "train.jsonl").write_text('{"text": "one"}\n{"text": 2}\n{"text": "three"}\n', encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("held out\n", encoding="utf-8")
+    config = config_lib.from_tree({"name": "t", "task": "language_model", "train": {"steps_per_epoch": 5}, "data": {
+        "train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "valid.txt"), "cache": False,
+        "on_bad_rows": "skip"}}).data
+
+    splits = text_stream.load_splits(config, seed=0)
+
+    train = splits.splits["train"]
+    assert isinstance(train, text_stream.StreamedText) and splits.splits["validation"].text == "held out\n"
+    assert list(train.read()) == ["one", "three"] == list(train.read())
+    assert "skipped 1 malformed lines or records in this pass" in caplog.text
+    with pytest.raises(config_lib.ConfigError, match=r"^data.validation: required with data.cache: false"):
+        _data_config(train=str(tmp_path / "train.jsonl"), cache=False)
+    with pytest.raises(config_lib.ConfigError, match=r"^train.steps_per_epoch: required with data.cache: false"):
+        _data_config(train=str(tmp_path / "train.jsonl"), validation=str(tmp_path / "valid.txt"), cache=False)
