@@ -315,3 +315,31 @@ def test_predictions_on_long_lines_over_a_large_vocabulary_bound_the_logits_of_a
     assert [len(batch) for batch, _ in batches] == [1, 1, 2, 1, 1]  # a line alone when it is over the bound
     assert all(len(ids) * max(map(len, ids)) <= 30 or len(ids) == 1 for _, ids in batches)
     assert [row["text"] for row in rows] == lines and [row["tokens"] for row in rows] == [4, 41, 3, 3, 26, 2]
+
+
+# Two logical CPU devices: MirroredStrategy keeps two replicas in sync on one CPU.
+_MIRRORED_SCRIPT = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pipeline import config as config_lib, distribution, training
+config = config_lib.load_config([sys.argv[1]], [f"runtime.run_dir={sys.argv[2]}", "export.on_train_end=false",
+                                                "runtime.distribution=mirrored", "train.carry_state=false",
+                                                "train.steps_per_epoch=3", "train.epochs=1"])
+strategy = distribution.create_strategy(config.runtime)
+run_dir = training.train(config, strategy)
+print("RESULT " + json.dumps({"replicas": strategy.num_replicas_in_sync,
+                              "metrics": json.load(open(f"{run_dir}/metrics.json"))["validation"]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_sampled_softmax_trains_on_two_mirrored_replicas(tmp_path):
+    process = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, str(helpers.REPOSITORY / "configs/tiny/lm_imdb.yaml"),
+                              str(tmp_path / "run")], cwd=helpers.REPOSITORY, capture_output=True, text=True,
+                             timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+    assert process.returncode == 0, process.stderr[-5000:]
+    result = json.loads(process.stdout.split("RESULT ")[-1])
+    assert result["replicas"] == 2 and result["metrics"]["perplexity"] < result["metrics"]["uniform_perplexity"]

@@ -93,3 +93,23 @@ def test_a_model_trained_on_a_sampled_softmax_learns_and_is_scored_with_the_full
     full = -np.take_along_axis(log_probabilities, labels[..., None], axis=-1).mean()
     assert evaluated["loss"] == pytest.approx(full, rel=1e-4)  # evaluation reads the full softmax
     assert evaluated["perplexity"] == pytest.approx(np.exp(full), rel=1e-3) and evaluated["perplexity"] < 20
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_sampled_softmax_trains_in_mixed_precision(policy):
+    tokens = _stream(100, 8 * 21 * 4).reshape(-1, 21)
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = recurrent_language_model.RecurrentLanguageModel(100, embedding_dim=8, units=16, cell="gru",
+                                                                stateful=True, sampled_softmax=10)
+        model.build()
+        model.compile(optimizer=keras.optimizers.Adam(0.02),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit({"token_ids": tokens[:, :-1]}, tokens[:, 1:], batch_size=8, epochs=3, verbose=0).history
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+    assert model.compute_dtype != "float32" and all(np.isfinite(history["loss"]))
+    assert history["loss"][-1] < history["loss"][0]
+    assert model({"token_ids": tokens[:2, :-1]}).dtype == "float32"  # the full-softmax logits stay float32
