@@ -19,3 +19,15 @@ def run_cli(*arguments: str, input_text: str | None = None, timeout: float = 600
     return subprocess.run([sys.executable, "-m", "pipeline", *arguments], cwd=REPOSITORY, input=input_text,
                           capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+def weights_file_arrays(path) -> dict:
+    """Every array of a `.weights.h5` file (model and optimizer), by its path inside the file."""
+    import h5py
+    import numpy as np
+
+    arrays = {}
+    with h5py.File(path, "r") as weights_file:
+        weights_file.visititems(lambda name, item: arrays.update(
+            {name: np.asarray(item)}) if isinstance(item, h5py.Dataset) else None)
+    return arrays

@@ -1,12 +1,10 @@
 """Layer groups and gradual unfreezing (`train.gradual_unfreezing`), also across a killed and resumed run."""
 
 import os
-import pathlib
 import signal
 import subprocess
 import sys
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -173,13 +171,6 @@ _SETTINGS = ["data.synthetic_examples=160", "train.batch_size=16", "train.epochs
              "train.learning_rate_schedule=slanted_triangular", "export.on_train_end=false"]
 
 
-def _weights(path: pathlib.Path) -> dict:
-    arrays = {}
-    with h5py.File(path, "r") as weights_file:
-        weights_file.visititems(lambda name, item: arrays.update(
-            {name: np.asarray(item)}) if isinstance(item, h5py.Dataset) else None)
-    return arrays
-
 
 @pytest.mark.slow
 def test_gradual_unfreezing_survives_a_kill_and_resumes_bit_for_bit(tmp_path):
@@ -217,8 +208,8 @@ def test_gradual_unfreezing_survives_a_kill_and_resumes_bit_for_bit(tmp_path):
     last = sorted(os.listdir(tmp_path / "whole" / "run" / run_files.LAST_CHECKPOINT))
     assert sorted(os.listdir(tmp_path / "killed" / "run" / run_files.LAST_CHECKPOINT)) == last
     for file_name in (name for name in last if name.endswith(".h5")):
-        whole = _weights(tmp_path / "whole" / "run" / run_files.LAST_CHECKPOINT / file_name)
-        resumed = _weights(tmp_path / "killed" / "run" / run_files.LAST_CHECKPOINT / file_name)
+        whole = helpers.weights_file_arrays(tmp_path / "whole" / "run" / run_files.LAST_CHECKPOINT / file_name)
+        resumed = helpers.weights_file_arrays(tmp_path / "killed" / "run" / run_files.LAST_CHECKPOINT / file_name)
         assert whole.keys() == resumed.keys()
         for array_name, array in whole.items():
             assert np.array_equal(resumed[array_name], array), f"{file_name}/{array_name} differs"

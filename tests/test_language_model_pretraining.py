@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -161,13 +160,6 @@ def _train_arguments(directory, *extra: str) -> list[str]:
             *(item for override in overrides for item in ("--set", override))]
 
 
-def _weights(path) -> dict:
-    arrays = {}
-    with h5py.File(path, "r") as weights_file:
-        weights_file.visititems(lambda name, item: arrays.update(
-            {name: np.asarray(item)}) if isinstance(item, h5py.Dataset) else None)
-    return arrays
-
 
 def _outcome(directory) -> dict:
     run_dir = directory / "run"
@@ -175,7 +167,7 @@ def _outcome(directory) -> dict:
     state.pop("export_path")
     return {"history": (run_dir / run_files.HISTORY).read_text(), "state": state,
             "metrics": json.loads((run_dir / run_files.METRICS_FILE).read_text()),
-            "weights": _weights(run_dir / run_files.LAST_CHECKPOINT / state["weights"])}
+            "weights": helpers.weights_file_arrays(run_dir / run_files.LAST_CHECKPOINT / state["weights"])}
 
 
 def _assert_same(outcome: dict, expected: dict) -> None:
@@ -286,8 +278,8 @@ def test_a_streamed_run_learns_and_resumes_on_the_batches_the_uninterrupted_run_
         history = list(csv.DictReader(stream))
     assert float(history[-1]["val_loss"]) < float(history[0]["val_loss"])
     assert (tmp_path / "parts" / run_files.HISTORY).read_text() == (tmp_path / "whole" / run_files.HISTORY).read_text()
-    expected = _weights(tmp_path / "whole" / run_files.BEST_WEIGHTS)
-    resumed = _weights(tmp_path / "parts" / run_files.BEST_WEIGHTS)
+    expected = helpers.weights_file_arrays(tmp_path / "whole" / run_files.BEST_WEIGHTS)
+    resumed = helpers.weights_file_arrays(tmp_path / "parts" / run_files.BEST_WEIGHTS)
     assert resumed.keys() == expected.keys()
     assert all(np.array_equal(resumed[name], array) for name, array in expected.items())
     assert json.loads((tmp_path / "whole" / run_files.METRICS_FILE).read_text())["validation"]["perplexity"] == \

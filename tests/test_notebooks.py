@@ -13,7 +13,6 @@ import collections
 import dataclasses
 import functools
 import importlib.util
-import json
 import typing
 
 import pytest

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
@@ -113,14 +112,6 @@ def _start_killed_run(directory: pathlib.Path, point: str) -> subprocess.Popen:
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
-def _weights(path: pathlib.Path) -> dict:
-    """Every array of a `.weights.h5` file (model and optimizer), by its path inside the file."""
-    arrays = {}
-    with h5py.File(path, "r") as weights_file:
-        weights_file.visititems(lambda name, item: arrays.update(
-            {name: np.asarray(item)}) if isinstance(item, h5py.Dataset) else None)
-    return arrays
-
 
 def _versions(directory: pathlib.Path) -> list[str]:
     base = directory / "exports" / "tiny_sentiment"
@@ -139,9 +130,9 @@ def _outcome(directory: pathlib.Path) -> dict:
         "metrics": json.loads((run_dir / run_files.METRICS_FILE).read_text()),
         "versions": _versions(directory),
         "checkpoint_files": checkpoint_files,
-        "weights": {name: _weights(run_dir / run_files.LAST_CHECKPOINT / name)
+        "weights": {name: helpers.weights_file_arrays(run_dir / run_files.LAST_CHECKPOINT / name)
                     for name in checkpoint_files if name.endswith(".h5")}
-        | {"best": _weights(run_dir / run_files.BEST_WEIGHTS)},
+        | {"best": helpers.weights_file_arrays(run_dir / run_files.BEST_WEIGHTS)},
     }
 
 

@@ -4,7 +4,6 @@ pretrained vectors stay as they were through training, resumption and `model.ker
 import gzip
 import json
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -27,11 +26,7 @@ def train(directory, *overrides: str) -> str:
 
 
 def checkpoint_arrays(run_dir: str, name: str) -> dict:
-    arrays = {}
-    with h5py.File(f"{run_dir}/{run_files.LAST_CHECKPOINT}/{name}", "r") as weights_file:
-        weights_file.visititems(lambda path, item: arrays.update(
-            {path: np.asarray(item)}) if isinstance(item, h5py.Dataset) else None)
-    return arrays
+    return helpers.weights_file_arrays(f"{run_dir}/{run_files.LAST_CHECKPOINT}/{name}")
 
 
 def embedding_of(arrays: dict) -> np.ndarray:
