@@ -121,8 +121,7 @@ def read_captions_csv(path: str, *, image_column: typing.Union[str, int] = "imag
         if on_bad_rows != "skip":
             raise files.DataError(text_files.located(path, row.line, problem))
         skipped += 1
-    if skipped:
-        logger.warning("%s: skipped %d malformed rows (data.on_bad_rows: skip)", path, skipped)
+    files.log_skipped(path, skipped, "rows")
     return captions, skipped
 
 
@@ -180,8 +179,7 @@ def read_coco_json(path: str, *, on_bad_rows: str = "error") -> tuple[dict[str, 
             skipped += 1
     except (KeyError, TypeError) as error:
         raise files.DataError(f"{path}: an image or annotation lacks the key {error}") from None
-    if skipped:
-        logger.warning("%s: skipped %d malformed annotations (data.on_bad_rows: skip)", path, skipped)
+    files.log_skipped(path, skipped, "annotations")
     return captions, skipped
 
 

@@ -114,6 +114,5 @@ def read_tagged_sentences(path: str, *, file_format: str = "auto", tags: str = "
         if words:
             sentences_tokens.append([token for token, _ in words])
             sentences_tags.append([tag for _, tag in words])
-    if skipped:
-        logger.warning("%s: skipped %d malformed sentences (data.on_bad_rows: skip)", path, skipped)
+    files.log_skipped(path, skipped, "sentences")
     return TaggedSentences(tokens=sentences_tokens, tags=sentences_tags, skipped_rows=skipped, source=path)

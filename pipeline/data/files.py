@@ -13,9 +13,12 @@ import dataclasses
 import difflib
 import functools
 import json
+import logging
 import os
 
 from pipeline.data import text_files
+
+logger = logging.getLogger(__name__)
 
 FILE_FORMATS = ("csv", "tsv", "jsonl", "label_text")
 """Formats accepted by :func:`read_labeled_texts` besides ``"auto"``."""
@@ -409,3 +412,21 @@ def iter_texts(path: str, *, file_format: str, text_column: str | int = "text", 
             yield None
         else:
             raise DataError(text_files.located(path, record.line, record.problem))
+
+
+def log_skipped(origin: str, count: int, what: str) -> None:
+    """Logs how many malformed `what` (rows, pairs, ...) `data.on_bad_rows: skip` left out of `origin`, if any."""
+    if count:
+        logger.warning("%s: skipped %d malformed %s (data.on_bad_rows: skip)", origin, count, what)
+
+
+def without_skipped(items: collections.abc.Iterable, origin: str, what: str) -> collections.abc.Iterator:
+    """The items that are not None, in order; the Nones (bad records a reader skipped) are counted and logged
+    with `log_skipped` once the items run out."""
+    skipped = 0
+    for item in items:
+        if item is None:
+            skipped += 1
+        else:
+            yield item
+    log_skipped(origin, skipped, what)

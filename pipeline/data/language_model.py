@@ -83,15 +83,7 @@ class StreamedText:
 
     def read(self) -> typing.Iterator[str]:
         """One pass over the lines."""
-        skipped = 0
-        for line in self.lines():
-            if line is None:
-                skipped += 1
-            else:
-                yield line
-        if skipped:
-            logger.warning("%s: skipped %d malformed lines or records in this pass (data.on_bad_rows: skip)",
-                           self.origin, skipped)
+        return files.without_skipped(self.lines(), self.origin, "lines or records in this pass")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,18 +163,11 @@ def read_text(paths: typing.Sequence[str], *, on_bad_rows: str = "error", file_f
         files.DataError: A missing file, an unknown column, or `path:line: reason` for a bad line or record
             under `on_bad_rows="error"`.
     """
-    lines, skipped = [], 0
-    for path in paths:
-        for line in iter_lines(path, file_format=file_format_of(path, file_format), text_column=text_column,
-                               header=header, on_bad_rows=on_bad_rows):
-            if line is None:
-                skipped += 1
-            else:
-                lines.append(line)
-    if skipped:
-        logger.warning("%s: skipped %d malformed lines or records (data.on_bad_rows: skip)", ", ".join(paths),
-                       skipped)
-    text = "".join(line + "\n" for line in lines)
+    lines = list(iter_file_lines(paths, file_format=file_format, text_column=text_column, header=header,
+                                 on_bad_rows=on_bad_rows))
+    skipped = lines.count(None)
+    files.log_skipped(", ".join(paths), skipped, "lines or records")
+    text = "".join(line + "\n" for line in lines if line is not None)
     return TextSplit(text=text, origin=", ".join(paths), skipped_rows=skipped)
 
 
@@ -326,9 +311,15 @@ def detokenize(tokens: tf.RaggedTensor, *, level: str) -> tf.Tensor:
 def line_batches(text: str, lines_per_batch: int = 4096) -> typing.Iterator[tf.Tensor]:
     """The text as string batches of whole lines (each keeping its "\\n"), for batched tokenization."""
     lines = text.split("\n")
-    pieces = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
-    for start in range(0, len(pieces), lines_per_batch):
-        yield tf.constant(pieces[start:start + lines_per_batch], dtype=tf.string)
+    yield from batches_of_lines([line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else []),
+                                lines_per_batch)
+
+
+def batches_of_lines(lines: typing.Iterable[str], lines_per_batch: int) -> typing.Iterator[tf.Tensor]:
+    """Strings, read lazily, as string tensors of up to `lines_per_batch` each."""
+    lines = iter(lines)
+    while batch := list(itertools.islice(lines, lines_per_batch)):
+        yield tf.constant(batch, dtype=tf.string)
 
 
 # === Batch layouts ===

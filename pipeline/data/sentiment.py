@@ -67,9 +67,7 @@ def load_splits(data_config: config_lib.TextClassificationDataConfig, seed: int)
     splits = splits_lib.with_validation(splits, data_config.validation_fraction, seed, _take)
     for split_name, split in splits.items():
         logger.info("%s: %d examples from %s", split_name, len(split.texts), split.origin)
-        if split.skipped_rows:
-            logger.warning("%s: skipped %d malformed rows (data.on_bad_rows: skip)",
-                           split.origin, split.skipped_rows)
+        files.log_skipped(split.origin, split.skipped_rows, "rows")
     return LabeledSplits(splits=splits, label_names=label_names)
 
 

@@ -147,7 +147,7 @@ def _collect(pairs: typing.Iterator[typing.Optional[tuple[str, str]]], origin: s
             continue
         sources.append(pair[0])
         targets.append(pair[1])
-    _log_skipped(origin, skipped)
+    files.log_skipped(origin, skipped, "pairs")
     return Pairs(sources=sources, targets=targets, origin=origin, skipped_rows=skipped)
 
 
@@ -168,13 +168,7 @@ class StreamedPairs:
 
     def read(self) -> typing.Iterator[tuple[str, str]]:
         """One pass over the well-formed pairs."""
-        skipped = 0
-        for pair in self.pairs():
-            if pair is None:
-                skipped += 1
-            else:
-                yield pair
-        _log_skipped(self.origin, skipped)
+        return files.without_skipped(self.pairs(), self.origin, "pairs")
 
     @property
     def sources(self) -> typing.Iterator[str]:
@@ -183,11 +177,6 @@ class StreamedPairs:
     @property
     def targets(self) -> typing.Iterator[str]:
         return (target for _, target in self.read())
-
-
-def _log_skipped(origin: str, skipped: int) -> None:
-    if skipped:
-        logger.warning("%s: skipped %d malformed pairs (data.on_bad_rows: skip)", origin, skipped)
 
 
 def language_pair(data_config: config_lib.TranslationDataConfig) -> tuple[typing.Optional[str], typing.Optional[str]]:

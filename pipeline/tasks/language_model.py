@@ -8,7 +8,6 @@ explicitly from chunk to chunk. Generation runs `pipeline.decoding` over the mod
 
 import dataclasses
 import functools
-import itertools
 import logging
 import math
 import typing
@@ -90,11 +89,8 @@ def _lines(split) -> typing.Iterator[str]:
 def _line_batches(split) -> typing.Iterator[tf.Tensor]:
     """A split's lines as string batches, each line with its line break (see `text_stream.line_batches`)."""
     if not isinstance(split, text_stream.StreamedText):
-        yield from text_stream.line_batches(split.text)
-        return
-    lines = split.read()
-    while batch := list(itertools.islice(lines, _LINES_PER_BATCH)):
-        yield tf.constant([line + "\n" for line in batch], dtype=tf.string)
+        return text_stream.line_batches(split.text)
+    return text_stream.batches_of_lines((line + "\n" for line in split.read()), _LINES_PER_BATCH)
 
 
 class LanguageModelTask(generation.GenerativeTask):
