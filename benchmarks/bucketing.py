@@ -182,7 +182,7 @@ def run(config_path: str, overrides: list[str], repetitions: int, steps: int) ->
 
     task, preprocessing, config, datasets = build_datasets(config_lib, overrides, config_path)
     model = task.build_model(preprocessing)
-    training.compile_model(model, task, config, total_steps=10_000)
+    training.compile_model(model, task, config, steps_per_epoch=10_000 // config.train.epochs)
     iterators = endless_iterators(datasets)
     rounds = measure(model, iterators, repetitions, steps)
     return summarize(config, rounds, steps, overrides)

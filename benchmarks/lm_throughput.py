@@ -64,7 +64,7 @@ def build_variant(name: str, config, sampled: int, vocabulary_size: int, total_s
     task = tasks.create_task(variant_config)
     vocabulary = list(text_stream.RESERVED) + [f"word{index}" for index in range(vocabulary_size - 3)]
     model = task.build_model(language_model.LanguageModelPreprocessing(vocabulary))
-    training.compile_model(model, task, variant_config, total_steps)
+    training.compile_model(model, task, variant_config, max(total_steps // variant_config.train.epochs, 1))
     return model
 
 

@@ -191,7 +191,7 @@ class BenchmarkSetup:
         self.mirror = MirroredEpochs(self.task.datasets(splits, preprocessing)["train"])
         self.epoch_steps = self._fill_caches()
         self.pipeline_model = self.task.build_model(preprocessing)
-        training.compile_model(self.pipeline_model, self.task, config, self.epoch_steps * config.train.epochs)
+        training.compile_model(self.pipeline_model, self.task, config, self.epoch_steps)
         self.bare_model = self.task.build_model(preprocessing)
         self.bare_model.set_weights(self.pipeline_model.get_weights())
         self.bare_model.compile(

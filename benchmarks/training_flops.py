@@ -53,7 +53,8 @@ def build_model(batch_size: int | None, config_path: str = CONFIG):
     training.configure_runtime(config.runtime)
     model = sentiment_classifier.build_sentiment_classifier(
         config.model, vocabulary_size=config.data.vocabulary_size, num_classes=NUM_CLASSES)
-    training.compile_model(model, tasks.create_task(config), config, total_steps=10_000)
+    training.compile_model(model, tasks.create_task(config), config,
+                           steps_per_epoch=10_000 // config.train.epochs)
     return config, model
 
 

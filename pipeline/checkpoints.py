@@ -99,7 +99,8 @@ def restore(model: keras.Model, run_dir: str, state: run_state.TrainingState) ->
 
 
 def load_best(model: keras.Model, run_dir: str, state: run_state.TrainingState) -> None:
-    """Loads the best epoch's weights (the last epoch's when no epoch was scored) into a compiled model."""
+    """Loads the best epoch's weights (the last epoch's when no epoch was scored) into a model (compiled or not:
+    an uncompiled one takes the model's weights and leaves the optimizer's)."""
     name = state.best_weights or state.weights
     if name:
         _build_optimizer(model)
@@ -128,6 +129,7 @@ def remove_unused_files(run_dir: str, state: run_state.TrainingState) -> None:
 
 
 def _build_optimizer(model: keras.Model) -> None:
-    # Its variables have to exist for `load_weights` to fill them.
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    # Its variables have to exist for `load_weights` to fill them; an uncompiled model has none to fill.
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)

@@ -58,6 +58,15 @@ def held_out_metrics(run_dir: str) -> tuple[str, dict]:
                      f"(it has {sorted(metrics)})")
 
 
+def write_json(path: str, value, indent: int = 1) -> None:
+    """Writes `value` as JSON, atomically: a reader, or a process killed meanwhile, sees the old file or the new one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        json.dump(value, stream, indent=indent)
+    os.replace(temporary, path)
+
+
 def save_sample_inputs(run_dir: str, inputs: list) -> None:
     """Keeps a few raw inputs with the run, for the export self-check and demo predictions."""
     path = os.path.join(run_dir, SAMPLE_INPUTS)

@@ -124,6 +124,15 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+# By `train.optimizer`.
+_PLAIN_OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
 def make_optimizer(train: config_lib.TrainConfig, total_steps: int,
                    layerwise: typing.Optional[dict] = None) -> keras.optimizers.Optimizer:
     """Builds the optimizer with gradient clipping and the learning-rate schedule.
@@ -141,23 +150,16 @@ def make_optimizer(train: config_lib.TrainConfig, total_steps: int,
         shape = {"warmup_fraction": train.warmup_fraction, "ratio": train.slanted_triangular_ratio}
         learning_rate = schedules.SlantedTriangular(train.learning_rate, max(total_steps, 1),
                                                     **{key: value for key, value in shape.items() if value is not None})
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "rmsprop": keras.optimizers.RMSprop,
-        "sgd": keras.optimizers.SGD,
-    }
-    if layerwise is not None:
-        optimizers = layerwise_optimizers.OPTIMIZERS
+    optimizers = _PLAIN_OPTIMIZERS if layerwise is None else layerwise_optimizers.OPTIMIZERS
     averaging = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
     return optimizers[train.optimizer](learning_rate=learning_rate, clipnorm=train.clipnorm, **averaging,
                                        **(layerwise or {}))
 
 
-def compile_model(model: keras.Model, task: tasks_lib.Task, config: config_lib.RunConfig, total_steps: int) -> None:
-    # `fit` trains `total_steps` in `train.epochs` equal epochs.
-    layerwise = fine_tuning.optimizer_settings(config.train, task, model,
-                                               steps_per_epoch=max(total_steps // config.train.epochs, 1))
+def compile_model(model: keras.Model, task: tasks_lib.Task, config: config_lib.RunConfig,
+                  steps_per_epoch: int) -> None:
+    layerwise = fine_tuning.optimizer_settings(config.train, task, model, steps_per_epoch=steps_per_epoch)
+    total_steps = steps_per_epoch * config.train.epochs
     model.compile(optimizer=make_optimizer(config.train, total_steps, layerwise), loss=task.loss(),
                   metrics=task.metrics(), jit_compile=config.runtime.jit_compile)
 
@@ -354,7 +356,7 @@ def fit(config: config_lib.RunConfig, task: tasks_lib.Task, preprocessing: tasks
         warm_start.initialize(model, task, preprocessing, run_dir)
     warn_if_cudnn_ineligible(task, model)
     batches_per_epoch = config.train.steps_per_epoch or len(datasets["train"])
-    compile_model(model, task, config, batches_per_epoch * config.train.epochs)
+    compile_model(model, task, config, batches_per_epoch)
     if not state.training_finished(config.train.epochs, config.train.early_stopping_patience):
         trim_history(run_dir, state.epochs_done)
         # One iterator over all epochs: epoch k reads pass k of the (reshuffled) training data, also after a resume.
@@ -448,10 +450,7 @@ def evaluate_splits(task: tasks_lib.Task, model: keras.Model, preprocessing: tas
         logger.info("%s: %s", split_name, _headline(results[split_name]))
     if skipped_rows is not None:
         results["skipped_rows"] = skipped_rows
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(results, stream, indent=2)
-    os.replace(temporary, path)
+    run_files.write_json(path, results, indent=2)
     return results
 
 

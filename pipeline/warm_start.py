@@ -20,11 +20,13 @@ import typing
 
 import keras
 
+from pipeline import checkpoints
 from pipeline import config as config_lib
 from pipeline import run_files
 from pipeline import run_state
 from pipeline import tasks as tasks_lib
 from pipeline.data import word_vectors
+from pipeline.layers import recurrent
 from pipeline.tasks import base
 
 logger = logging.getLogger(__name__)
@@ -158,8 +160,8 @@ def load_source_run(run_dir: str) -> SourceRun:
         raise config_lib.ConfigError(f"{key}: {run_dir} has no checkpoint yet (no finished epoch)")
     preprocessing = task.load_preprocessing(run_dir)
     model = task.build_model(preprocessing)
+    checkpoints.load_best(model, run_dir, state)
     checkpoint = os.path.join(run_files.LAST_CHECKPOINT, weights)
-    model.load_weights(os.path.join(run_dir, checkpoint))
     encoder = _text_encoder(task, model, preprocessing, key)
     return SourceRun(run_dir, config.task, checkpoint, epoch, selection, encoder, model)
 
@@ -322,8 +324,7 @@ def _directions(layer: keras.layers.Layer) -> dict[str, keras.layers.Layer]:
 
 
 def _cell(layer: keras.layers.Layer) -> str:
-    names = {keras.layers.SimpleRNN: "simple_rnn", keras.layers.LSTM: "lstm", keras.layers.GRU: "gru"}
-    return next((name for kind, name in names.items() if isinstance(layer, kind)), type(layer).__name__)
+    return next((name for name, kind in recurrent.CELLS.items() if isinstance(layer, kind)), type(layer).__name__)
 
 
 def _describe(entry: dict) -> str:
@@ -348,11 +349,7 @@ def _warn_if_low(found: int, total: int, where: str, question: str) -> None:
 
 
 def _save_record(run_dir: str, record: dict) -> None:
-    path = os.path.join(run_dir, INITIALIZATION_FILE)
-    os.makedirs(run_dir, exist_ok=True)
-    with open(f"{path}.tmp", "w", encoding="utf-8") as stream:
-        json.dump(record, stream, indent=1)
-    os.replace(f"{path}.tmp", path)
+    run_files.write_json(os.path.join(run_dir, INITIALIZATION_FILE), record)
 
 
 def load_record(run_dir: str) -> typing.Optional[dict]:

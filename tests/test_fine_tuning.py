@@ -106,7 +106,7 @@ def _check_frozen_and_trained(recorder: _TrainableRecorder, groups: dict[str, li
 def test_each_epoch_trains_one_more_group_from_the_top_and_frozen_weights_stay_bit_for_bit():
     config, task, model = _sentiment("train.optimizer=adamw", "train.ema_momentum=0.9", "train.discriminative_lr=2.6",
                                      "train.epochs=4")
-    training.compile_model(model, task, config, total_steps=10)
+    training.compile_model(model, task, config, steps_per_epoch=2)  # 16 examples in batches of 8
     groups = fine_tuning.variable_groups(config.train, task, model)
     recorder = _TrainableRecorder()
     generator = np.random.default_rng(0)
@@ -124,7 +124,7 @@ def test_each_epoch_trains_one_more_group_from_the_top_and_frozen_weights_stay_b
 def test_weights_the_model_froze_itself_stay_frozen():
     config, task, model = _sentiment()
     model.get_layer("token_embedding").trainable = False  # e.g. pretrained vectors kept fixed
-    training.compile_model(model, task, config, total_steps=4)
+    training.compile_model(model, task, config, steps_per_epoch=2)
     unfreezing = fine_tuning.callbacks(config.train, task, model)[0]
     unfreezing.set_model(model)
 
@@ -153,7 +153,7 @@ def test_a_task_whose_hook_names_no_groups_is_refused_when_training_starts():
     task.layer_groups = lambda model: None
 
     with pytest.raises(config_lib.ConfigError, match=r"train\.gradual_unfreezing: the sentiment task has no"):
-        training.compile_model(model, task, config, total_steps=4)
+        training.compile_model(model, task, config, steps_per_epoch=2)
 
 
 def test_a_weight_in_no_group_is_reported():
