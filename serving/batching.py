@@ -220,10 +220,7 @@ def _merge(inputs_list: list, parameters: BatchingParameters) -> dict:
     """Concatenates each input along the batch dimension, padding other dimensions and the batch size."""
     merged = {}
     for name in inputs_list[0]:
-        arrays = [inputs[name] for inputs in inputs_list]
-        widest = np.max([array.shape[1:] for array in arrays], axis=0) if arrays[0].ndim > 1 else ()
-        arrays = [_pad(array, (array.shape[0], *widest)) for array in arrays]
-        batch = np.concatenate(arrays, axis=0)
+        batch = concatenate_rows([inputs[name] for inputs in inputs_list])
         padded_rows = parameters.padded_size(batch.shape[0])
         if padded_rows > batch.shape[0]:
             # As TF Serving, the batch is filled up with copies of its first row.
@@ -232,11 +229,21 @@ def _merge(inputs_list: list, parameters: BatchingParameters) -> dict:
     return merged
 
 
-def _pad(array: np.ndarray, shape: tuple) -> np.ndarray:
-    if array.shape == tuple(shape):
+def concatenate_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """Arrays joined along the batch dimension, their later dimensions padded to the widest array's with
+    empty strings or zeros (what variable-length inputs and outputs are padded with)."""
+    if len({array.shape[1:] for array in arrays}) > 1:
+        widest = tuple(np.max([array.shape[1:] for array in arrays], axis=0))
+        arrays = [_pad(array, widest) for array in arrays]
+    return np.concatenate(arrays, axis=0)
+
+
+def _pad(array: np.ndarray, trailing: tuple) -> np.ndarray:
+    if array.shape[1:] == trailing:
         return array
-    filler = b"" if array.dtype == object else 0
-    return np.pad(array, [(0, wanted - size) for size, wanted in zip(array.shape, shape)], constant_values=filler)
+    filler = b"" if array.dtype.kind in "OS" else "" if array.dtype.kind == "U" else 0
+    widths = [(0, 0)] + [(0, wanted - size) for size, wanted in zip(array.shape[1:], trailing)]
+    return np.pad(array, widths, constant_values=filler)
 
 
 def _rows(name: str, value: np.ndarray, start: int, count: int, inputs: dict) -> np.ndarray:

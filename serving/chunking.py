@@ -25,6 +25,7 @@ import typing
 
 import numpy as np
 
+from serving import batching
 from serving import deadlines
 from serving import inference
 from serving import priority
@@ -70,23 +71,6 @@ def chunk_spans(rows: int, chunk_rows: int) -> list[tuple[int, int]]:
         spans.append((start, stop))
         start = stop
     return spans
-
-
-def concatenate(arrays: list[np.ndarray]) -> np.ndarray:
-    """Chunks' outputs joined along the batch dimension, later dimensions padded to the widest chunk's."""
-    shapes = {array.shape[1:] for array in arrays}
-    if len(shapes) > 1:
-        widest = tuple(np.max([array.shape[1:] for array in arrays], axis=0))
-        arrays = [_pad(array, widest) for array in arrays]
-    return np.concatenate(arrays, axis=0)
-
-
-def _pad(array: np.ndarray, trailing: tuple) -> np.ndarray:
-    if array.shape[1:] == trailing:
-        return array
-    filler = b"" if array.dtype.kind in "OS" else "" if array.dtype.kind == "U" else 0
-    widths = [(0, 0)] + [(0, wanted - size) for size, wanted in zip(array.shape[1:], trailing)]
-    return np.pad(array, widths, constant_values=filler)
 
 
 class ChunkingServable:
@@ -137,7 +121,7 @@ class ChunkingServable:
                 self._whole_signatures.add(signature_name)
                 return self._run_turn(deadline, signature_name, inputs, output_names)
             chunks.append(outputs)
-        return {name: concatenate([outputs[name] for outputs in chunks]) for name in chunks[0]}
+        return {name: batching.concatenate_rows([outputs[name] for outputs in chunks]) for name in chunks[0]}
 
     def _run_turn(self, deadline: typing.Optional[float], signature_name: str, inputs: dict,
                   output_names: list) -> dict:
