@@ -64,6 +64,10 @@ class TranslationDataConfig(common.DataConfig):
         strip_punctuation: Remove punctuation; by default it is kept, split off as separate tokens
             (`dog.` -> `dog .`) and glued back on output, which scores better in BLEU (`words` only:
             SentencePiece keeps the text as it is).
+        copy_numbers: Replace each run of digits in a source by one placeholder piece for the model, and
+            the translation's k-th placeholder by the source's k-th run of digits, so that numbers come
+            through exactly however rare they are in training (`sentencepiece` only; the targets' digit
+            runs that their source also holds become placeholders in training).
     """
 
     train: SplitFiles = None
@@ -80,6 +84,7 @@ class TranslationDataConfig(common.DataConfig):
     max_target_length: int = bounds.bounded(50, minimum=1)
     lowercase: bool = True
     strip_punctuation: bool = False
+    copy_numbers: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -123,6 +128,9 @@ class TranslationDataConfig(common.DataConfig):
 
     def _check_sentencepiece(self) -> None:
         if self.tokenizer != "sentencepiece":
+            if self.copy_numbers:
+                raise errors.ConfigError("data.copy_numbers: only for data.tokenizer: sentencepiece (its "
+                                         "placeholder is one SentencePiece piece)")
             return
         if self.strip_punctuation:
             raise errors.ConfigError("data.strip_punctuation: only for data.tokenizer: words (SentencePiece "

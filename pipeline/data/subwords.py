@@ -38,12 +38,14 @@ def sample_sentences(texts: typing.Iterable[str], size: int, seed: int) -> list[
 
 
 def train_model(texts: typing.Sequence[str], *, vocabulary_size: int, model_type: str = "unigram",
-                character_coverage: float = 1.0, byte_fallback: bool = True, seed: int = 0) -> bytes:
+                character_coverage: float = 1.0, byte_fallback: bool = True, seed: int = 0,
+                symbols: typing.Sequence[str] = ()) -> bytes:
     """Trains a SentencePiece model on `texts` and returns it serialized.
 
     Numbers are split into single digits, so that any number is spelled and copied through; with
     `byte_fallback`, characters outside the model are spelled as UTF-8 bytes instead of becoming unknown.
-    `vocabulary_size` is an upper bound: a small corpus may not fill it.
+    `vocabulary_size` is an upper bound: a small corpus may not fill it. Each of `symbols` is one piece
+    wherever it occurs (SentencePiece's user-defined symbols), whether or not the texts hold it.
 
     Raises:
         ValueError: No text to train on.
@@ -55,7 +57,7 @@ def train_model(texts: typing.Sequence[str], *, vocabulary_size: int, model_type
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, vocab_size=vocabulary_size, model_type=model_type,
         character_coverage=character_coverage, byte_fallback=byte_fallback, split_digits=True,
-        hard_vocab_limit=False, pad_id=sequence_text.PADDING_ID, unk_id=sequence_text.UNKNOWN_ID,
+        hard_vocab_limit=False, user_defined_symbols=list(symbols), pad_id=sequence_text.PADDING_ID, unk_id=sequence_text.UNKNOWN_ID,
         bos_id=sequence_text.START_ID, eos_id=sequence_text.END_ID,
         num_threads=min(os.cpu_count() or 1, 8), minloglevel=2)
     return model.getvalue()

@@ -284,7 +284,7 @@ def _take(split: Pairs, rows: np.ndarray, origin: str, skipped: int) -> Pairs:
 
 def pair_dataset(split: typing.Union[Pairs, StreamedPairs],
                  encode_source: typing.Callable[[tf.Tensor], tf.RaggedTensor],
-                 encode_target: typing.Callable[[tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:
+                 encode_target: typing.Callable[[tf.Tensor, tf.Tensor], tf.RaggedTensor]) -> tf.data.Dataset:
     """Vectorizes pairs in batches into (features, labels) examples of 1-D int32 tensors.
 
     Features: `encoder_token_ids` (source ids), `decoder_token_ids` ([START] + target ids), and the raw
@@ -294,7 +294,8 @@ def pair_dataset(split: typing.Union[Pairs, StreamedPairs],
     Args:
         split: The pairs; `StreamedPairs` are read from their files on every pass.
         encode_source: Raw strings [batch] -> ragged source ids [batch, (time)].
-        encode_target: Raw strings [batch] -> ragged target ids [batch, (time)] without start/end tokens.
+        encode_target: Raw target strings [batch] and their raw sources [batch] -> ragged target ids
+            [batch, (time)] without start/end tokens.
     """
     if isinstance(split, StreamedPairs):
         pairs = tf.data.Dataset.from_generator(split.read, output_signature=(tf.TensorSpec([], tf.string),) * 2)
@@ -304,7 +305,7 @@ def pair_dataset(split: typing.Union[Pairs, StreamedPairs],
         pairs = tf.data.Dataset.from_tensor_slices((sources, targets))
 
     def vectorize(sources, targets):
-        decoder_token_ids, labels = sequence_text.teacher_forcing(encode_target(targets))  # (batch, (time))
+        decoder_token_ids, labels = sequence_text.teacher_forcing(encode_target(targets, sources))  # (batch, (time))
         return ({"encoder_token_ids": encode_source(sources), "decoder_token_ids": decoder_token_ids,
                  "source_text": sources, "target_text": targets}, labels)
 

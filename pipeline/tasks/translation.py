@@ -5,6 +5,7 @@ import functools
 import itertools
 import logging
 import os
+import re
 import typing
 
 import keras
@@ -17,6 +18,7 @@ from pipeline import losses
 from pipeline import plots
 from pipeline import metrics as metrics_lib
 from pipeline.data import batching
+from pipeline.data import number_copying
 from pipeline.data import subwords
 from pipeline.data import translation as translation_data
 from pipeline.data import synthetic
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 _BATCH_SIZE = 1024
 _BOUNDARY_SAMPLE = 100_000  # streamed training sources whose lengths place the bucket boundaries
 _EVALUATION_SAMPLES = 5
+_DIGIT_RUN = re.compile("[0-9]+")  # number_copying's runs of digits, for Python strings
 _FIGURE_SENTENCES = 4
 
 
@@ -144,8 +147,11 @@ class TranslationTask(generation.GenerativeTask):
         targets = subwords.sample_sentences(train.targets, settings.input_sentence_size, seed + 1)
         if data.lowercase:
             sources, targets = [text.lower() for text in sources], [text.lower() for text in targets]
+        if data.copy_numbers:  # as the model reads them; targets keep the numbers their sources lack
+            sources = [_DIGIT_RUN.sub(number_copying.PLACEHOLDER, text) for text in sources]
         options = {"model_type": settings.model_type, "character_coverage": settings.character_coverage,
-                   "byte_fallback": settings.byte_fallback, "seed": seed}
+                   "byte_fallback": settings.byte_fallback, "seed": seed,
+                   "symbols": [number_copying.PLACEHOLDER] if data.copy_numbers else []}
         if settings.shared:
             model = subwords.train_model(sources + targets, vocabulary_size=data.target_vocabulary_size, **options)
             preprocessing = SubwordTranslationPreprocessing(source_model=model, target_model=model)
@@ -161,12 +167,20 @@ class TranslationTask(generation.GenerativeTask):
     def source_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
         """Raw strings [batch] -> all their source ids int32 [batch, (time)] (words or subwords)."""
         if self.uses_subwords:
+            if self.config.data.copy_numbers:
+                texts = number_copying.mask(texts)
             return preprocessing.source_tokenizer.tokenize(self._cased(texts))
         return tf.cast(preprocessing.source_lookup(self.tokenize(texts)), tf.int32)
 
-    def target_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
-        """Raw strings [batch] -> all their target ids int32 [batch, (time)], without start and end tokens."""
+    def target_ids(self, preprocessing: base.Preprocessing, texts: tf.Tensor,
+                   sources: typing.Optional[tf.Tensor] = None) -> tf.RaggedTensor:
+        """Raw strings [batch] -> all their target ids int32 [batch, (time)], without start and end tokens.
+
+        With `data.copy_numbers`, the digit runs that the raw `sources` [batch] also hold become placeholders.
+        """
         if self.uses_subwords:
+            if self.config.data.copy_numbers and sources is not None:
+                texts = number_copying.mask_shared(texts, sources)
             return preprocessing.target_tokenizer.tokenize(self._cased(texts))
         return tf.cast(preprocessing.target_lookup(self.tokenize(texts)), tf.int32)
 
@@ -191,9 +205,11 @@ class TranslationTask(generation.GenerativeTask):
         dense = _dense_ids(ids)  # (batch, time >= 1)
         return tf.RaggedTensor.from_tensor(dense, lengths=tf.maximum(ids.row_lengths(), 1))
 
-    def encode_target(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.RaggedTensor:
-        """Raw strings [batch] -> target ids [batch, (time)], truncated, without start and end tokens."""
-        return self.target_ids(preprocessing, texts)[:, :self.config.data.max_target_length]
+    def encode_target(self, preprocessing: base.Preprocessing, texts: tf.Tensor,
+                      sources: typing.Optional[tf.Tensor] = None) -> tf.RaggedTensor:
+        """Raw strings [batch] (and their raw sources) -> target ids [batch, (time)], truncated, without
+        start and end tokens."""
+        return self.target_ids(preprocessing, texts, sources)[:, :self.config.data.max_target_length]
 
     def numeric_inputs(self, preprocessing: base.Preprocessing, texts: tf.Tensor) -> tf.Tensor:
         """Raw strings [batch] -> encoder_token_ids int32 [batch, time >= 1] (the serving path)."""
@@ -271,8 +287,19 @@ class TranslationTask(generation.GenerativeTask):
                 result: decoding.DecodeResult) -> dict:
         """`translation` string [batch] and `score` float32 [batch]: the log-probability of the output (end
         token included); for beam search GNMT's length-normalized log-probability."""
-        del texts
-        return {"translation": self.detokenize(preprocessing, result.token_ids), "score": result.scores}
+        return {"translation": self.with_numbers(self.detokenize(preprocessing, result.token_ids), texts),
+                "score": result.scores}
+
+    def with_numbers(self, translations: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
+        """Detokenized translations [batch] with their sources' numbers in place (`data.copy_numbers`)."""
+        return number_copying.restore(translations, sources) if self.config.data.copy_numbers else translations
+
+    def _with_numbers(self, translations: list[str], sources: list[str]) -> list[str]:
+        """`with_numbers` for decoded Python strings."""
+        if not self.config.data.copy_numbers or not translations:
+            return translations
+        return generation.strings(self.with_numbers(tf.constant(translations, dtype=tf.string),
+                                                    tf.constant(sources, dtype=tf.string)))
 
     def translate_with_attention(self, model, preprocessing: base.Preprocessing,
                                  texts: list[str]) -> list[dict]:
@@ -353,6 +380,7 @@ class TranslationTask(generation.GenerativeTask):
         totals, decoded = self.teacher_forced_pass(
             model, dataset, preprocessing, ("encoder_token_ids", "decoder_token_ids"),
             lambda features: features["encoder_token_ids"], collect)
+        decoded = {mode: self._with_numbers(translations, texts["sources"]) for mode, translations in decoded.items()}
         mode = self.evaluation_modes()[0]
         report = {"examples": len(texts["references"]), "loss": totals["loss"], "accuracy": totals["accuracy"],
                   "decoding": mode}
@@ -375,6 +403,7 @@ class TranslationTask(generation.GenerativeTask):
             hypotheses.extend(generation.strings(decoder(features["encoder_token_ids"])))
             sources.extend(generation.strings(features["source_text"]))
             references.extend(generation.strings(features["target_text"]))
+        hypotheses = self._with_numbers(hypotheses, sources)
         scores = metrics_lib.translation_scores(hypotheses, references)
         samples = [{"source": source, "reference": reference, "translation": translation} for source, reference,
                    translation in itertools.islice(zip(sources, references, hypotheses), _EVALUATION_SAMPLES)]
