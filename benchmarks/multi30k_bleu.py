@@ -123,12 +123,12 @@ def export_checks(run_dir: str) -> dict:
     from pipeline import export
     from pipeline import predict
     from pipeline import run_files
-    from pipeline.data import files
+    from pipeline.data import text_files
 
     path = export.export_run(run_dir)
     config = run_files.load_run_config(run_dir)
     source_path = config.data.test.replace("{language}", config.data.source_language)
-    sources = [line.text.strip() for line in files.read_lines(source_path)]
+    sources = [line.text.strip() for line in text_files.read_lines(source_path)]
     serve = predict.load_export(path)
     translations = []
     for start in range(0, len(sources), 64):
