@@ -69,6 +69,9 @@ def measure_once(export_path: str, directory: str, flag: str, text: str, steady_
         os.symlink(export_path, os.path.join(base_path, "1"))
         available = server_process.wait_until_available(server, 1)
         session = requests.Session()
+        # The connection is opened by a status request, so that the first prediction times the model's first
+        # call, not a new TCP connection and its server thread (the steady requests reuse the connection too).
+        session.get(server.model_url, timeout=60).raise_for_status()
         body = json.dumps({"signature_name": SIGNATURE, "instances": [text]})
 
         def call() -> float:
