@@ -12,8 +12,9 @@ signature.
 Each round starts two servers in turn (`serving/server.py`, own process, REST), one with
 `--enable_model_warmup=true` (the default) and one with `--enable_model_warmup=false` (the baseline), on an
 empty base path; once a server answers, the export is linked in as version 1, the model status is polled
-every 10 ms until the version is AVAILABLE, and at once one request goes to `serving_default_xla` with a
-230-word review (a length none of the warm-up requests has). Then the steady state: 10 requests unmeasured,
+every 10 ms until the version is AVAILABLE, the client's connection is opened (a model status request), and
+at once one request goes to `serving_default_xla` with a 230-word review (a length none of the warm-up
+requests has). Then the steady state: 10 requests unmeasured,
 `--steady-requests` measured (p50). Figure: first-request latency / steady p50, median over rounds.
 Target: <= 2 with warm-up on. Also reported: seconds from the version's appearance to AVAILABLE.
 """
