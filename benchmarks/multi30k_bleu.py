@@ -23,6 +23,7 @@ Usage (from the repository root):
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import statistics
@@ -159,6 +160,54 @@ def export_checks(run_dir: str) -> dict:
     }
 
 
+def interleaved_latency(exports: dict[str, str], sources: list[str]) -> dict:
+    """Batch-1 latency of each export's `greedy` signature, calls alternating between the exports on the same
+    sentences after a warm-up, in this process: name -> {p50_ms, p90_ms}."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pipeline import predict
+
+    functions = {name: predict.load_export(path, "greedy") for name, path in exports.items()}
+    for function in functions.values():
+        for source in sources[:5]:
+            function(text=tf.constant([source]))
+    latencies = {name: [] for name in functions}
+    for source in sources:
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function(text=tf.constant([source]))
+            latencies[name].append(1000 * (time.perf_counter() - started))
+    return {name: {"p50_ms": harness.rounded(float(np.percentile(values, 50)), 2),
+                   "p90_ms": harness.rounded(float(np.percentile(values, 90)), 2)}
+            for name, values in latencies.items()}
+
+
+def latency_in_fresh_process(exports: dict[str, str], sources: list[str]) -> dict:
+    """`interleaved_latency` in a process of its own: training left TensorFlow's op determinism on in this one,
+    which slows inference, while a server runs without it."""
+    import subprocess
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import multi30k_bleu; "
+            "print(json.dumps(multi30k_bleu.interleaved_latency(json.loads(sys.argv[2]), json.loads(sys.argv[3]))))")
+    process = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__)),
+                              json.dumps(exports), json.dumps(sources)], capture_output=True, text=True,
+                             cwd=harness.REPOSITORY_ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    if process.returncode != 0:
+        sys.exit(f"error: the latency comparison failed:\n{process.stderr[-3000:]}")
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def test_sources(config_path: str, overrides: list[str]) -> list[str]:
+    """The test split's source sentences, as the config names them."""
+    from pipeline import config as config_lib
+    from pipeline.data import text_files
+
+    config = config_lib.load_config([config_path], overrides)
+    source_path = config.data.test.replace("{language}", config.data.source_language)
+    return [line.text.strip() for line in text_files.read_lines(source_path)]
+
+
 def run_configuration(config_path: str, overrides: list[str], run_dir: str, compare_loss: bool) -> dict:
     """Trains one configuration and measures it; returns its figures."""
     from pipeline import config as config_lib
@@ -201,8 +250,6 @@ def _chosen_epoch(history: list[dict], monitor: str) -> int:
 
 
 def _read_json(path: str) -> dict:
-    import json
-
     with open(path, encoding="utf-8") as stream:
         return json.load(stream)
 
@@ -244,6 +291,10 @@ def main() -> None:
         measured = "yes, in this run"
     if "word_level" in result:
         baseline = result["word_level"]["test"]["bleu_lowercase"]
+        harness.progress("greedy batch-1 latency of both exports, interleaved, in a fresh process")
+        exports = {"subwords": subwords["export"], "word_level": result["word_level"]["export"]}
+        result["greedy_batch1_latency_interleaved"] = latency_in_fresh_process(
+            exports, test_sources(arguments.config, arguments.overrides)[:LATENCY_CALLS])
     test = subwords["test"]
     result.update({
         "test_bleu": test["bleu"],
