@@ -8,6 +8,8 @@ digit runs that the source also holds become placeholders, so a number the sourc
 "2") is still learnt as text. Everything here is core TensorFlow string ops, so it runs inside exports.
 """
 
+import re
+
 import tensorflow as tf
 
 PLACEHOLDER = "\u2985number\u2986"  # "⦅number⦆": one SentencePiece piece (a user-defined symbol)
@@ -19,6 +21,11 @@ _SPLIT = "\u0001"  # marks where a digit run was, to split texts around them; ne
 def mask(texts: tf.Tensor) -> tf.Tensor:
     """Strings [batch] -> the same strings with each run of digits replaced by `PLACEHOLDER`."""
     return tf.strings.regex_replace(texts, _DIGITS, PLACEHOLDER)
+
+
+def mask_string(text: str) -> str:
+    """`mask` for one Python string (what a SentencePiece model is trained on)."""
+    return re.sub(_DIGITS, PLACEHOLDER, text)
 
 
 def digit_runs(texts: tf.Tensor) -> tf.RaggedTensor:

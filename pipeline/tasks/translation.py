@@ -5,7 +5,6 @@ import functools
 import itertools
 import logging
 import os
-import re
 import typing
 
 import keras
@@ -34,7 +33,6 @@ logger = logging.getLogger(__name__)
 _BATCH_SIZE = 1024
 _BOUNDARY_SAMPLE = 100_000  # streamed training sources whose lengths place the bucket boundaries
 _EVALUATION_SAMPLES = 5
-_DIGIT_RUN = re.compile("[0-9]+")  # number_copying's runs of digits, for Python strings
 _FIGURE_SENTENCES = 4
 
 
@@ -148,7 +146,7 @@ class TranslationTask(generation.GenerativeTask):
         if data.lowercase:
             sources, targets = [text.lower() for text in sources], [text.lower() for text in targets]
         if data.copy_numbers:  # as the model reads them; targets keep the numbers their sources lack
-            sources = [_DIGIT_RUN.sub(number_copying.PLACEHOLDER, text) for text in sources]
+            sources = [number_copying.mask_string(text) for text in sources]
         options = {"model_type": settings.model_type, "character_coverage": settings.character_coverage,
                    "byte_fallback": settings.byte_fallback, "seed": seed,
                    "symbols": [number_copying.PLACEHOLDER] if data.copy_numbers else []}

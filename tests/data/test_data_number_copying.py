@@ -19,6 +19,11 @@ def test_every_run_of_digits_becomes_one_placeholder():
     assert _strings(number_copying.mask(texts)) == [f"Nr. {N} und {N}", "keine Zahl", f"k-{N}-Hund", N, ""]
 
 
+def test_python_strings_are_masked_as_the_graph_masks_them():
+    texts = ["Nr. 55 und 10", "k-9-Hund", "ohne", "٣ Hunde"]  # Arabic-Indic digits are not ASCII digits
+    assert [number_copying.mask_string(text) for text in texts] == _strings(number_copying.mask(tf.constant(texts)))
+
+
 def test_digit_runs_are_listed_in_order():
     runs = number_copying.digit_runs(tf.constant(["Nr. 55 und 10", "", "2.00 Euro", "ohne"]))
     assert runs.to_list() == [[b"55", b"10"], [], [b"2", b"00"], []]
