@@ -15,15 +15,13 @@ import argparse
 import concurrent.futures
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
 import harness
+import server_process
 
 CLIENTS = 16
 TARGET_RATIO = 2.0
@@ -39,31 +37,11 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start_server(base_path: str, extra_flags: list) -> tuple[subprocess.Popen, str]:
-    import requests
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "serving/server.py", "--model_name=imdb",
-                                f"--model_base_path={base_path}", f"--rest_api_port={port}", "--port=0",
-                                "--file_system_poll_wait_seconds=0", *extra_flags],
-                               stdout=sys.stderr, stderr=sys.stderr, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    url = f"http://127.0.0.1:{port}/v1/models/imdb"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit("error: a server exited while starting (see above)")
-        try:
-            if requests.get(url, timeout=2).ok:
-                return process, url + ":predict"
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
-    sys.exit("error: a server did not answer within 300 s")
+def _start_server(base_path: str, extra_flags: list) -> server_process.ServerProcess:
+    """A server on the `imdb` model whose version 1 is AVAILABLE."""
+    server = server_process.start("imdb", base_path, ["--file_system_poll_wait_seconds=0", *extra_flags])
+    server_process.wait_until_available(server, 1)
+    return server
 
 
 def _round(url: str, text: str, count: int) -> tuple[float, list]:
@@ -103,18 +81,17 @@ def main() -> None:
                                                         f"--batching_parameters_file={parameters}"])}
         results = {name: {"seconds": 0.0, "latencies": []} for name in servers}
         try:
-            for name, (_, url) in servers.items():
-                _round(url, text, CLIENTS * 2)  # warm the connections and the model
+            for server in servers.values():
+                _round(f"{server.model_url}:predict", text, CLIENTS * 2)  # warm the connections and the model
             for round_index in range(arguments.rounds):
-                for name, (_, url) in servers.items():
-                    seconds, latencies = _round(url, text, arguments.requests)
+                for name, server in servers.items():
+                    seconds, latencies = _round(f"{server.model_url}:predict", text, arguments.requests)
                     results[name]["seconds"] += seconds
                     results[name]["latencies"] += latencies
                     harness.progress(f"round {round_index + 1} {name}: {arguments.requests / seconds:.1f} requests/s")
         finally:
-            for process, _ in servers.values():
-                process.terminate()
-                process.wait(30)
+            for server in servers.values():
+                server.stop()
 
     figures = {}
     for name, result in results.items():

@@ -18,7 +18,6 @@ Baseline, measured in the same run: the memory json.loads and a float32 conversi
 import argparse
 import concurrent.futures
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 import numpy as np
 
 import harness
+import server_process
 
 BUDGET_BYTES = 256 * 1024 * 1024  # the server's default --max_bytes_in_flight
 MEMORY_PER_BYTE = 4  # the documented bound: peak memory of requests <= 4 x bytes in flight
@@ -59,32 +59,6 @@ def request_body(megabytes: float) -> bytes:
     row = "[" + ",".join(f"{value:.6f}" for value in generator.random(ROW_WIDTH)) + "]"
     rows = max(1, int(megabytes * 1e6 / (len(row) + 1)))
     return ('{"instances": [' + ",".join([row] * rows) + "]}").encode()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start_server(base_path: str) -> tuple[subprocess.Popen, str]:
-    import requests
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "serving/server.py", "--model_name=mean",
-                                f"--model_base_path={base_path}", f"--rest_api_port={port}", "--port=0"],
-                               stdout=sys.stderr, stderr=sys.stderr, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    url = f"http://127.0.0.1:{port}/v1/models/mean"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit("error: the server exited while starting (see above)")
-        try:
-            if requests.get(url, timeout=2).ok:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
-    sys.exit("error: the server did not answer within 300 s")
 
 
 def _memory_line(pid: int, field: str) -> int:
@@ -132,7 +106,9 @@ def main() -> None:
         baseline_bytes = _json_loads_memory(body_path)
         harness.progress(f"baseline: {baseline_bytes / 1e6:.0f} MB")
 
-        process, url = _start_server(os.path.join(directory, "mean"))
+        server = server_process.start("mean", os.path.join(directory, "mean"), [])
+        server_process.wait_until_available(server, 1)
+        process, url = server.process, server.model_url
         try:
             small = requests.post(f"{url}:predict", json={"instances": [[1.0, 3.0]]}, timeout=60)
             assert small.json() == {"predictions": [2.0]}, small.text
@@ -154,8 +130,7 @@ def main() -> None:
             after = requests.post(f"{url}:predict", json={"instances": [[1.0, 3.0]]}, timeout=60)
             alive = process.poll() is None and after.status_code == 200
         finally:
-            process.terminate()
-            process.wait(30)
+            server.stop()
 
     codes = [code for code, _ in answers]
     growth = peak - rss_before
