@@ -186,6 +186,43 @@ def beam_search(step_function: StepFunction, initial_state, start_tokens, *, end
     return _best_hypotheses(beams, settings)
 
 
+def require_token_counts(step_function: StepFunction, initial_state, counts: tf.Tensor, *, token: int,
+                         end_token: int) -> tuple[StepFunction, typing.Any]:
+    """Constrains a step function so that each row writes `token` exactly `counts[row]` times.
+
+    While a row still owes `token`, its end token cannot be chosen and `token` takes the end token's score
+    where that is higher: where the model would stop, it writes the owed token instead, and otherwise it
+    places the token where it chooses. Once the row owes none, `token` cannot be chosen. A row that reaches
+    `max_length` first ends owing. The counts travel in the decoding state, so beam search reorders them
+    with their beams and greedy search drops them with ended rows.
+
+    Args:
+        step_function: `(token_ids, state, step) -> (logits, new_state)`.
+        initial_state: Its initial state.
+        counts: int [batch]: how many times each row must write `token`.
+        token: The required token id.
+        end_token: The token id that ends a sequence.
+
+    Returns:
+        The constrained step function and its initial state (`(initial_state, counts)`).
+    """
+
+    def constrained(token_ids, state, step):
+        model_state, owed = state
+        owed = owed - tf.cast(tf.equal(token_ids, token), owed.dtype)  # the token fed now was written last step
+        logits, model_state = step_function(token_ids, model_state, step)
+        lowest = tf.constant(logits.dtype.min, logits.dtype)
+        owing = owed > 0
+        token_score = tf.where(owing, tf.maximum(logits[:, token], logits[:, end_token]), lowest)  # (batch,)
+        end_score = tf.where(owing, lowest, logits[:, end_token])
+        columns = tf.range(tf.shape(logits)[-1])[tf.newaxis]  # (1, vocabulary)
+        logits = tf.where(tf.equal(columns, token), token_score[:, tf.newaxis],
+                          tf.where(tf.equal(columns, end_token), end_score[:, tf.newaxis], logits))
+        return logits, (model_state, owed)
+
+    return constrained, (initial_state, tf.cast(counts, tf.int32))
+
+
 def tile_for_beam(nest, beam_size: int):
     """Repeats each batch entry `beam_size` times along axis 0: [b0, b1] -> [b0, b0, b0, b1, b1, b1].
 

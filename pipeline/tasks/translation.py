@@ -75,6 +75,15 @@ class SubwordTranslationPreprocessing(base.Preprocessing):
         """Target strings -> ids and ids -> strings, in the graph (TF Text)."""
         return subwords.tokenizer(self.target_model)
 
+    @functools.cached_property
+    def number_placeholder_ids(self) -> tuple[int, int]:
+        """Ids of `number_copying.PLACEHOLDER` in the source and the target model (`data.copy_numbers`)."""
+        source, target = self.source_vocabulary, self.target_vocabulary
+        if number_copying.PLACEHOLDER not in source or number_copying.PLACEHOLDER not in target:
+            raise ValueError(f"data.copy_numbers: the SentencePiece models have no {number_copying.PLACEHOLDER} "
+                             "piece (trained without data.copy_numbers?)")
+        return source.index(number_copying.PLACEHOLDER), target.index(number_copying.PLACEHOLDER)
+
     @property
     def source_vocabulary(self) -> list[str]:
         return subwords.pieces(self.source_model)
@@ -270,16 +279,24 @@ class TranslationTask(generation.GenerativeTask):
 
     def decode(self, model, preprocessing: base.Preprocessing, encoder_token_ids: tf.Tensor, mode: str,
                temperature=1.0, seed=None) -> decoding.DecodeResult:
-        """Decodes encoder_token_ids [batch, time] with `greedy`, `beam` or `sample` (pipeline.decoding)."""
-        del preprocessing  # the model holds everything decoding needs
+        """Decodes encoder_token_ids [batch, time] with `greedy`, `beam` or `sample` (pipeline.decoding).
+
+        With `data.copy_numbers` the translation writes the number placeholder as many times as the source
+        holds it (`decoding.require_token_counts`): no number is dropped, none is invented.
+        """
         start_tokens = tf.fill(tf.shape(encoder_token_ids)[:1], sequence_text.START_ID)  # (batch,)
 
         def step_function(token_ids, step_state, step):
             del step  # The decoder state carries the position.
             return model.decode_step(token_ids, step_state)
 
-        return self.search(step_function, model.encode(encoder_token_ids), start_tokens, mode,
-                           temperature=temperature, seed=seed)
+        state = model.encode(encoder_token_ids)
+        if self.config.data.copy_numbers:  # each source number is placed once, where the model chooses
+            source_id, target_id = preprocessing.number_placeholder_ids
+            counts = tf.reduce_sum(tf.cast(tf.equal(encoder_token_ids, source_id), tf.int32), axis=1)
+            step_function, state = decoding.require_token_counts(step_function, state, counts, token=target_id,
+                                                                 end_token=sequence_text.END_ID)
+        return self.search(step_function, state, start_tokens, mode, temperature=temperature, seed=seed)
 
     def outputs(self, preprocessing: base.Preprocessing, texts: tf.Tensor,
                 result: decoding.DecodeResult) -> dict:
