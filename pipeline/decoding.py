@@ -209,7 +209,9 @@ def require_token_counts(step_function: StepFunction, initial_state, counts: tf.
 
     def constrained(token_ids, state, step):
         model_state, owed = state
-        owed = owed - tf.cast(tf.equal(token_ids, token), owed.dtype)  # the token fed now was written last step
+        # The token fed now was written at the last step (at step 0 it is the start token, written by no one).
+        written = tf.logical_and(tf.equal(token_ids, token), step > 0)
+        owed = owed - tf.cast(written, owed.dtype)
         logits, model_state = step_function(token_ids, model_state, step)
         lowest = tf.constant(logits.dtype.min, logits.dtype)
         owing = owed > 0

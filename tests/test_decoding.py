@@ -552,3 +552,45 @@ def test_decoders_survive_a_saved_model_round_trip(tmp_path):
         for restored, original in pairs:
             for key in ("token_ids", "lengths", "scores"):
                 np.testing.assert_array_equal(restored[key], original[key])
+
+
+# === Required token counts ===
+
+
+def _required(counts, token=6, state_rows=3):
+    return decoding.require_token_counts(markov_step_function(CHAIN), dummy_state(state_rows),
+                                         tf.constant(counts), token=token, end_token=END)
+
+
+def test_an_owed_token_is_written_where_the_row_would_end():
+    step_function, state = _required([0, 1, 2])
+    result = decoding.greedy_search(step_function, state, [1, 7, 6], end_token=END, max_length=10)
+
+    np.testing.assert_array_equal(result.token_ids, [[3, 4, 5], [5, 6, 0], [6, 6, 0]])
+
+
+def test_a_token_owed_no_more_is_barred_and_one_the_model_places_stays_put():
+    barred, state = _required([0], token=3, state_rows=1)
+    placed, placed_state = _required([1], token=3, state_rows=1)
+
+    barred_result = decoding.greedy_search(barred, state, [1], end_token=END, max_length=10)
+    placed_result = decoding.greedy_search(placed, placed_state, [1], end_token=END, max_length=10)
+
+    np.testing.assert_array_equal(barred_result.token_ids, [[4, 5]])
+    np.testing.assert_array_equal(placed_result.token_ids, [[3, 4, 5]])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_beam_search_writes_each_row_its_count_under_xla_too(jit_compile):
+    @tf.function(jit_compile=jit_compile)
+    def decode(state):
+        step_function, constrained_state = decoding.require_token_counts(
+            markov_step_function(CHAIN), state, tf.constant([0, 1, 2, 3]), token=6, end_token=END)
+        return decoding.beam_search(step_function, constrained_state, tf.constant([1, 7, 1, 7]), end_token=END,
+                                    max_length=12, beam_size=3, length_penalty=0.6)
+
+    result = decode(dummy_state(4))
+
+    rows = [list(row[:length]) for row, length in zip(result.token_ids.numpy(), result.lengths.numpy())]
+    assert [row.count(6) for row in rows] == [0, 1, 2, 3]
+    assert rows[1] == [5, 6] and rows[3] == [5, 6, 6, 6]  # the owed tokens take the end's place
