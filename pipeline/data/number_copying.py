@@ -47,8 +47,8 @@ def restore(translations: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
     """Translations [batch] with their k-th `PLACEHOLDER` replaced by the k-th digit run of their source.
 
     A placeholder beyond the source's digit runs is removed (it has no number to stand for), with the
-    space it leaves; a digit run that the translation holds no placeholder for is left out, as the model
-    chose. SentencePiece output has single spaces and no outer ones, so collapsing spaces changes nothing else.
+    space it leaves; a digit run that the translation holds no placeholder for is left out (the
+    translation task's decoding writes exactly one placeholder per digit run, so neither happens there). SentencePiece output has single spaces and no outer ones, so collapsing spaces changes nothing else.
     """
     parts = _parts(translations, PLACEHOLDER)  # (batch, (placeholders + 1))
     slots = parts.row_lengths() - 1
