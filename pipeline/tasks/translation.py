@@ -75,7 +75,7 @@ class SubwordTranslationPreprocessing(base.Preprocessing):
         """Target strings -> ids and ids -> strings, in the graph (TF Text)."""
         return subwords.tokenizer(self.target_model)
 
-    @functools.cached_property
+    @property
     def number_placeholder_ids(self) -> tuple[int, int]:
         """Ids of `number_copying.PLACEHOLDER` in the source and the target model (`data.copy_numbers`)."""
         source, target = self.source_vocabulary, self.target_vocabulary
