@@ -44,7 +44,7 @@ def number_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("copy_numbers")
     generator = random.Random(7)
     paths = {name: _write(directory / f"{name}.tsv", _pairs(count, generator))
-             for name, count in (("train", 1200), ("validation", 100), ("test", 100))}
+             for name, count in (("train", 800), ("validation", 60), ("test", 100))}
     overrides = helpers.tiny_overrides(directory) + [
         "data.source=files", "data.file_format=tsv", *(f"data.{name}={path}" for name, path in paths.items()),
         "data.tokenizer=sentencepiece", "data.lowercase=false", "data.copy_numbers=true",
