@@ -35,8 +35,8 @@ import harness
 CONFIG = "configs/translation_multi30k_de_en.yaml"
 DATA_DIR = os.path.join(os.path.dirname(harness.REPOSITORY_ROOT), "shared", "data", "multi30k", "task1", "raw")
 # The configuration this run compares against: whole words, lower-cased, best checkpoint by validation loss.
-WORD_LEVEL = ("data.tokenizer=words", "data.lowercase=true", "data.copy_numbers=false", "data.source_vocabulary_size=10000",
-              "data.target_vocabulary_size=8000", "data.max_source_length=40", "data.max_target_length=40",
+WORD_LEVEL = ("data.tokenizer=words", "data.lowercase=true", "data.copy_numbers=false",
+              "data.source_vocabulary_size=10000", "data.target_vocabulary_size=8000", "data.max_source_length=40", "data.max_target_length=40",
               "train.monitor=val_loss")
 WORD_LEVEL_BLEU_LOWERCASE = 39.97  # the word-level model's figure before subwords (README)
 TARGET_BLEU, TARGET_MINUTES, TARGET_NUMBERS = 40.0, 60, 0.9
@@ -124,12 +124,9 @@ def export_checks(run_dir: str) -> dict:
     from pipeline import export
     from pipeline import predict
     from pipeline import run_files
-    from pipeline.data import text_files
 
     path = export.export_run(run_dir)
-    config = run_files.load_run_config(run_dir)
-    source_path = config.data.test.replace("{language}", config.data.source_language)
-    sources = [line.text.strip() for line in text_files.read_lines(source_path)]
+    sources = test_sources(run_files.load_run_config(run_dir))
     serve = predict.load_export(path)
     translations = []
     for start in range(0, len(sources), 64):
@@ -198,12 +195,10 @@ def latency_in_fresh_process(exports: dict[str, str], sources: list[str]) -> dic
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def test_sources(config_path: str, overrides: list[str]) -> list[str]:
-    """The test split's source sentences, as the config names them."""
-    from pipeline import config as config_lib
+def test_sources(config) -> list[str]:
+    """The test split's source sentences, as the run config names them."""
     from pipeline.data import text_files
 
-    config = config_lib.load_config([config_path], overrides)
     source_path = config.data.test.replace("{language}", config.data.source_language)
     return [line.text.strip() for line in text_files.read_lines(source_path)]
 
@@ -274,6 +269,8 @@ def earlier_word_level(path: str) -> dict:
 
 def main() -> None:
     """Runs the benchmark and prints its JSON line."""
+    from pipeline import run_files
+
     arguments = parse_arguments()
     require_data()
     harness.configure_logging()
@@ -293,8 +290,8 @@ def main() -> None:
         baseline = result["word_level"]["test"]["bleu_lowercase"]
         harness.progress("greedy batch-1 latency of both exports, interleaved, in a fresh process")
         exports = {"subwords": subwords["export"], "word_level": result["word_level"]["export"]}
-        result["greedy_batch1_latency_interleaved"] = latency_in_fresh_process(
-            exports, test_sources(arguments.config, arguments.overrides)[:LATENCY_CALLS])
+        sources = test_sources(run_files.load_run_config(arguments.run_dir))
+        result["greedy_batch1_latency_interleaved"] = latency_in_fresh_process(exports, sources[:LATENCY_CALLS])
     test = subwords["test"]
     result.update({
         "test_bleu": test["bleu"],

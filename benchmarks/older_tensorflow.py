@@ -18,13 +18,13 @@ Usage (from the repository root; the older environment needs only pip):
 """
 
 import argparse
-import base64
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
+import answer_requests
 import harness
 
 SUBWORD_TRANSLATION = ("configs/tiny/translation.yaml", [
@@ -32,52 +32,6 @@ SUBWORD_TRANSLATION = ("configs/tiny/translation.yaml", [
     "data.sentencepiece.byte_fallback=false", "data.source_vocabulary_size=60", "data.target_vocabulary_size=24",
     "export.jit_compile=true"])
 RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE = 1e-3, 1e-4
-
-# Runs under either Python: loads each export and answers its requests; JSON in and out, so that no NumPy
-# pickle has to cross NumPy versions.
-_ANSWER = r"""
-import base64, json, sys
-import numpy as np
-import tensorflow as tf
-try:
-    import tensorflow_text  # registers TF Text's ops before any load
-except ImportError:
-    pass
-
-def decode(value):
-    if value["dtype"] == "string":
-        items = [base64.b64decode(item) for item in value["values"]]
-        return np.array(items, dtype=object).reshape(value["shape"])
-    return np.array(value["values"], dtype=value["dtype"]).reshape(value["shape"])
-
-def encode(array):
-    array = np.asarray(array)
-    if array.dtype == object:
-        return {"dtype": "string", "shape": list(array.shape),
-                "values": [base64.b64encode(item).decode("ascii") for item in array.reshape(-1)]}
-    return {"dtype": str(array.dtype), "shape": list(array.shape), "values": array.reshape(-1).tolist()}
-
-with open(sys.argv[1]) as stream:
-    exports = json.load(stream)
-answers = {"tensorflow": tf.__version__, "exports": {}}
-for name, export in exports.items():
-    rows = answers["exports"][name] = []
-    try:
-        loaded = tf.saved_model.load(export["path"])
-    except Exception as error:
-        rows.append({"error": f"load: {type(error).__name__}: {str(error)[:400]}"})
-        continue
-    for request in export["requests"]:
-        try:
-            function = loaded.signatures[request["signature"]]
-            outputs = function(**{key: tf.constant(decode(value)) for key, value in request["inputs"].items()})
-            rows.append({"signature": request["signature"],
-                         "outputs": {key: encode(value.numpy()) for key, value in outputs.items()}})
-        except Exception as error:
-            rows.append({"signature": request["signature"], "error": f"{type(error).__name__}: {str(error)[:400]}"})
-with open(sys.argv[2], "w") as stream:
-    json.dump(answers, stream)
-"""
 
 
 def _arguments() -> argparse.Namespace:
@@ -109,23 +63,15 @@ def warmup_requests(export_path: str) -> list[dict]:
     requests = []
     for log in warmup_replay.read_warmup_logs(export_path):
         request = log.predict_log.request
-        inputs = {}
-        for key, proto in request.inputs.items():
-            array = tf.make_ndarray(proto)
-            if array.dtype == object:
-                inputs[key] = {"dtype": "string", "shape": list(array.shape),
-                               "values": [base64.b64encode(item).decode("ascii") for item in array.reshape(-1)]}
-            else:
-                inputs[key] = {"dtype": str(array.dtype), "shape": list(array.shape),
-                               "values": array.reshape(-1).tolist()}
+        inputs = {key: answer_requests.encode(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
         requests.append({"signature": request.model_spec.signature_name, "inputs": inputs})
     return requests
 
 
 def answer(python: str, requests_path: str, directory: str, name: str) -> dict:
-    """Runs the answering script under `python` in a fresh process; returns its answers."""
+    """Runs `answer_requests.py` under `python` in a fresh process; returns its answers."""
     output = os.path.join(directory, f"answers-{name}.json")
-    process = subprocess.run([python, "-c", _ANSWER, requests_path, output], capture_output=True, text=True,
+    process = subprocess.run([python, answer_requests.__file__, requests_path, output], capture_output=True, text=True,
                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
     if process.returncode != 0:
         sys.exit(f"error: {python} could not answer the requests:\n{process.stderr[-3000:]}")
@@ -178,7 +124,8 @@ def main() -> None:
     report = compare(current, older)
     same = all(item["answered"] == item["requests"] and not item["differing"] for item in report.values())
     harness.report("older_tensorflow", {
-        "figure": f"exports written by TensorFlow {current['tensorflow']}, answered by TensorFlow {older['tensorflow']}",
+        "figure": (f"exports written by TensorFlow {current['tensorflow']}, answered by TensorFlow "
+                   f"{older['tensorflow']}"),
         "value": same,
         "exports": report,
         "requests": sum(item["requests"] for item in report.values()),

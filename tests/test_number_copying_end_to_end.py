@@ -49,7 +49,8 @@ def number_run(tmp_path_factory):
         "data.source=files", "data.file_format=tsv", *(f"data.{name}={path}" for name, path in paths.items()),
         "data.tokenizer=sentencepiece", "data.lowercase=false", "data.copy_numbers=true",
         "data.sentencepiece.byte_fallback=false",
-        "data.source_vocabulary_size=60", "data.target_vocabulary_size=50", "data.max_source_length=30", "data.max_target_length=30", "train.epochs=8",
+        "data.source_vocabulary_size=60", "data.target_vocabulary_size=50", "data.max_source_length=30",
+        "data.max_target_length=30", "train.epochs=8",
         "model.decoding=greedy"]
     config = config_lib.load_config([str(helpers.REPOSITORY / "configs/tiny/translation.yaml")], overrides)
     run_dir = training.train(config)

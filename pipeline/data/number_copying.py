@@ -48,7 +48,8 @@ def restore(translations: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
 
     A placeholder beyond the source's digit runs is removed (it has no number to stand for), with the
     space it leaves; a digit run that the translation holds no placeholder for is left out (the
-    translation task's decoding writes exactly one placeholder per digit run, so neither happens there). SentencePiece output has single spaces and no outer ones, so collapsing spaces changes nothing else.
+    translation task's decoding writes exactly one placeholder per digit run, so neither happens there).
+    SentencePiece output has single spaces and no outer ones, so collapsing spaces changes nothing else.
     """
     parts = _parts(translations, PLACEHOLDER)  # (batch, (placeholders + 1))
     slots = parts.row_lengths() - 1

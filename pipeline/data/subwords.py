@@ -57,8 +57,8 @@ def train_model(texts: typing.Sequence[str], *, vocabulary_size: int, model_type
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, vocab_size=vocabulary_size, model_type=model_type,
         character_coverage=character_coverage, byte_fallback=byte_fallback, split_digits=True,
-        hard_vocab_limit=False, user_defined_symbols=list(symbols), pad_id=sequence_text.PADDING_ID, unk_id=sequence_text.UNKNOWN_ID,
-        bos_id=sequence_text.START_ID, eos_id=sequence_text.END_ID,
+        hard_vocab_limit=False, user_defined_symbols=list(symbols), pad_id=sequence_text.PADDING_ID,
+        unk_id=sequence_text.UNKNOWN_ID, bos_id=sequence_text.START_ID, eos_id=sequence_text.END_ID,
         num_threads=min(os.cpu_count() or 1, 8), minloglevel=2)
     return model.getvalue()
 

@@ -309,7 +309,7 @@ class TranslationTask(generation.GenerativeTask):
         """Detokenized translations [batch] with their sources' numbers in place (`data.copy_numbers`)."""
         return number_copying.restore(translations, sources) if self.config.data.copy_numbers else translations
 
-    def _with_numbers(self, translations: list[str], sources: list[str]) -> list[str]:
+    def _strings_with_numbers(self, translations: list[str], sources: list[str]) -> list[str]:
         """`with_numbers` for decoded Python strings."""
         if not self.config.data.copy_numbers or not translations:
             return translations
@@ -395,7 +395,8 @@ class TranslationTask(generation.GenerativeTask):
         totals, decoded = self.teacher_forced_pass(
             model, dataset, preprocessing, ("encoder_token_ids", "decoder_token_ids"),
             lambda features: features["encoder_token_ids"], collect)
-        decoded = {mode: self._with_numbers(translations, texts["sources"]) for mode, translations in decoded.items()}
+        decoded = {mode: self._strings_with_numbers(translations, texts["sources"])
+                   for mode, translations in decoded.items()}
         mode = self.evaluation_modes()[0]
         report = {"examples": len(texts["references"]), "loss": totals["loss"], "accuracy": totals["accuracy"],
                   "decoding": mode}
@@ -418,7 +419,7 @@ class TranslationTask(generation.GenerativeTask):
             hypotheses.extend(generation.strings(decoder(features["encoder_token_ids"])))
             sources.extend(generation.strings(features["source_text"]))
             references.extend(generation.strings(features["target_text"]))
-        hypotheses = self._with_numbers(hypotheses, sources)
+        hypotheses = self._strings_with_numbers(hypotheses, sources)
         scores = metrics_lib.translation_scores(hypotheses, references)
         samples = [{"source": source, "reference": reference, "translation": translation} for source, reference,
                    translation in itertools.islice(zip(sources, references, hypotheses), _EVALUATION_SAMPLES)]
