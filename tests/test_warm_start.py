@@ -189,6 +189,33 @@ def test_deeper_source_leaves_its_upper_layers_unused(tmp_path):
     assert record["initialize_from"]["unused"] == ["gru_1"]
 
 
+def test_classifier_into_classifier_copies_the_encoder_and_leaves_the_head_fresh(tmp_path):
+    """The SST-2 recipe: a classifier trained on one data set (IMDB) starts a classifier of another."""
+    source_words = ["film", "good", "bad", "plot", "dull"]
+    _, source_model, _ = make_run(tmp_path / "imdb", tiny_tree("sentiment", pooling="max"),
+                                  sentiment_fields(source_words))
+    target_words = ["bad", "fun", "film", "music", "good"]
+    task, model, preprocessing, before = target(tmp_path / "sst2", "sentiment", sentiment_fields(target_words),
+                                                pooling="mean_max", initialize_from=str(tmp_path / "imdb"))
+
+    record = warm_start.initialize(model, task, preprocessing, str(tmp_path / "sst2"))
+
+    source_embedding = array(source_model.get_layer("token_embedding").embeddings)
+    embedding = array(model.get_layer("token_embedding").embeddings)
+    for row, word in enumerate(target_words, start=2):
+        expected = (source_embedding[source_words.index(word) + 2] if word in source_words
+                    else before["token_embedding/embeddings"][row])
+        np.testing.assert_array_equal(embedding[row], expected, err_msg=word)
+    source_gru = source_model.get_layer("encoder").recurrent_layers[0]
+    gru = model.get_layer("encoder").recurrent_layers[0]
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        np.testing.assert_array_equal(array(getattr(gru.cell, name)), array(getattr(source_gru.cell, name)))
+    assert_unchanged(model.get_layer("probabilities"), before)  # 2 x 16 pooled inputs here, 16 in the source
+    assert record["initialize_from"]["task"] == "sentiment"
+    assert record["initialize_from"]["embedding"]["found"] == 3
+    assert record["initialize_from"]["fresh"] == ["probabilities"]
+
+
 @pytest.mark.parametrize("source_model, target_model, expected", [
     ({"units": 32}, {}, "has gru units 32, {target} (this run) has 16"),
     ({"cell": "lstm"}, {}, "has recurrent cell lstm, {target} (this run) has gru"),
