@@ -106,15 +106,15 @@ def classifier_stage(config_path: str, overrides: list[str], run_dir: str) -> di
 
 def sst2_variants(language_model_dir: str, imdb_dir: str) -> dict[str, tuple[str, list[str]]]:
     """Config and overrides of each SST-2 variant; the pretrained ones take their source's vocabulary."""
-    def starting_from(run_dir: str) -> list[str]:
-        return [f"model.initialize_from={run_dir}",
-                f"data.vocabulary_file={os.path.join(run_dir, 'vocab', 'vocabulary.json')}"]
+    def vocabulary_of(run_dir: str) -> str:
+        return f"data.vocabulary_file={os.path.join(run_dir, 'vocab', 'vocabulary.json')}"
 
     return {
-        "imdb_encoder": (SST2_PRETRAINED_CONFIG, starting_from(imdb_dir)),
-        "language_model_encoder": (SST2_PRETRAINED_CONFIG, starting_from(language_model_dir)),
+        "imdb_encoder": (SST2_PRETRAINED_CONFIG, [f"model.initialize_from={imdb_dir}", vocabulary_of(imdb_dir)]),
+        "language_model_encoder": (SST2_PRETRAINED_CONFIG, [f"model.initialize_from={language_model_dir}",
+                                                            vocabulary_of(language_model_dir)]),
         "same_gru_from_scratch": (SST2_PRETRAINED_CONFIG, ["model.initialize_from=null",
-                                  f"data.vocabulary_file={os.path.join(language_model_dir, 'vocab', 'vocabulary.json')}"]),
+                                                           vocabulary_of(language_model_dir)]),
         "from_scratch_config": (SST2_SCRATCH_CONFIG, []),
     }
 
