@@ -106,8 +106,11 @@ def classifier_stage(config_path: str, overrides: list[str], run_dir: str) -> di
 
 def sst2_variants(language_model_dir: str, imdb_dir: str) -> dict[str, tuple[str, list[str]]]:
     """Config and overrides of each SST-2 variant; the pretrained ones take their source's vocabulary."""
+    from pipeline.data import text as text_lib
+    from pipeline.tasks import base
+
     def vocabulary_of(run_dir: str) -> str:
-        return f"data.vocabulary_file={os.path.join(run_dir, 'vocab', 'vocabulary.json')}"
+        return f"data.vocabulary_file={os.path.join(run_dir, base.PREPROCESSING_DIR, text_lib.VOCABULARY_FILE)}"
 
     return {
         "imdb_encoder": (SST2_PRETRAINED_CONFIG, [f"model.initialize_from={imdb_dir}", vocabulary_of(imdb_dir)]),
@@ -122,8 +125,9 @@ def sst2_variants(language_model_dir: str, imdb_dir: str) -> dict[str, tuple[str
 def sst2_stage(arguments, language_model_dir: str, imdb_dir: str) -> dict:
     """Trains every SST-2 variant once per seed, the seeds interleaved; returns per-seed and median accuracy."""
     variants = sst2_variants(language_model_dir, imdb_dir)
+    seeds = list(range(1, arguments.sst2_seeds + 1))
     runs = {name: [] for name in variants}
-    for seed in range(1, arguments.sst2_seeds + 1):
+    for seed in seeds:
         for name, (config_path, overrides) in variants.items():
             run_dir = os.path.join(arguments.results_dir, f"sst2_{name}", f"seed_{seed}")
             runs[name].append(classifier_stage(config_path, [*overrides, f"runtime.seed={seed}"], run_dir))
@@ -139,7 +143,7 @@ def sst2_stage(arguments, language_model_dir: str, imdb_dir: str) -> dict:
                              harness.median([record["fit_seconds"] for record in records]), 1)}
     pretrained = summary["imdb_encoder"]["median_test_accuracy"]
     scratch = summary["from_scratch_config"]["median_test_accuracy"]
-    summary.update({"seeds": list(range(1, arguments.sst2_seeds + 1)),
+    summary.update({"seeds": seeds,
                     "ratio": harness.rounded(pretrained / scratch),
                     "target": "median SST-2 test accuracy: imdb_encoder above from_scratch_config",
                     "target_met": bool(pretrained > scratch)})

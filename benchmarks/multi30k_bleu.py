@@ -36,8 +36,8 @@ CONFIG = "configs/translation_multi30k_de_en.yaml"
 DATA_DIR = os.path.join(os.path.dirname(harness.REPOSITORY_ROOT), "shared", "data", "multi30k", "task1", "raw")
 # The configuration this run compares against: whole words, lower-cased, best checkpoint by validation loss.
 WORD_LEVEL = ("data.tokenizer=words", "data.lowercase=true", "data.copy_numbers=false",
-              "data.source_vocabulary_size=10000", "data.target_vocabulary_size=8000", "data.max_source_length=40", "data.max_target_length=40",
-              "train.monitor=val_loss")
+              "data.source_vocabulary_size=10000", "data.target_vocabulary_size=8000",
+              "data.max_source_length=40", "data.max_target_length=40", "train.monitor=val_loss")
 WORD_LEVEL_BLEU_LOWERCASE = 39.97  # the word-level model's figure before subwords (README)
 TARGET_BLEU, TARGET_MINUTES, TARGET_NUMBERS = 40.0, 60, 0.9
 SPECIAL_TOKENS = ("[UNK]", "[START]", "[END]", "<unk>", "<s>", "</s>", "<pad>", "\u2047")
